@@ -1,0 +1,1 @@
+"""Ensembles as data: manifests of members, member loading, instance fusion, submission writers."""

@@ -1,0 +1,1 @@
+"""Vision-language building blocks: CBAM, cross-attention, encoders, heads, decoding."""

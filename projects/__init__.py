@@ -1,0 +1,1 @@
+"""One sub-package per paper: ``ensemblab.projects.<name>``."""

@@ -1,0 +1,91 @@
+"""YAML configs with ``key=value`` overrides; the resolved config is saved in the run folder."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ensemblab.errors import ConfigError
+from ensemblab.io import atomic_write_text
+
+CONFIG_NAME = "config.yaml"
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Read a YAML config and apply dotted ``key=value`` overrides.
+
+    A config may name a parent with ``_base_: other.yaml`` (relative to its own folder); the
+    child's keys are merged over the parent's, recursively.
+
+    Args:
+        path: YAML file.
+        overrides: strings like ``"train.epochs=3"``; values are parsed as YAML scalars/lists.
+
+    Returns:
+        The resolved nested dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(cfg, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    base = cfg.pop("_base_", None)
+    if base is not None:
+        cfg = merge(load_config(path.parent / base), cfg)
+    return apply_overrides(cfg, overrides or [])
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``over`` into a copy of ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a copy of ``cfg`` (values parsed as YAML)."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        node = cfg
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return cfg
+
+
+def save_config(cfg: dict[str, Any], run_dir: str | Path) -> Path:
+    """Write the resolved config to ``run_dir/config.yaml`` atomically."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    target = run_dir / CONFIG_NAME
+    atomic_write_text(target, yaml.safe_dump(cfg, sort_keys=False))
+    return target
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """Read the resolved config saved in a run folder."""
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
+    return yaml.safe_load(path.read_text()) or {}

@@ -1,0 +1,27 @@
+"""Lightning training glue shared by every project.
+
+Typical use in a project's ``train`` verb::
+
+    cfg = load_config(args.config, args.overrides)
+    run_dir = prepare_run_dir(args.out, cfg, resume=args.resume)
+    seed_everything(cfg["seed"])
+    trainer = build_trainer(run_dir, cfg["train"]["epochs"], device=args.device,
+                            monitor="val/miou", mode="max")
+    fit(trainer, module, train_loader, val_loader, resume=args.resume)
+"""
+
+from ensemblab.engine.curves import plot_curves
+from ensemblab.engine.runs import (
+    best_checkpoint,
+    lightning_accelerator,
+    open_run,
+    prepare_run_dir,
+    seed_everything,
+    select_device,
+)
+from ensemblab.engine.trainer import build_trainer, fit
+
+__all__ = [
+    "best_checkpoint", "build_trainer", "fit", "lightning_accelerator", "open_run",
+    "plot_curves", "prepare_run_dir", "seed_everything", "select_device",
+]

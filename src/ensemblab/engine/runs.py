@@ -1,0 +1,75 @@
+"""Run folders: device choice, seeding, the resolved config, checkpoints, curves."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ensemblab.config import load_run_config, save_config
+from ensemblab.errors import ConfigError, EnsemblabError
+
+
+def select_device(device: str = "auto") -> torch.device:
+    """Resolve ``auto | cpu | cuda | cuda:N | mps`` to a :class:`torch.device`.
+
+    ``auto`` picks CUDA when present, else CPU. Asking for CUDA on a machine without it is an
+    error rather than a silent fallback.
+    """
+    if device in (None, "", "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EnsemblabError(f"device {device!r} requested but CUDA is not available")
+    return dev
+
+
+def lightning_accelerator(device: str = "auto") -> tuple[str, Any]:
+    """Map our device string to Lightning's ``(accelerator, devices)``."""
+    dev = select_device(device)
+    if dev.type == "cuda":
+        return "gpu", [dev.index] if dev.index is not None else "auto"
+    return dev.type, 1
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) for a reproducible run."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def prepare_run_dir(out: str | Path, cfg: dict[str, Any], resume: bool = False) -> Path:
+    """Create (or reopen with ``resume``) a run folder and save the resolved config in it.
+
+    Refuses to overwrite a finished or started run unless ``resume`` is set, so a typo does
+    not destroy a checkpoint.
+    """
+    run_dir = Path(out)
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir}: --resume given but it is not a run folder")
+        return run_dir
+    if (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir}: run folder exists; use --resume or a new --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, run_dir)
+    return run_dir
+
+
+def open_run(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
+    """Return ``(run_dir, resolved config)`` of an existing run folder."""
+    run_dir = Path(run_dir)
+    return run_dir, load_run_config(run_dir)
+
+
+def best_checkpoint(run_dir: str | Path) -> Path:
+    """The best checkpoint of a run (``checkpoints/best.ckpt``), else ``last.ckpt``."""
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    for name in ("best.ckpt", "last.ckpt"):
+        if (ckpt_dir / name).is_file():
+            return ckpt_dir / name
+    raise EnsemblabError(f"{run_dir}: no checkpoint found in {ckpt_dir}")

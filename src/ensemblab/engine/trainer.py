@@ -1,0 +1,115 @@
+"""Build a Lightning ``Trainer`` the same way for every project.
+
+One call gives: device auto-selection (CPU, one GPU, several GPUs or nodes through DDP),
+a CSV logger in ``RUN/logs``, checkpoints ``RUN/checkpoints/{best,last}.ckpt``, resume from
+``last.ckpt``, a progress bar, and a PNG of the logged curves after fitting.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+from ensemblab.engine.curves import plot_curves
+from ensemblab.engine.runs import lightning_accelerator
+
+# Lightning warns about few dataloader workers and small logging intervals on tiny CPU runs;
+# both are deliberate here.
+warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
+warnings.filterwarnings("ignore", message=".*TensorBoard.*")
+
+
+def build_trainer(
+    run_dir: str | Path,
+    max_epochs: int,
+    device: str = "auto",
+    devices: int | str | list[int] | None = None,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    precision: str | None = None,
+    monitor: str | None = None,
+    mode: str = "max",
+    callbacks: Sequence[Callback] = (),
+    log_every_n_steps: int = 10,
+    gradient_clip_val: float | None = None,
+    progress_bar: bool = True,
+    **trainer_kwargs: Any,
+) -> L.Trainer:
+    """A configured :class:`lightning.Trainer` writing into ``run_dir``.
+
+    Args:
+        run_dir: the run folder (holds ``config.yaml``).
+        max_epochs: epochs to train.
+        device: ``auto | cpu | cuda | cuda:N``.
+        devices: number/list of devices for DDP (overrides the one implied by ``device``).
+        num_nodes: nodes for multi-node DDP (launch with ``torchrun`` or SLURM).
+        strategy: Lightning strategy (``auto``, ``ddp``, ``ddp_spawn`` ...).
+        precision: ``None`` picks ``16-mixed`` on GPU and ``32-true`` on CPU.
+        monitor: logged metric that selects ``best.ckpt`` (None keeps only ``last.ckpt``).
+        mode: ``max`` or ``min`` for ``monitor``.
+        callbacks: extra callbacks.
+        log_every_n_steps: CSV logging interval.
+        gradient_clip_val: optional gradient clipping.
+        progress_bar: show a progress bar.
+        **trainer_kwargs: passed to :class:`lightning.Trainer` as is.
+    """
+    run_dir = Path(run_dir)
+    accelerator, implied = lightning_accelerator(device)
+    if precision is None:
+        precision = "16-mixed" if accelerator == "gpu" else "32-true"
+    ckpt_dir = run_dir / "checkpoints"
+    cbs: list[Callback] = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+                                           every_n_epochs=1, enable_version_counter=False)]
+    if monitor:
+        cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
+                                   save_top_k=1, enable_version_counter=False))
+    if progress_bar:
+        cbs.append(TQDMProgressBar(refresh_rate=max(1, log_every_n_steps)))
+    cbs.extend(callbacks)
+    return L.Trainer(
+        default_root_dir=run_dir,
+        max_epochs=max_epochs,
+        accelerator=accelerator,
+        devices=devices if devices is not None else implied,
+        num_nodes=num_nodes,
+        strategy=strategy,
+        precision=precision,
+        logger=CSVLogger(run_dir, name="logs", version=""),
+        callbacks=cbs,
+        log_every_n_steps=log_every_n_steps,
+        gradient_clip_val=gradient_clip_val,
+        enable_progress_bar=progress_bar,
+        enable_model_summary=False,
+        **trainer_kwargs,
+    )
+
+
+def fit(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    train_dataloaders: Any = None,
+    val_dataloaders: Any = None,
+    datamodule: L.LightningDataModule | None = None,
+    resume: bool = False,
+) -> Path | None:
+    """Fit, resuming from ``RUN/checkpoints/last.ckpt`` when ``resume``; then plot the curves.
+
+    Returns:
+        The PNG of the curves (rank 0 only), or None.
+    """
+    ckpt_path = None
+    if resume:
+        last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
+        ckpt_path = str(last) if last.is_file() else None
+    trainer.fit(module, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
+                datamodule=datamodule, ckpt_path=ckpt_path)
+    if trainer.is_global_zero:
+        return plot_curves(trainer.default_root_dir)
+    return None

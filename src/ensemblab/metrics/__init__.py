@@ -1,0 +1,1 @@
+"""Metrics: semantic, instance (Kaggle, COCO AP), classification, retrieval, VQA, captions."""

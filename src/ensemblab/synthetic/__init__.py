@@ -1,0 +1,1 @@
+"""Synthetic, deterministic, learnable datasets for every project, written in real formats."""

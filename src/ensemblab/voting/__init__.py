@@ -1,0 +1,1 @@
+"""Voting: weighted/plurality label voting, soft voting, box and instance-mask fusion."""

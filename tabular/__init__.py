@@ -1,0 +1,1 @@
+"""Tabular preprocessing, the DNN classifier and classical baselines."""
