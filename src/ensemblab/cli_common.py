@@ -12,7 +12,8 @@ def add_train_args(parser: argparse.ArgumentParser, config_required: bool = True
     parser.add_argument("--data", required=False, help="dataset folder")
     parser.add_argument("--out", required=True, help="run folder to create")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints/last.ckpt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from RUN/checkpoints/last.ckpt")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides, e.g. train.epochs=3")
 

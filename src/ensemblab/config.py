@@ -60,10 +60,7 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_value(raw)
         node = cfg
         parts = key.strip().split(".")
         for part in parts[:-1]:
@@ -72,6 +69,22 @@ def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = node[part]
         node[parts[-1]] = value
     return cfg
+
+
+def parse_value(raw: str) -> Any:
+    """Parse an override value as YAML; ``1e-4`` (a string in YAML 1.1) becomes a float."""
+    if raw == "":
+        return ""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def save_config(cfg: dict[str, Any], run_dir: str | Path) -> Path:

@@ -14,6 +14,16 @@ import pandas as pd  # noqa: E402
 from ensemblab.io import save_figure  # noqa: E402
 
 
+def read_metrics(run_dir: str | Path) -> pd.DataFrame | None:
+    """All logged rows of a run, earlier parts (kept on resume) first; None if nothing logged."""
+    log_dir = Path(run_dir) / "logs"
+    parts = sorted(log_dir.glob("metrics.part*.csv"),
+                   key=lambda p: int(p.stem[len("metrics.part"):]))
+    parts += [p for p in [log_dir / "metrics.csv"] if p.is_file()]
+    frames = [pd.read_csv(p) for p in parts if p.stat().st_size > 0]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def plot_curves(run_dir: str | Path, out_name: str = "curves.png") -> Path | None:
     """Draw every logged metric against epoch, losses and scores in separate panels.
 
@@ -21,10 +31,9 @@ def plot_curves(run_dir: str | Path, out_name: str = "curves.png") -> Path | Non
         Path of the PNG, or None when nothing was logged.
     """
     run_dir = Path(run_dir)
-    csv_path = run_dir / "logs" / "metrics.csv"
-    if not csv_path.is_file():
+    df = read_metrics(run_dir)
+    if df is None:
         return None
-    df = pd.read_csv(csv_path)
     if "epoch" not in df.columns or df.empty:
         return None
     cols = [c for c in df.columns if c not in ("epoch", "step") and df[c].notna().any()]

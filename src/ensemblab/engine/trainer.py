@@ -64,6 +64,7 @@ def build_trainer(
     accelerator, implied = lightning_accelerator(device)
     if precision is None:
         precision = "16-mixed" if accelerator == "gpu" else "32-true"
+    _keep_previous_log(run_dir / "logs")
     ckpt_dir = run_dir / "checkpoints"
     cbs: list[Callback] = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                                            every_n_epochs=1, enable_version_counter=False)]
@@ -89,6 +90,18 @@ def build_trainer(
         enable_model_summary=False,
         **trainer_kwargs,
     )
+
+
+def _keep_previous_log(log_dir: Path) -> None:
+    """Lightning's CSV logger deletes an existing ``metrics.csv``; keep it as a numbered part.
+
+    On resume the earlier epochs stay in ``metrics.part<k>.csv`` and :func:`plot_curves` reads
+    all parts in order.
+    """
+    current = log_dir / "metrics.csv"
+    if current.is_file():
+        k = len(list(log_dir.glob("metrics.part*.csv")))
+        current.rename(log_dir / f"metrics.part{k}.csv")
 
 
 def fit(
