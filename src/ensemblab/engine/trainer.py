@@ -7,6 +7,7 @@ a CSV logger in ``RUN/logs``, checkpoints ``RUN/checkpoints/{best,last}.ckpt``, 
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,7 +49,8 @@ def build_trainer(
         run_dir: the run folder (holds ``config.yaml``).
         max_epochs: epochs to train.
         device: ``auto | cpu | cuda | cuda:N``.
-        devices: number/list of devices for DDP (overrides the one implied by ``device``).
+        devices: number/list of devices for DDP (overrides the one implied by ``device``);
+            ``$ENSEMBLAB_DEVICES`` when not given.
         num_nodes: nodes for multi-node DDP (launch with ``torchrun`` or SLURM).
         strategy: Lightning strategy (``auto``, ``ddp``, ``ddp_spawn`` ...).
         precision: ``None`` picks ``16-mixed`` on GPU and ``32-true`` on CPU.
@@ -62,6 +64,7 @@ def build_trainer(
     """
     run_dir = Path(run_dir)
     accelerator, implied = lightning_accelerator(device)
+    devices, strategy, num_nodes = _distributed_from_env(devices, strategy, num_nodes)
     if precision is None:
         precision = "16-mixed" if accelerator == "gpu" else "32-true"
     _keep_previous_log(run_dir / "logs")
@@ -90,6 +93,23 @@ def build_trainer(
         enable_model_summary=False,
         **trainer_kwargs,
     )
+
+
+def _distributed_from_env(devices, strategy: str, num_nodes: int):
+    """Let any project's ``train`` run on several GPUs/nodes without new flags.
+
+    ``ENSEMBLAB_DEVICES`` (``4``, ``auto``), ``ENSEMBLAB_NUM_NODES`` and ``ENSEMBLAB_STRATEGY``
+    fill whatever the caller left at its default; more than one device implies DDP.
+    """
+    env_devices = os.environ.get("ENSEMBLAB_DEVICES")
+    if devices is None and env_devices:
+        devices = int(env_devices) if env_devices.isdigit() else env_devices
+    num_nodes = int(os.environ.get("ENSEMBLAB_NUM_NODES", num_nodes))
+    if strategy == "auto":
+        strategy = os.environ.get("ENSEMBLAB_STRATEGY", "auto")
+        if strategy == "auto" and ((isinstance(devices, int) and devices > 1) or num_nodes > 1):
+            strategy = "ddp"
+    return devices, strategy, num_nodes
 
 
 def _keep_previous_log(log_dir: Path) -> None:

@@ -1,0 +1,151 @@
+"""An ensemble as data: member run folders, their weights, per-cell-type thresholds, TTA flips.
+
+A manifest is a small YAML (or JSON) file; fitting on a validation fold rewrites its weights and
+thresholds, so the file alone rebuilds the ensemble that was scored::
+
+    name: consensus
+    setup: consensus            # nms | mask_vote | consensus (the paper's set-ups 1-3)
+    members:
+      - {name: yolox, kind: yolox, run: runs/yolox, box_weight: 1.0, flips: [none, h]}
+      - {name: mrcnn, kind: maskrcnn, run: runs/mrcnn, box_weight: 1.0, mask_weight: 1.0}
+      - {name: upernet_full, kind: upernet_full, run: runs/upernet_full, mask_weight: 1.0}
+      - {name: upernet_crop, kind: upernet_crop, run: runs/upernet_crop, mask_weight: 1.0}
+    fusion: {iou_thr: 0.55, skip_box_thr: 0.02, conf_type: avg, window_pad: 0.1}
+    thresholds:
+      default: {score_thresh: 0.3, mask_thresh: 0.5, overlap_drop_frac: 0.5, min_area: 8}
+      per_type: {shsy5y: {score_thresh: 0.25, ...}}
+
+Relative ``run`` paths are resolved against the working directory (like ``--run``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ensemblab.errors import ConfigError, DataError
+from ensemblab.io import atomic_write_text
+
+MEMBER_KINDS = ("yolox", "maskrcnn", "upernet_full", "upernet_crop")
+SETUPS = ("nms", "mask_vote", "consensus")
+FLIPS = ("none", "h", "v")
+
+
+@dataclass
+class Member:
+    """One model of the ensemble.
+
+    Attributes:
+        name: unique name (used in tables and overlays).
+        kind: ``yolox | maskrcnn | upernet_full | upernet_crop``.
+        run: run folder of the trained model.
+        box_weight: weight of its boxes in weighted box fusion (detectors only).
+        mask_weight: weight of its mask probabilities in the consensus vote (mask sources only).
+        flips: test-time flips, each ``none``, ``h`` (left-right) or ``v`` (up-down).
+        config: the training config of the member (a record of how ``run`` was made).
+    """
+
+    name: str
+    kind: str
+    run: str
+    box_weight: float = 1.0
+    mask_weight: float = 1.0
+    flips: list[str] = field(default_factory=lambda: ["none"])
+    config: str | None = None
+
+
+@dataclass
+class Manifest:
+    """The whole ensemble (see the module docstring for the file format).
+
+    Attributes:
+        name: label of the ensemble.
+        setup: ``nms`` (one Mask R-CNN + NMS), ``mask_vote`` (several Mask R-CNN members, NMS +
+            mask voting) or ``consensus`` (YOLOX + Mask R-CNN + UPerNet).
+        members: the models.
+        fusion: box-fusion / window parameters (``iou_thr, skip_box_thr, conf_type,
+            window_pad``).
+        thresholds: ``{"default": {...}, "per_type": {cell_type: {...}}}`` post-processing
+            parameters (``score_thresh, mask_thresh, overlap_drop_frac, min_area``, ...).
+        root: folder that relative run paths are resolved against (not saved; default: the
+            working directory).
+    """
+
+    name: str
+    setup: str
+    members: list[Member]
+    fusion: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=lambda: {"default": {}, "per_type": {}})
+    root: Path = Path(".")
+
+    def __post_init__(self):
+        if self.setup not in SETUPS:
+            raise ConfigError(f"manifest setup must be one of {SETUPS}, got {self.setup!r}")
+        names = [m.name for m in self.members]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"manifest member names must be unique, got {names}")
+        for m in self.members:
+            if m.kind not in MEMBER_KINDS:
+                raise ConfigError(f"member {m.name!r}: kind must be one of {MEMBER_KINDS}, "
+                                  f"got {m.kind!r}")
+            bad = [f for f in m.flips if f not in FLIPS]
+            if bad:
+                raise ConfigError(f"member {m.name!r}: unknown flips {bad} (use {FLIPS})")
+
+    def of_kind(self, *kinds: str) -> list[Member]:
+        """Members of the given kinds, in manifest order."""
+        return [m for m in self.members if m.kind in kinds]
+
+    def run_path(self, member: Member) -> Path:
+        """The member's run folder (relative paths resolved against :attr:`root`)."""
+        path = Path(member.run)
+        return path if path.is_absolute() else self.root / path
+
+    def to_dict(self) -> dict:
+        """Plain data (what :func:`save_manifest` writes)."""
+        return {"name": self.name, "setup": self.setup,
+                "members": [asdict(m) for m in self.members],
+                "fusion": dict(self.fusion), "thresholds": self.thresholds}
+
+    @classmethod
+    def from_dict(cls, data: dict, root: Path = Path("."), source: str = "manifest") -> Manifest:
+        """Build from plain data; a missing or unknown key is a :class:`DataError`."""
+        if not isinstance(data, dict):
+            raise DataError(source, "manifest must be a mapping")
+        try:
+            members = [Member(**m) for m in data["members"]]
+            return cls(name=str(data["name"]), setup=str(data["setup"]), members=members,
+                       fusion=dict(data.get("fusion") or {}),
+                       thresholds=dict(data.get("thresholds")
+                                       or {"default": {}, "per_type": {}}),
+                       root=root)
+        except KeyError as exc:
+            raise DataError(source, f"missing key {exc}") from None
+        except TypeError as exc:
+            raise DataError(source, f"bad member entry ({exc})") from None
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read a ``.yaml``/``.yml``/``.json`` manifest (relative run paths: working directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "manifest file not found")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise DataError(path, f"cannot parse manifest: {str(exc).splitlines()[0]}") from None
+    return Manifest.from_dict(data, source=str(path))
+
+
+def save_manifest(manifest: Manifest, path: str | Path) -> Path:
+    """Write the manifest atomically as YAML (or JSON for a ``.json`` path)."""
+    path = Path(path)
+    data = manifest.to_dict()
+    text = json.dumps(data, indent=2) if path.suffix == ".json" else yaml.safe_dump(
+        data, sort_keys=False)
+    atomic_write_text(path, text)
+    return path

@@ -1,0 +1,51 @@
+"""The paper's three losses and their weighted sum (its Sec. 3.5, eqs. 6-9).
+
+    L = lambda_CE * L_CE + lambda_CL * L_CL + lambda_SEQ * L_SEQ
+    L_CL = y * D + (1 - y) * max(0, m - D)       (D: distance of image and text embeddings)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def contrastive_loss(distance: torch.Tensor, same: torch.Tensor, margin: float = 1.0):
+    """Margin contrastive loss, mean over pairs.
+
+    Args:
+        distance: ``[N]`` distances D >= 0 between paired embeddings.
+        same: ``[N]`` y = 1 for a matching pair, 0 for a mismatched one.
+        margin: m.
+    """
+    same = same.to(distance.dtype)
+    return (same * distance + (1 - same) * F.relu(margin - distance)).mean()
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """L_CE with soft targets (VQA answer scores), normalised per row.
+
+    Args:
+        logits: ``[B, K]``; targets: ``[B, K]`` non-negative scores (one-hot for hard labels).
+        Rows whose targets are all zero (answer outside the vocabulary) are skipped.
+    """
+    total = targets.sum(dim=-1, keepdim=True)
+    keep = total.squeeze(-1) > 0
+    if not keep.any():
+        return logits.sum() * 0.0
+    probs = targets[keep] / total[keep]
+    return -(probs * F.log_softmax(logits[keep], dim=-1)).sum(dim=-1).mean()
+
+
+def sequence_loss(logits: torch.Tensor, targets: torch.Tensor, pad_id: int,
+                  label_smoothing: float = 0.0) -> torch.Tensor:
+    """L_SEQ: token cross-entropy of teacher-forced logits ``[B, T, V]`` vs ``targets [B, T]``."""
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                           ignore_index=pad_id, label_smoothing=label_smoothing)
+
+
+def weighted_sum(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
+    """``sum_k weights[k] * losses[k]`` over the losses present (missing weight = 1)."""
+    if not losses:
+        raise ValueError("no loss to sum")
+    return sum(weights.get(k, 1.0) * v for k, v in losses.items())

@@ -1,0 +1,88 @@
+"""``ensemblab crossattn_vl train|evaluate|predict|ablate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.config import load_config
+from ensemblab.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
+    """A config file path, or the bare name of a file in ``configs/`` (``cpu_quick``)."""
+    path = Path(name)
+    if not path.is_file():
+        path = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    return load_config(path, overrides)
+
+
+def _need_data(args) -> None:
+    if not args.data:
+        raise ConfigError("--data DIR is required")
+
+
+def _train(args) -> int:
+    from ensemblab.projects.crossattn_vl.runner import train_run
+
+    _need_data(args)
+    run = train_run(resolve_config(args.config, args.overrides), args.data, args.out,
+                    args.device, resume=args.resume)
+    print(f"run: {run}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ensemblab.projects.crossattn_vl.runner import evaluate_run
+
+    _need_data(args)
+    metrics = evaluate_run(args.run, args.data, args.device)
+    print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _predict(args) -> int:
+    from ensemblab.projects.crossattn_vl.predict import predict_run
+
+    print(f"wrote {predict_run(args.run, args.input, args.out, args.device)}")
+    return 0
+
+
+def _ablate(args) -> int:
+    from ensemblab.projects.crossattn_vl.ablation import run_ablation
+
+    _need_data(args)
+    table = run_ablation(resolve_config(args.config, args.overrides), args.data, args.out,
+                         args.variants, args.device)
+    print(table.read_text())
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``crossattn_vl`` parser and its verbs."""
+    from ensemblab.projects.crossattn_vl.network import VARIANTS
+
+    parser = subparsers.add_parser("crossattn_vl", help="cross-attention vision-language model")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    train = verbs.add_parser("train", help="train a model")
+    add_train_args(train)
+    train.set_defaults(func=_train)
+    evaluate = verbs.add_parser("evaluate", help="test-split metrics -> RUN/metrics.json")
+    add_evaluate_args(evaluate)
+    evaluate.set_defaults(func=_evaluate)
+    predict = verbs.add_parser("predict", help="caption an image folder / answer a JSON")
+    add_predict_args(predict)
+    predict.set_defaults(func=_predict)
+    ablate = verbs.add_parser("ablate", help="train+evaluate every variant, tabulate")
+    ablate.add_argument("--config", required=True, help="base config (file or name)")
+    ablate.add_argument("--data", required=True, help="dataset folder")
+    ablate.add_argument("--out", required=True, help="folder for the variant runs + table")
+    ablate.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ablate.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="variants to run (default: all)")
+    ablate.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                        help="config overrides")
+    ablate.set_defaults(func=_ablate)

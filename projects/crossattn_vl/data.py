@@ -1,0 +1,156 @@
+"""Splits, answer vocabulary, image loading and the training/evaluation datasets.
+
+Training items are (image, caption) pairs (each caption of a training image is one item) with,
+when the dataset has questions, one question of the same image; a VQA-only dataset yields one
+item per question. The collate function tokenises captions and questions and marks which
+(image, caption) pairs of the batch match (``same [B, B]``): every mismatched pair is a
+negative of the contrastive matching loss.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+from ensemblab.projects.crossattn_vl.readers import VLData
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from ensemblab.errors import DataError
+from ensemblab.metrics.vqa import normalize_answer
+
+MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
+STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+
+
+def split_keys(data: VLData, fractions=(0.75, 0.125, 0.125), seed: int = 0):
+    """Image keys per split: the source's split when it has one, else a seeded split by image.
+
+    Returns:
+        ``{"train": [...], "val": [...], "test": [...]}`` (sorted within each split).
+    """
+    keys = sorted(data.images)
+    if data.splits:
+        out = {s: sorted(k for k in keys if data.splits.get(k) == s) for s in ("train", "val",
+                                                                                "test")}
+        return out
+    perm = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
+    n_train = int(round(fractions[0] * len(keys)))
+    n_val = int(round(fractions[1] * len(keys)))
+    return {"train": sorted(perm[:n_train]), "val": sorted(perm[n_train:n_train + n_val]),
+            "test": sorted(perm[n_train + n_val:])}
+
+
+def answer_vocab(questions: list[dict], top_k: int = 1000) -> list[str]:
+    """The ``top_k`` most frequent normalised answers (VQA v2 practice)."""
+    counts = Counter(normalize_answer(a) for q in questions for a in q["answers"])
+    return [a for a, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top_k]]
+
+
+def soft_target(answers: list[str], index: dict[str, int]) -> torch.Tensor:
+    """VQA soft score per answer: ``min(#humans that gave it / 3, 1)``; ``[K]`` float."""
+    target = torch.zeros(len(index))
+    for ans, n in Counter(normalize_answer(a) for a in answers).items():
+        if ans in index:
+            target[index[ans]] = min(n / 3.0, 1.0)
+    return target
+
+
+def load_image(path: str | Path, size: int) -> torch.Tensor:
+    """RGB image resized to ``size x size`` and ImageNet-normalised: ``[3, size, size]``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "image file not found")
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(path, f"cannot read image ({exc.__class__.__name__})") from None
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (x - MEAN) / STD
+
+
+class ImageStore:
+    """Image key -> model input: pixels, or cached frozen-backbone maps after :meth:`cache`."""
+
+    def __init__(self, paths: dict[str, Path], size: int):
+        self.paths, self.size = paths, size
+        self.features: dict[str, torch.Tensor] | None = None
+
+    @property
+    def is_features(self) -> bool:
+        return self.features is not None
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        if self.features is not None:
+            return self.features[key]
+        return load_image(self.paths[key], self.size)
+
+    @torch.no_grad()
+    def cache(self, backbone_fn, keys, batch_size: int = 32, device="cpu") -> None:
+        """Run ``backbone_fn`` once over ``keys`` and keep the maps in memory."""
+        keys = list(keys)
+        feats = {}
+        for i in range(0, len(keys), batch_size):
+            chunk = keys[i:i + batch_size]
+            x = torch.stack([load_image(self.paths[k], self.size) for k in chunk]).to(device)
+            for k, f in zip(chunk, backbone_fn(x).cpu()):
+                feats[k] = f.clone()
+        self.features = feats
+
+
+class VLTrainDataset(Dataset):
+    """Training items: (image, caption[, question, answer target])."""
+
+    def __init__(self, data: VLData, keys: list[str], store: ImageStore,
+                 answers: list[str] | None = None, seed: int = 0):
+        self.store = store
+        self.index = {a: i for i, a in enumerate(answers or [])}
+        self.by_key: dict[str, list[dict]] = {}
+        for q in data.questions:
+            self.by_key.setdefault(q["key"], []).append(q)
+        keyset = set(keys)
+        caps = [(k, c) for k in keys for c in data.captions.get(k, [])]
+        if caps:
+            self.items = [{"key": k, "caption": c} for k, c in caps]
+        else:
+            self.items = [{"key": q["key"], "caption": None, "q": q}
+                          for q in data.questions if q["key"] in keyset]
+        self.rng = random.Random(seed)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        item = dict(self.items[i])
+        q = item.pop("q", None)
+        if q is None and self.by_key.get(item["key"]) and self.index:
+            q = self.rng.choice(self.by_key[item["key"]])
+        if q is not None and self.index:
+            item["question"], item["target"] = q["question"], soft_target(q["answers"],
+                                                                        self.index)
+        item["image"] = self.store[item["key"]]
+        return item
+
+
+class VLCollate:
+    """Stack images, tokenise texts, mark matching pairs ``same [B, B]`` (image keys equal)."""
+
+    def __init__(self, tokenizer, prompt: str = ""):
+        self.tok, self.prompt = tokenizer, prompt
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = {"keys": [it["key"] for it in items],
+                 "image": torch.stack([it["image"] for it in items])}
+        batch["prompt_ids"], batch["prompt_pad"] = self.tok.encode([self.prompt] * len(items))
+        if all(it.get("caption") for it in items):
+            batch["cap_ids"], batch["cap_pad"] = self.tok.encode([it["caption"] for it in items])
+            keys = batch["keys"]
+            batch["same"] = torch.tensor([[a == b for b in keys] for a in keys])
+        if all("question" in it for it in items):
+            batch["q_ids"], batch["q_pad"] = self.tok.encode([it["question"] for it in items])
+            batch["target"] = torch.stack([it["target"] for it in items])
+        return batch

@@ -1,0 +1,8 @@
+"""Cell image segmentation by the Feature Random Enhancement module (SE-U-Net + FRE).
+
+Modules: :mod:`.fre` (the FRE module), :mod:`.se_unet` (SE-U-Net and its variants),
+:mod:`.data` / :mod:`.datamodule` (slices, pinned label maps, tiles), :mod:`.module`
+(Lightning training), :mod:`.magnitude` (feature-magnitude tracking, Figs. 2/9),
+:mod:`.runner` (train / evaluate / predict), :mod:`.search` (TPE), :mod:`.report`,
+:mod:`.cli`, :mod:`.demo`.
+"""

@@ -1,0 +1,136 @@
+"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes}``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.config import load_config
+from ensemblab.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
+    """Load ``name`` (a YAML path or a bare name from ``configs/``) with overrides."""
+    path = Path(name)
+    if not path.is_file():
+        candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+        if not candidate.is_file():
+            known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+            raise ConfigError(f"{name}: config not found (a file, or one of {known})")
+        path = candidate
+    return load_config(path, overrides)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.runner import train_run
+
+    cfg = resolve_config(args.config, args.overrides)
+    if not args.seeds:
+        train_run(cfg, args.data, args.out, device=args.device, resume=args.resume)
+        return 0
+    for seed in args.seeds:
+        train_run({**cfg, "seed": seed}, args.data, Path(args.out) / f"seed{seed}",
+                  device=args.device, resume=args.resume)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.runner import evaluate_run
+
+    m = evaluate_run(args.run, args.data, device=args.device, split=args.split)
+    if "miou_mean" in m:
+        print(f"{args.split} mIoU {100 * m['miou_mean']:.2f} ± {100 * m['miou_std']:.2f} "
+              f"over seeds {m['seeds']}")
+    else:
+        print(f"{args.split} mIoU {100 * m['miou']:.2f}  " + "  ".join(
+            f"{k} {100 * v:.2f}" for k, v in m["iou"].items()))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.runner import predict_images
+
+    written = predict_images(args.run, args.input, args.out, device=args.device)
+    print(f"wrote {len(written)} class-index PNGs to {args.out}")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.search import run_search
+
+    cfg = resolve_config(args.config, args.overrides)
+    study = run_search(cfg, args.data, args.out, space=args.space, trials=args.trials,
+                       study=args.study, device=args.device, seed=args.seed)
+    print(f"best {study.best_params} val mIoU {study.best_value:.4f}; "
+          f"config: {Path(args.out) / f'best_{args.space}.yaml'}")
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.report import results_table
+
+    print(results_table(args.runs, args.paper, args.out))
+    return 0
+
+
+def _magnitudes(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes
+
+    series = {}
+    for run in args.runs:
+        with open(Path(run) / "feature_magnitude.csv") as fh:
+            rows = list(csv.DictReader(fh))
+        series[Path(run).name] = [(int(r["epoch"]), float(r["deep"]), float(r["skip"]))
+                                  for r in rows]
+    print(plot_feature_magnitudes(series, args.out))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``fre_unet`` command and its verbs."""
+    parser = subparsers.add_parser("fre_unet", help="SE-U-Net + Feature Random Enhancement")
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser("train", help="train a variant (one run, or --seeds for several)")
+    add_train_args(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="train one run per seed into OUT/seed<N>")
+    p.set_defaults(func=_train)
+
+    p = verbs.add_parser("evaluate", help="per-class IoU and mIoU; mean ± std over seed runs")
+    add_evaluate_args(p)
+    p.add_argument("--split", default="test", help="train | val | test (default test)")
+    p.set_defaults(func=_evaluate)
+
+    p = verbs.add_parser("predict", help="class-index PNGs for a folder of images")
+    add_predict_args(p)
+    p.set_defaults(func=_predict)
+
+    p = verbs.add_parser("search", help="TPE search of FRE (B, X) or supervision lambda; "
+                                        "an existing study is always resumed")
+    p.add_argument("--config", required=True, help="YAML config (file or name in configs/)")
+    p.add_argument("--data", required=False, help="dataset folder")
+    p.add_argument("--out", required=True, help="search folder (trials, plot, best config)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="config overrides for every trial, e.g. train.epochs=3")
+    p.add_argument("--space", choices=("fre", "supervision"), default="fre")
+    p.add_argument("--trials", type=int, default=50, help="completed trials wanted in total")
+    p.add_argument("--study", default=None, help="optuna storage, default sqlite:///OUT/study.db")
+    p.add_argument("--seed", type=int, default=0, help="TPE sampler seed")
+    p.set_defaults(func=_search)
+
+    p = verbs.add_parser("table", help="markdown table of evaluated variants vs the paper")
+    p.add_argument("runs", nargs="+", help="evaluated multi-seed folders (one per variant)")
+    p.add_argument("--paper", default="drosophila", help="paper column: drosophila | none")
+    p.add_argument("--out", default=None, help="also write the table to this .md file")
+    p.set_defaults(func=_table)
+
+    p = verbs.add_parser("magnitudes", help="plot deep vs skip feature magnitudes of runs")
+    p.add_argument("runs", nargs="+", help="run folders holding feature_magnitude.csv")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.set_defaults(func=_magnitudes)

@@ -1,0 +1,160 @@
+"""Train, evaluate (one run or a folder of seed runs: mean ± std) and predict.
+
+These functions back the CLI verbs, the TPE search and the demo, so every path trains through
+the same Lightning glue (:mod:`ensemblab.engine`).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ensemblab.data.images import read_image, write_png
+from ensemblab.engine import (
+    best_checkpoint,
+    build_trainer,
+    fit,
+    open_run,
+    prepare_run_dir,
+    seed_everything,
+    select_device,
+)
+from ensemblab.errors import ConfigError, DataError, EnsemblabError
+from ensemblab.io import write_json
+from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
+from ensemblab.projects.fre_unet.datamodule import EMTileData
+from ensemblab.projects.fre_unet.magnitude import FeatureMagnitudeTracker
+from ensemblab.projects.fre_unet.module import FRESegmentation, evaluate_loader
+
+
+def _data_root(cfg: dict[str, Any], data: str | Path | None) -> Path:
+    root = data or cfg.get("data", {}).get("root")
+    if not root:
+        raise ConfigError("no dataset: pass --data DIR (or set data.root in the config)")
+    return Path(root).resolve()
+
+
+def build_module(cfg: dict[str, Any], class_names: list[str]) -> FRESegmentation:
+    """The Lightning module described by a resolved config."""
+    train = cfg.get("train", {})
+    return FRESegmentation(cfg["model"], class_names, lr=float(train.get("lr", 1e-3)),
+                           weight_decay=float(train.get("weight_decay", 0.0)),
+                           supervision_lambda=float(train.get("supervision_lambda", 0.5)),
+                           seed=int(cfg.get("seed", 0)))
+
+
+def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
+              device: str = "auto", resume: bool = False, progress_bar: bool = True) -> Path:
+    """Train one run; keeps ``checkpoints/best.ckpt`` at the best ``val/miou``.
+
+    Returns:
+        The run folder (config, checkpoints, logs, curves, feature magnitudes).
+    """
+    cfg = copy.deepcopy(cfg)
+    cfg.setdefault("data", {})["root"] = str(_data_root(cfg, data))
+    datamodule = EMTileData(cfg["data"]["root"], cfg["data"])
+    datamodule.setup()
+    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    seed_everything(int(cfg.get("seed", 0)))
+    module = build_module(cfg, list(datamodule.classes))
+    train = cfg.get("train", {})
+    callbacks = [FeatureMagnitudeTracker(run_dir)] if train.get("track_magnitudes", True) else []
+    trainer = build_trainer(run_dir, int(train.get("epochs", 10)), device=device,
+                            monitor="val/miou", mode="max", callbacks=callbacks,
+                            log_every_n_steps=int(train.get("log_every_n_steps", 10)),
+                            progress_bar=progress_bar)
+    fit(trainer, module, datamodule=datamodule, resume=resume)
+    return run_dir
+
+
+def load_trained(run_dir: str | Path, device: str = "auto"
+                 ) -> tuple[torch.nn.Module, dict[str, Any], list[str]]:
+    """``(SE-U-Net in eval mode on device, resolved config, class names)`` of a run."""
+    run_dir, cfg = open_run(run_dir)
+    ckpt = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    classes = list(ckpt["hyper_parameters"]["class_names"])
+    module = build_module(cfg, classes)
+    module.load_state_dict(ckpt["state_dict"])
+    return module.model.eval().to(select_device(device)), cfg, classes
+
+
+def seed_runs(folder: str | Path) -> list[Path]:
+    """The run folders of a multi-seed folder (``seed*/config.yaml``), or the folder itself."""
+    folder = Path(folder)
+    if (folder / "config.yaml").is_file():
+        return [folder]
+    runs = sorted(p.parent for p in folder.glob("*/config.yaml"))
+    if not runs:
+        raise EnsemblabError(f"{folder}: neither a run folder nor a folder of seed runs")
+    return runs
+
+
+def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = "auto",
+                 split: str = "test") -> dict[str, Any]:
+    """Per-class IoU and mIoU on ``split``; for a folder of seed runs also mean ± std.
+
+    Writes ``metrics.json`` into every run folder (and the aggregate into ``run``). The std is
+    the sample standard deviation over seeds (``ddof=1``).
+    """
+    results = []
+    for run_dir in seed_runs(run):
+        model, cfg, classes = load_trained(run_dir, device)
+        datamodule = EMTileData(_data_root(cfg, data), cfg["data"])
+        scores = evaluate_loader(model, datamodule.loader(split), classes, select_device(device))
+        metrics = {"split": split, "seed": cfg.get("seed"), "miou": scores["miou"],
+                   "iou": dict(zip(classes, scores["iou"])),
+                   "pixel_accuracy": scores["pixel_accuracy"],
+                   "checkpoint": str(best_checkpoint(run_dir)), "data": str(datamodule.root)}
+        write_json(Path(run_dir) / "metrics.json", metrics)
+        results.append(metrics)
+    if len(results) == 1 and seed_runs(run) == [Path(run)]:
+        return results[0]
+    mious = np.array([r["miou"] for r in results], dtype=float)
+    classes = list(results[0]["iou"])
+    per_class = np.array([[r["iou"][c] for c in classes] for r in results], dtype=float)
+    ddof = 1 if len(results) > 1 else 0
+    summary = {"split": split, "n_seeds": len(results), "seeds": [r["seed"] for r in results],
+               "miou_mean": float(mious.mean()), "miou_std": float(mious.std(ddof=ddof)),
+               "iou_mean": dict(zip(classes, np.nanmean(per_class, 0).tolist())),
+               "iou_std": dict(zip(classes, np.nanstd(per_class, 0, ddof=ddof).tolist())),
+               "runs": results}
+    write_json(Path(run) / "metrics.json", summary)
+    return summary
+
+
+@torch.no_grad()
+def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
+                   device: str = "auto") -> list[Path]:
+    """Segment whole images: class-index PNGs ``out/<stem>.png`` at the input's size.
+
+    Each image is resized by the run's ``data.scale``, reflect-padded to a multiple of
+    ``2 ** depth``, segmented in one pass, and the labels are resized back (nearest).
+    """
+    model, cfg, _ = load_trained(run, device)
+    dev = select_device(device)
+    inputs = Path(inputs)
+    files = [inputs] if inputs.is_file() else sorted(
+        p for p in inputs.glob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise DataError(inputs, "no input images")
+    scale, step = float(cfg["data"].get("scale", 1.0)), 2**model.depth
+    written = []
+    for path in files:
+        image = read_image(path, mode="gray")
+        if image.dtype != np.uint8:
+            image = (255.0 * image / max(float(image.max()), 1.0)).astype(np.uint8)
+        small, _ = rescale(image, np.zeros(image.shape, np.uint8), scale)
+        x = torch.from_numpy(small.astype(np.float32) / 255.0)[None, None].to(dev)
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, (-w) % step, 0, (-h) % step), mode="reflect")
+        pred = model(x).argmax(1)[:, :h, :w].float()[None]
+        pred = F.interpolate(pred, size=image.shape, mode="nearest")[0, 0]
+        target = Path(out) / f"{path.stem}.png"
+        write_png(target, pred.to(torch.uint8).cpu().numpy())
+        written.append(target)
+    return written

@@ -1,0 +1,209 @@
+"""The verbs behind ``ensemblab mineral_ruel ...``, callable from Python (demo, tests).
+
+- :func:`train`: one learner (two-stage Lightning run) into a run folder.
+- :func:`evaluate`: a learner on a split of whole images -> ``RUN/metrics.json``.
+- :func:`ensemble`: rank learners on the hold-out, score RUEL-n-PV/WV on the test split.
+- :func:`predict`: class-index PNGs and colour overlays from a learner or an ensemble.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ensemblab.config import load_config
+from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
+from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everything
+from ensemblab.errors import ConfigError, DataError, EnsemblabError
+from ensemblab.io import write_json
+from ensemblab.metrics.semantic import semantic_scores
+from ensemblab.projects.mineral_ruel import ruel
+from ensemblab.projects.mineral_ruel.data import holdout_split, load_image, resolve_classes, \
+    split_pairs
+from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible, \
+    module_from_config, upsample_labels
+from ensemblab.projects.mineral_ruel.module import MineralDataModule
+from ensemblab.projects.mineral_ruel.report import summarise, write_results
+from ensemblab.projects.mineral_ruel.visual import overlay
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def resolve_config(name: str) -> Path:
+    """A config file path, or a bare name of a file in ``configs/`` (``cpu_quick``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    if candidate.is_file():
+        return candidate
+    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such config file or name (known: {known})")
+
+
+def train(config: str, data: str | None, out: str, overrides: Sequence[str] = (),
+          device: str = "auto", resume: bool = False, progress_bar: bool = True) -> Path:
+    """Train one learner; returns the run folder (``checkpoints/best.ckpt`` = best val mIoU)."""
+    cfg = load_config(resolve_config(config), list(overrides))
+    data = data or cfg["data"].get("root")
+    if not data:
+        raise ConfigError("no dataset: give --data DIR (or data.root=DIR)")
+    cfg["data"]["root"] = str(data)
+    cfg["data"]["classes"] = resolve_classes(cfg["data"]["classes"])
+    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    seed_everything(int(cfg["seed"]))
+    if cfg["train"].get("threads"):
+        torch.set_num_threads(int(cfg["train"]["threads"]))
+    d, t = cfg["data"], cfg["train"]
+    datamodule = MineralDataModule(
+        data, len(d["classes"]), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
+        batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
+        frozen_epochs=t["frozen_epochs"], seed=int(cfg["seed"]), workers=d.get("workers", 0))
+    datamodule.setup()
+    module = module_from_config(cfg)
+    trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/miou", mode="max",
+                            log_every_n_steps=t.get("log_every_n_steps", 10),
+                            progress_bar=progress_bar, reload_dataloaders_every_n_epochs=1,
+                            num_sanity_val_steps=0)
+    start = time.perf_counter()
+    fit(trainer, module, datamodule=datamodule, resume=resume)
+    write_json(run_dir / "train_summary.json", {
+        "seconds": time.perf_counter() - start, "train_tiles": len(datamodule.train_set),
+        "holdout_tiles": len(datamodule.rank_set), "epochs": t["epochs"],
+        "best_val_miou": _best_score(trainer)})
+    return run_dir
+
+
+def _best_score(trainer) -> float | None:
+    for cb in trainer.checkpoint_callbacks:
+        if cb.monitor and cb.best_model_score is not None:
+            return float(cb.best_model_score)
+    return None
+
+
+def labelled_images(pairs, classes: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield validated full-resolution ``(image, mask)`` pairs one at a time."""
+    for image_path, mask_path in pairs:
+        image = load_image(image_path)
+        yield image, read_label_png(mask_path, range(len(classes)), image.shape[:2])
+
+
+def evaluate(run: str, data: str | None = None, split: str = "val", device: str = "auto"
+             ) -> dict[str, Any]:
+    """Score a learner on whole images of ``split``; writes and returns ``RUN/metrics.json``."""
+    learner = Learner(run, device)
+    root = data or learner.cfg["data"]["root"]
+    tally = ruel.Tally(len(learner.classes))
+    for image, mask in labelled_images(split_pairs(root, split), learner.classes):
+        labels, seconds = learner.predict(image)
+        tally.add(upsample_labels(labels, mask.shape), mask, seconds)
+    scores = semantic_scores(tally.cm, learner.classes)
+    metrics = {**scores, "split": split, "data": str(root), "n_images": len(tally.seconds),
+               "tpi_s": float(np.mean(tally.seconds)), "confusion_matrix": tally.cm.tolist()}
+    write_json(learner.run_dir / "metrics.json", metrics)
+    return metrics
+
+
+def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "miou",
+             test_split: str = "val", device: str = "auto") -> dict[str, Any]:
+    """Rank ``runs`` on the hold-out, score every learner and RUEL scheme on ``test_split``.
+
+    Writes ``OUT/ensemble.json`` (ranked members, weights, the scheme chosen on the hold-out),
+    ``OUT/results.json`` and ``OUT/tables.md``. Returns the manifest.
+    """
+    if len(runs) < 3:
+        raise EnsemblabError(f"RUEL needs at least 3 learners, got {len(runs)}")
+    learners = [Learner(r, device) for r in runs]
+    if len({lr.name for lr in learners}) != len(learners):
+        raise EnsemblabError("run folders must have distinct names")
+    classes = check_compatible(learners)
+    splits = {(lr.cfg["data"]["holdout"], lr.cfg["seed"]) for lr in learners}
+    if len(splits) != 1:
+        raise EnsemblabError("learners were trained with different hold-outs (data.holdout, "
+                             f"seed): {sorted(splits)}; ranking needs one shared hold-out")
+    root = data or learners[0].cfg["data"]["root"]
+    fraction, seed = splits.pop()
+    _, rank_pairs = holdout_split(split_pairs(root, "train"), fraction, int(seed))
+    class_index = ruel.parse_rank_by(rank_by, classes)
+    rank_images = list(labelled_images(rank_pairs, classes))
+    ranked, scores, maps = ruel.rank_learners(learners, rank_images, class_index, len(classes))
+    schemes = ruel.all_schemes(len(ranked))
+    rank_cms = ruel.score_schemes(maps, [m for _, m in rank_images], schemes, len(classes))
+    holdout_scores = {name: ruel.rank_score(cm, class_index) for name, cm in rank_cms.items()}
+    chosen = max(schemes, key=lambda s: holdout_scores[s.name])
+    tallies = ruel.evaluate_test(ranked, schemes,
+                                 labelled_images(split_pairs(root, test_split), classes),
+                                 len(classes))
+    rank_label = "mIoU" if class_index is None else classes[class_index]
+    rows = summarise(tallies, classes, class_index)
+    manifest = {
+        "members": [str(lr.run_dir.resolve()) for lr in ranked],
+        "rank_by": rank_by, "rank_scores": dict(zip([lr.name for lr in ranked], scores)),
+        "holdout_images": [p[0].name for p in rank_pairs],
+        "scheme_holdout_scores": holdout_scores, "chosen_scheme": chosen.name,
+        "test_split": test_split, "classes": classes,
+    }
+    write_json(Path(out) / "ensemble.json", manifest)
+    header = (f"## RUEL on {root} (ranked by {rank_by} on {len(rank_pairs)} hold-out training "
+              f"images; test = {test_split} split, {rows[chosen.name]['n_images']} images)\n\n"
+              f"Ranking: " + ", ".join(f"{lr.name} ({100 * s:.2f})"
+                                       for lr, s in zip(ranked, scores))
+              + f". Scheme chosen on the hold-out: {chosen.name}.")
+    write_results(out, rows, classes, rank_label, header)
+    return manifest
+
+
+def _predictor(run: str, scheme: str | None, device: str):
+    """A function image -> label map at working resolution, from a run or an ensemble folder."""
+    manifest_path = Path(run) / "ensemble.json"
+    if not manifest_path.is_file():
+        learner = Learner(run, device)
+        return (lambda image: learner.predict(image)[0]), learner.classes
+    import json
+
+    manifest = json.loads(manifest_path.read_text())
+    name = scheme or manifest["chosen_scheme"]
+    try:
+        _, n, method = name.split("-")
+        chosen = ruel.Scheme(int(n), method.lower())
+    except ValueError:
+        raise EnsemblabError(f"scheme {name!r} is not of the form RUEL-<n>-PV|WV") from None
+    if not 3 <= chosen.n <= len(manifest["members"]) or chosen.method not in ("pv", "wv"):
+        raise EnsemblabError(f"scheme {name} not available for {len(manifest['members'])} "
+                             "learners")
+    learners = [Learner(m, device) for m in manifest["members"][:chosen.n]]
+    classes = check_compatible(learners)
+
+    def predict_fn(image):
+        maps = ruel.common_size([lr.predict(image)[0] for lr in learners])
+        return ruel.vote(np.stack(maps), chosen, len(classes))
+
+    return predict_fn, classes
+
+
+def predict(run: str, input_path: str, out: str, scheme: str | None = None,
+            device: str = "auto") -> list[Path]:
+    """Write ``OUT/<name>.png`` (class indices) and ``OUT/<name>_overlay.png`` per image."""
+    predict_fn, classes = _predictor(run, scheme, device)
+    src = Path(input_path)
+    if src.is_file():
+        files = [src]
+    elif src.is_dir():
+        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    else:
+        raise DataError(src, "input not found")
+    if not files:
+        raise DataError(src, "no images to predict")
+    written = []
+    for path in files:
+        image = load_image(path)
+        labels = upsample_labels(predict_fn(image), image.shape[:2])
+        write_png(Path(out) / f"{path.stem}.png", labels)
+        write_png(Path(out) / f"{path.stem}_overlay.png", overlay(image, labels, len(classes)))
+        written.append(Path(out) / f"{path.stem}.png")
+    return written

@@ -1,0 +1,158 @@
+"""Lightning pieces: the two-stage learner and its tile data module (paper sec. 3.1, Table 2).
+
+Stage 1 trains the decoder with the encoder frozen (batch ``frozen_batch_size``), stage 2 trains
+everything (batch ``batch_size``); Adam with a linear warm-up and a cosine decay from ``lr`` to
+``min_lr`` over all steps of both stages. The data module hands out the stage's batch size by
+being reloaded every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
+from ensemblab.projects.mineral_ruel.data import TileDataset, default_augment, holdout_split, \
+    split_pairs
+from ensemblab.projects.mineral_ruel.losses import build_loss
+from ensemblab.projects.mineral_ruel.models import build_model
+
+
+class MineralDataModule(L.LightningDataModule):
+    """Training tiles from ``ROOT/raw/train`` minus a ranking hold-out, validated on it.
+
+    Args:
+        root: dataset folder (``raw/``, ``seg/``).
+        num_classes: classes.
+        tile: tile side.
+        scale: rescale factor before tiling.
+        holdout: fraction of training images held out for checkpoint choice and RUEL ranking.
+        batch_size: stage-2 batch size.
+        frozen_batch_size: stage-1 batch size.
+        frozen_epochs: epochs of stage 1.
+        seed: seed of the hold-out split.
+        workers: DataLoader workers.
+    """
+
+    def __init__(self, root: str | Path, num_classes: int, tile: int = 512, scale: float = 1.0,
+                 holdout: float = 0.2, batch_size: int = 16, frozen_batch_size: int = 32,
+                 frozen_epochs: int = 0, seed: int = 0, workers: int = 0):
+        super().__init__()
+        self.root, self.num_classes, self.tile, self.scale = Path(root), num_classes, tile, scale
+        self.holdout, self.seed, self.workers = holdout, seed, workers
+        self.batch_size, self.frozen_batch_size = batch_size, frozen_batch_size
+        self.frozen_epochs = frozen_epochs
+        self.train_set: TileDataset | None = None
+        self.rank_set: TileDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        train, rank = holdout_split(split_pairs(self.root, "train"), self.holdout, self.seed)
+        self.train_set = TileDataset(train, self.num_classes, self.tile, self.scale,
+                                     default_augment())
+        self.rank_set = TileDataset(rank, self.num_classes, self.tile, self.scale)
+
+    def batch_size_at(self, epoch: int) -> int:
+        return self.frozen_batch_size if epoch < self.frozen_epochs else self.batch_size
+
+    def steps_per_epoch(self, epoch: int) -> int:
+        self.setup()
+        return math.ceil(len(self.train_set) / self.batch_size_at(epoch))
+
+    def train_dataloader(self) -> DataLoader:
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return DataLoader(self.train_set, batch_size=self.batch_size_at(epoch), shuffle=True,
+                          num_workers=self.workers, drop_last=False)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.rank_set, batch_size=self.batch_size, num_workers=self.workers)
+
+
+def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine to ``min_ratio``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class MineralSegmenter(L.LightningModule):
+    """One RUEL learner: network + loss + two-stage schedule; logs ``val/miou`` and per-class IoU.
+
+    Args:
+        num_classes: classes.
+        class_names: names for the logged per-class IoU.
+        model: keywords of :func:`~.models.build_model` (``arch`` ...).
+        loss: keywords of :func:`~.losses.build_loss` (``name`` ...).
+        lr: peak learning rate (paper 1e-4).
+        min_lr: final learning rate of the cosine decay (paper 1e-6).
+        warmup_epochs: warm-up length in epochs (may be fractional).
+        frozen_epochs: epochs of stage 1 (encoder frozen).
+        epochs: total epochs (both stages).
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str], model: dict[str, Any],
+                 loss: dict[str, Any], lr: float = 1e-4, min_lr: float = 1e-6,
+                 warmup_epochs: float = 1.0, frozen_epochs: int = 0, epochs: int = 1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = build_model(num_classes, **model)
+        self.criterion = build_loss(num_classes=num_classes, **loss)
+        self.evaluator = ConfusionMatrixEvaluator(num_classes, class_names=list(class_names))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, H, W]`` -> logits ``[B, C, H, W]``."""
+        return self.net(x)
+
+    def encoder_frozen(self) -> bool:
+        return self.current_epoch < self.hparams.frozen_epochs
+
+    def on_train_epoch_start(self) -> None:
+        frozen = self.encoder_frozen()
+        for p in self.net.encoder.parameters():
+            p.requires_grad_(not frozen)
+        if frozen:  # frozen BatchNorm statistics too, as a frozen Keras backbone
+            self.net.encoder.eval()
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, masks = batch
+        loss = self.criterion(self(images), masks)
+        self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
+                 batch_size=images.shape[0])
+        return loss
+
+    def on_validation_epoch_start(self) -> None:
+        self.evaluator.reset()
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        images, masks = batch
+        logits = self(images)
+        self.log("val/loss", self.criterion(logits, masks), on_epoch=True,
+                 batch_size=images.shape[0])
+        self.evaluator.update(logits.argmax(1), masks)
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.evaluator.compute()
+        self.log("val/miou", scores["miou"], prog_bar=True)
+        for name, iou in zip(self.hparams.class_names, scores["iou"]):
+            if iou == iou:  # NaN: class absent from the hold-out tiles
+                self.log(f"val/iou_{name}", iou)
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        dm = self.trainer.datamodule
+        epochs = self.hparams.epochs
+        total = sum(dm.steps_per_epoch(e) for e in range(epochs))
+        warmup = max(1, round(self.hparams.warmup_epochs * dm.steps_per_epoch(epochs - 1)))
+        ratio = self.hparams.min_lr / self.hparams.lr
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: warmup_cosine(step, total, warmup, ratio))
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -1,0 +1,299 @@
+"""Cell instance datasets in three on-disk layouts, folds, and the Mask R-CNN training set.
+
+Layouts (exact trees in ``datasets/README.md``), detected by :func:`load_records`:
+
+* Kaggle Sartorius: ``train.csv`` (``id,annotation,width,height,cell_type[,sample_id]``, one
+  row per instance, RLE row-major 1-based) + ``train/<id>.png``.
+* COCO instance JSON (LIVECell style): ``*.json`` + images in ``images/`` (or beside it).
+* Instance-id PNG folders (usiigaci): ``images/<name>/{phase.png | raw.tif, instances_ids.png}``.
+
+Folds are stratified by cell type and grouped by sample (frames of one sample never straddle
+train and validation), via scikit-learn's ``StratifiedGroupKFold``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+from ensemblab.data.coco import coco_annotation_masks, read_coco_instances
+from ensemblab.data.images import read_image, read_label_png
+from ensemblab.data.kaggle import read_kaggle_csv
+from ensemblab.data.rle import instance_map_to_masks, masks_to_instance_map, rle_decode
+from ensemblab.errors import ConfigError, DataError
+
+USIIGACI_TYPE = "usiigaci_phase"
+
+
+def read_gray_uint8(path: str | Path) -> np.ndarray:
+    """uint8[H, W] grayscale; uint16 images are scaled by their 0.5/99.5 percentiles."""
+    image = read_image(path, mode="gray")
+    if image.dtype != np.uint8:
+        lo, hi = np.percentile(image, (0.5, 99.5))
+        image = np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1.0) * 255, 0, 255)
+        image = image.astype(np.uint8)
+    return image
+
+
+def list_images(folder: str | Path) -> list[tuple[str, Path]]:
+    """``(image_id, path)`` of the images to predict, sorted by id.
+
+    Accepts a folder of images (``*.png``, ``*.tif``, ``*.jpg``; id = file stem), a Kaggle
+    dataset root (its ``test/``, else ``train/``), or an instance-folder dataset
+    (``[images/]<name>/{phase.png | raw.tif}``; id = folder name).
+    """
+    root = Path(folder)
+    exts = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
+    for cand in (root, root / "test", root / "train"):
+        files = sorted(p for p in cand.glob("*") if p.suffix.lower() in exts)
+        if files:
+            return [(p.stem, p) for p in files]
+    folders = [r for r in (root / "images", root) if any(r.glob("*/instances_ids.png"))
+               or any(r.glob("*/phase.png")) or any(r.glob("*/raw.tif"))]
+    if folders:
+        out = []
+        for sub in sorted(folders[0].iterdir(), key=lambda p: (len(p.name), p.name)):
+            image = next((sub / n for n in ("phase.png", "raw.tif", "image.png")
+                          if (sub / n).is_file()), None)
+            if image is not None:
+                out.append((sub.name, image))
+        return out
+    raise DataError(root, "no images found (*.png, *.tif, *.jpg, test/, train/ or <name>/phase.png)")
+
+
+@dataclass
+class CellRecord:
+    """One annotated image; pixels are read lazily.
+
+    Attributes:
+        image_id: unique id (Kaggle ``id``, COCO file stem, or folder name).
+        image_path: the image file.
+        cell_type: cell type name (the stratification and class label).
+        group: sample the image belongs to (folds never split a group).
+        height, width: image size.
+        rles: Kaggle RLEs of the instances (Kaggle layout).
+        idmap_path: instance-id PNG (folder layout).
+        coco: ``(coco dict, COCO image id)`` (COCO layout).
+    """
+
+    image_id: str
+    image_path: Path
+    cell_type: str
+    group: str
+    height: int
+    width: int
+    rles: list[str] = field(default_factory=list, repr=False)
+    idmap_path: Path | None = None
+    coco: tuple[dict, int] | None = field(default=None, repr=False)
+
+    def load_image(self) -> np.ndarray:
+        """uint8[H, W] grayscale; uint16 images are scaled by their 0.5/99.5 percentiles."""
+        image = read_gray_uint8(self.image_path)
+        if image.shape != (self.height, self.width):
+            raise DataError(self.image_path, f"image is {image.shape[1]}x{image.shape[0]}, "
+                                             f"annotations say {self.width}x{self.height}")
+        return image
+
+    def load_masks(self) -> np.ndarray:
+        """bool[N, H, W] instance masks (Kaggle and COCO masks may overlap)."""
+        if self.idmap_path is not None:
+            return instance_map_to_masks(self.load_idmap())[0]
+        if self.coco is not None:
+            return coco_annotation_masks(*self.coco)
+        shape = (self.height, self.width)
+        masks = np.zeros((len(self.rles), *shape), bool)
+        for i, rle in enumerate(self.rles):
+            masks[i] = rle_decode(rle, shape, source=f"{self.image_id} instance {i + 1}")
+        return masks
+
+    def load_idmap(self) -> np.ndarray:
+        """int32[H, W] instance ids (0 background); overlapping pixels go to the earlier one."""
+        if self.idmap_path is not None:
+            return read_label_png(self.idmap_path, shape=(self.height, self.width)
+                                  ).astype(np.int32)
+        return masks_to_instance_map(self.load_masks())
+
+
+def _kaggle_records(csv: Path, image_dir: Path) -> list[CellRecord]:
+    images = read_kaggle_csv(csv)
+    cols = pd.read_csv(csv, nrows=0).columns
+    groups = {}
+    if "sample_id" in cols:
+        table = pd.read_csv(csv, usecols=["id", "sample_id"], dtype=str)
+        groups = dict(zip(table["id"], table["sample_id"]))
+    records = []
+    for image_id, img in images.items():
+        path = image_dir / f"{image_id}.png"
+        if not path.is_file():
+            raise DataError(csv, f"image {image_id!r} has no file {path}")
+        records.append(CellRecord(image_id, path, img.cell_type, groups.get(image_id, image_id),
+                                  img.height, img.width, rles=list(img.rles)))
+    return records
+
+
+def _folder_records(root: Path) -> list[CellRecord]:
+    records = []
+    for folder in sorted((p.parent for p in root.glob("*/instances_ids.png")),
+                         key=lambda p: (len(p.name), p.name)):
+        image = next((folder / n for n in ("phase.png", "raw.tif", "image.png")
+                      if (folder / n).is_file()), None)
+        if image is None:
+            raise DataError(folder, "no phase.png / raw.tif / image.png beside instances_ids.png")
+        with Image.open(folder / "instances_ids.png") as im:
+            width, height = im.size
+        records.append(CellRecord(folder.name, image, USIIGACI_TYPE, folder.name, height, width,
+                                  idmap_path=folder / "instances_ids.png"))
+    return records
+
+
+def _coco_records(json_path: Path) -> list[CellRecord]:
+    coco = read_coco_instances(json_path)
+    records = []
+    for img in coco["images"]:
+        name = Path(img["file_name"])
+        path = next((p for p in (json_path.parent / "images" / name, json_path.parent / name)
+                     if p.is_file()), None)
+        if path is None:
+            raise DataError(json_path, f"image file {name} not found next to it or in images/")
+        # LIVECell names files "<celltype>_Phase_<well>_..."; an explicit field wins.
+        cell_type = img.get("cell_type") or name.stem.split("_")[0]
+        records.append(CellRecord(name.stem, path, cell_type, str(img.get("sample_id", name.stem)),
+                                  img["height"], img["width"], coco=(coco, img["id"])))
+    return records
+
+
+def load_records(data_dir: str | Path) -> list[CellRecord]:
+    """All annotated images of a dataset folder (layout detected, see module docstring).
+
+    Raises:
+        DataError: the folder matches none of the layouts, or a file is missing/invalid.
+    """
+    root = Path(data_dir)
+    if (root / "train.csv").is_file() and (root / "train").is_dir():
+        records = _kaggle_records(root / "train.csv", root / "train")
+    elif root.is_file() and root.suffix == ".json":
+        records = _coco_records(root)
+    elif any(root.glob("images/*/instances_ids.png")):
+        records = _folder_records(root / "images")
+    elif any(root.glob("*/instances_ids.png")):
+        records = _folder_records(root)
+    elif len(list(root.glob("*.json"))) == 1:
+        records = _coco_records(next(root.glob("*.json")))
+    else:
+        raise DataError(root, "no train.csv + train/, COCO *.json, or "
+                              "images/<name>/instances_ids.png found")
+    if not records:
+        raise DataError(root, "dataset holds no images")
+    return records
+
+
+def make_folds(records: list[CellRecord], k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold index per record: stratified by cell type, grouped by sample.
+
+    When some cell type has fewer samples than folds, stratification is impossible and the
+    folds are only grouped.
+
+    Returns:
+        int64[len(records)] fold ids in ``0..k-1``.
+    """
+    groups = [r.group for r in records]
+    if len(set(groups)) < k:
+        raise ConfigError(f"{k} folds need at least {k} samples, dataset has {len(set(groups))}")
+    types = [r.cell_type for r in records]
+    groups_per_type = {t: len({g for g, u in zip(groups, types) if u == t}) for t in set(types)}
+    if min(groups_per_type.values()) >= k:
+        splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    else:  # a rare type cannot be spread over k folds: keep the grouping, drop stratification
+        splitter = GroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    folds = np.zeros(len(records), np.int64)
+    for fold, (_, val_idx) in enumerate(splitter.split(np.zeros(len(records)), types, groups)):
+        folds[val_idx] = fold
+    return folds
+
+
+def split_records(records: list[CellRecord], split: dict
+                  ) -> tuple[list[CellRecord], list[CellRecord]]:
+    """(train, val) from a split config: ``{val_ids: [...]}`` or ``{k: 5, fold: 0, seed: 0}``."""
+    if split.get("val_ids"):
+        val_ids = {str(i) for i in split["val_ids"]}
+        unknown = val_ids - {r.image_id for r in records}
+        if unknown:
+            raise ConfigError(f"split.val_ids not in the dataset: {sorted(unknown)[:5]}")
+        return ([r for r in records if r.image_id not in val_ids],
+                [r for r in records if r.image_id in val_ids])
+    folds = make_folds(records, int(split.get("k", 5)), int(split.get("seed", 0)))
+    fold = int(split.get("fold", 0))
+    return ([r for r, f in zip(records, folds) if f != fold],
+            [r for r, f in zip(records, folds) if f == fold])
+
+
+def resize_pair(image: np.ndarray, idmap: np.ndarray, size: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Resize so the longer side is ``size`` (bilinear image, nearest-neighbour ids)."""
+    h, w = image.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = np.asarray(Image.fromarray(image).resize(new, Image.BILINEAR))
+    ids = np.asarray(Image.fromarray(idmap.astype(np.int32)).resize(new, Image.NEAREST))
+    return img, ids.astype(np.int32)
+
+
+def targets_from_idmap(idmap: np.ndarray, label: int) -> dict[str, torch.Tensor]:
+    """torchvision Mask R-CNN targets from an id map.
+
+    Returns:
+        ``boxes`` float32[N, 4] (x0, y0, x1 + 1, y1 + 1), ``labels`` int64[N],
+        ``masks`` uint8[N, H, W]; instances under 3 pixels are skipped.
+    """
+    masks, _ = instance_map_to_masks(idmap)
+    masks = masks[masks.sum(axis=(1, 2)) >= 3]
+    boxes = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m)
+        boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return {"boxes": torch.from_numpy(boxes),
+            "labels": torch.full((len(masks),), label, dtype=torch.int64),
+            "masks": torch.from_numpy(masks.astype(np.uint8))}
+
+
+class CellTrainDataset(torch.utils.data.Dataset):
+    """Images resized to a longer side of ``size`` with Mask R-CNN targets.
+
+    Items: ``(image float32[1, h, w] in [0, 1], target dict)``; with ``train`` images are
+    flipped at random. Resized images and id maps are cached (decoding 800 RLEs per epoch
+    would dominate a CPU epoch).
+    """
+
+    def __init__(self, records: list[CellRecord], classes: list[str], size: int,
+                 train: bool = True, seed: int = 0):
+        self.records, self.classes, self.size, self.train = records, classes, size, train
+        self.rng = np.random.default_rng(seed)
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int):
+        if index not in self.cache:
+            rec = self.records[index]
+            self.cache[index] = resize_pair(rec.load_image(), rec.load_idmap(), self.size)
+        image, idmap = self.cache[index]
+        if self.train:
+            if self.rng.random() < 0.5:
+                image, idmap = image[:, ::-1], idmap[:, ::-1]
+            if self.rng.random() < 0.5:
+                image, idmap = image[::-1], idmap[::-1]
+        label = self.classes.index(self.records[index].cell_type) + 1
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).float().div_(255)[None]
+        return tensor, targets_from_idmap(np.ascontiguousarray(idmap), label)
+
+
+def collate(batch):
+    """Lists of images and targets (detection models take lists)."""
+    return [b[0] for b in batch], [b[1] for b in batch]

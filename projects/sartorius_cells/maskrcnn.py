@@ -1,0 +1,176 @@
+"""The Mask R-CNN member: torchvision ``maskrcnn_resnet50_fpn_v2`` sized for small dense cells.
+
+Paper set-up 1 (Mask R-CNN + NMS) uses Mask R-CNN with a ResNet-50 FPN. Cells are small and
+dense (up to ~800 per 520x704 image), so anchors, image size and the per-image detection and
+proposal budgets are arguments (torchvision's defaults, 32-512 px anchors and 100 detections,
+miss most cells). ``backbone: resnet50`` with ``v2_heads: true`` builds the architecture of torchvision's
+``maskrcnn_resnet50_fpn_v2`` (same modules and state-dict keys) (He et al. 2017 with the Li et al. 2021 "v2" recipe: BatchNorm in
+the FPN and heads, 2-conv RPN head, 4conv1fc box head); ``resnet18``/``resnet34`` with lighter
+heads are the CPU schedule's stand-in. Weights load only from a local file.
+
+Prediction never pastes masks onto full-size canvases (torchvision's postprocess does, which
+needs N x H x W floats): each 28x28 mask is resampled onto its own integer box only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.models import resnet18, resnet34, resnet50
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.rpn import RPNHead
+
+from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.postprocess import Instances, integer_boxes
+
+_RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+
+
+def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool = True,
+                   image_size: int = 704, anchor_sizes=(8, 16, 32, 64, 128),
+                   aspect_ratios=(0.5, 1.0, 2.0), mask_head_layers: int = 4,
+                   rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
+                   rpn_pre_nms_top_n_test: int = 3000, rpn_post_nms_top_n_test: int = 3000,
+                   box_batch_size_per_image: int = 512, box_detections_per_img: int = 1000,
+                   box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
+                   weights: str | None = None, backbone_weights: str | None = None
+                   ) -> MaskRCNN:
+    """A torchvision Mask R-CNN for grayscale cell images (gray is repeated to 3 channels).
+
+    Args:
+        num_classes: cell types + 1 (background).
+        backbone: ``resnet18 | resnet34 | resnet50`` (FPN on C2-C5, random init).
+        v2_heads: torchvision's v2 heads (BatchNorm, 2-conv RPN, 4conv1fc box head); with
+            ``resnet50`` this is ``maskrcnn_resnet50_fpn_v2``.
+        image_size: longer image side the model sees (inputs are resized to it beforehand).
+        anchor_sizes: one anchor size per FPN level (P2..P6), in model-input pixels.
+        aspect_ratios: anchor aspect ratios, shared by all levels.
+        mask_head_layers: conv layers of the mask head (torchvision: 4).
+        rpn_*_top_n_*: proposal budgets before/after RPN NMS.
+        box_batch_size_per_image: RoIs sampled per image for the box/mask losses.
+        box_detections_per_img: detections kept per image (dense images need 1000+).
+        box_score_thresh, box_nms_thresh: torchvision's own per-class filtering.
+        weights: local checkpoint (torchvision state dict or Lightning ``.ckpt``) to start
+            from; tensors whose shape differs (e.g. class heads) are skipped.
+        backbone_weights: local ImageNet ResNet state dict for the backbone body.
+    """
+    if backbone not in _RESNETS:
+        raise ConfigError(f"model.backbone {backbone!r}: expected one of {sorted(_RESNETS)}")
+    anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes),
+                              (tuple(float(a) for a in aspect_ratios),) * len(anchor_sizes))
+    common = dict(min_size=image_size, max_size=image_size, image_mean=[0.5] * 3,
+                  image_std=[0.25] * 3, rpn_anchor_generator=anchors,
+                  rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+                  rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+                  rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+                  rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+                  box_batch_size_per_image=box_batch_size_per_image,
+                  box_detections_per_img=box_detections_per_img,
+                  box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh)
+    norm = nn.BatchNorm2d if v2_heads else None
+    fpn = _resnet_fpn_extractor(_RESNETS[backbone](weights=None), 5, norm_layer=norm)
+    extra = {}
+    if v2_heads:
+        extra["box_head"] = FastRCNNConvFCHead((256, 7, 7), [256] * 4, [1024], norm_layer=norm)
+    model = MaskRCNN(fpn, num_classes=num_classes,
+                     rpn_head=RPNHead(256, len(aspect_ratios), conv_depth=2 if v2_heads else 1),
+                     mask_head=MaskRCNNHeads(256, [256] * mask_head_layers, 1, norm_layer=norm),
+                     **extra, **common)
+    if backbone_weights:
+        _load_partial(model.backbone.body, backbone_weights)
+    if weights:
+        _load_partial(model, weights)
+    return model
+
+
+def _load_partial(module: nn.Module, path: str) -> None:
+    """Load matching tensors from a local state dict or Lightning checkpoint."""
+    if not Path(path).is_file():
+        raise DataError(path, "weights file not found (weights load only from a local path)")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state.get("model", state))
+    state = {k.removeprefix("model."): v for k, v in state.items()}
+    own = module.state_dict()
+    usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not usable:
+        raise DataError(path, "no tensor in this file matches the model")
+    module.load_state_dict(usable, strict=False)
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """uint8[H, W] -> uint8[h, w] with ``max(h, w) == size`` (bilinear)."""
+    h, w = image.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(new, Image.BILINEAR))
+
+
+def to_model_input(image: torch.Tensor) -> torch.Tensor:
+    """float[1, H, W] gray -> float[3, H, W] (the ResNet stem takes 3 channels)."""
+    return image.expand(3, -1, -1)
+
+
+def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarray
+                 ) -> list[np.ndarray]:
+    """Resample each mask [M, M] over its float box onto the pixels of its integer box.
+
+    Pixel (x, y) of the image has centre (x + 0.5, y + 0.5); it samples the mask at the
+    box-normalised position, as detectron2's ``paste_masks_in_image`` does (grid_sample).
+    """
+    crops = []
+    for mask, box, (x0, y0, x1, y1) in zip(masks, boxes.tolist(), crop_boxes.tolist()):
+        xs = (torch.arange(x0, x1, dtype=torch.float32) + 0.5 - box[0]) / max(box[2] - box[0],
+                                                                              1e-3) * 2 - 1
+        ys = (torch.arange(y0, y1, dtype=torch.float32) + 0.5 - box[1]) / max(box[3] - box[1],
+                                                                              1e-3) * 2 - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+        out = F.grid_sample(mask[None, None].float().cpu(), grid, align_corners=False)
+        crops.append(out[0, 0].numpy())
+    return crops
+
+
+@torch.no_grad()
+def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
+                   device: torch.device | str = "cpu") -> list[Instances]:
+    """Raw detections (before post-processing) of grayscale images, in their own pixels.
+
+    Args:
+        model: a Mask R-CNN from :func:`build_maskrcnn`.
+        images: uint8[H_i, W_i] grayscale images of any size.
+        image_size: the longer side the model was trained at.
+        device: where to run; AMP (fp16 autocast) is used on CUDA.
+
+    Returns:
+        One :class:`Instances` per image with float probability crops on integer boxes.
+    """
+    device = torch.device(device)
+    model.eval().to(device)
+    small = [resize_long_side(im, image_size) for im in images]
+    tensors = [to_model_input(torch.from_numpy(s).float().div_(255)[None]).to(device)
+               for s in small]
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        batch, _ = model.transform(tensors)
+        features = model.backbone(batch.tensors)
+        proposals, _ = model.rpn(batch, features)
+        detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+    out = []
+    for image, det, (th, tw) in zip(images, detections, batch.image_sizes):
+        h, w = image.shape
+        scale = torch.tensor([w / tw, h / th, w / tw, h / th], device=det["boxes"].device)
+        boxes = (det["boxes"].float() * scale).cpu()
+        crop_boxes = integer_boxes(boxes.numpy(), h, w)
+        crops = _paste_crops(det["masks"][:, 0], boxes, crop_boxes)
+        out.append(Instances(boxes.numpy().astype(np.float32),
+                             det["scores"].float().cpu().numpy(),
+                             det["labels"].cpu().numpy().astype(np.int64), crops, crop_boxes,
+                             h, w))
+    return out

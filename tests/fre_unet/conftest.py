@@ -1,0 +1,21 @@
+"""Shared fixtures: a small synthetic ssTEM-like stack and a tiny CPU config."""
+
+import pytest
+
+from ensemblab.projects.fre_unet.cli import resolve_config
+from ensemblab.synthetic.em import make_em_stack
+
+
+@pytest.fixture(scope="session")
+def em_stack(tmp_path_factory):
+    """8 synthetic sections of 128x128 in the ssTEM layout."""
+    return make_em_stack(tmp_path_factory.mktemp("em") / "stack", n_slices=8, size=128, seed=0)
+
+
+@pytest.fixture
+def tiny_cfg():
+    """cpu_quick shrunk to 64-px tiles of the synthetic stack (5 train / 1 val / 2 test)."""
+    return resolve_config("cpu_quick", [
+        "data.scale=1.0", "data.tile=64", "data.batch_size=8", "train.epochs=8",
+        "train.lr=0.003", "train.log_every_n_steps=1",
+        "data.split={train: 0-4, val: '5', test: 6-7}"])

@@ -1,0 +1,84 @@
+"""FRE: exact identity at evaluation, exactly B channels scaled by X in a training step."""
+
+import copy
+
+import pytest
+import torch
+
+from ensemblab.errors import ConfigError
+from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
+from ensemblab.projects.fre_unet.module import FRESegmentation
+
+CLASSES = ["background", "membrane", "mitochondria", "synapse"]
+
+
+def _module(num_enhanced=3, factor=250.0, fixed=False, seed=0):
+    cfg = {"width": 0.125, "fre": {"num_enhanced": num_enhanced, "factor": factor,
+                                   "fixed": fixed}}
+    torch.manual_seed(0)
+    return FRESegmentation(cfg, CLASSES, seed=seed)
+
+
+def test_eval_outputs_bitwise_equal_with_and_without_fre():
+    module = _module()
+    with_fre = module.model.eval()
+    without = copy.deepcopy(with_fre)
+    without.fre = None
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(with_fre(x), without(x))
+        feats = torch.randn(2, with_fre.deep_channels, 2, 2)
+        assert with_fre.fre(feats) is feats
+    # In training mode the same network must differ, so the check above can fail.
+    with_fre.train()
+    without.train()
+    with torch.no_grad():
+        assert not torch.equal(with_fre(x), without(x))
+
+
+def test_training_step_scales_exactly_b_channels_by_x():
+    module = _module(num_enhanced=3, factor=250.0)
+    seen = {}
+
+    def hook(_m, inputs, output):
+        seen["in"], seen["out"] = inputs[0].detach().clone(), output.detach().clone()
+
+    module.model.fre.register_forward_hook(hook)
+    module.train()
+    x, y = torch.rand(2, 1, 32, 32), torch.randint(0, 4, (2, 32, 32))
+    loss = module.training_step((x, y), 0)
+    loss.backward()
+    changed = [c for c in range(seen["in"].shape[1])
+               if not torch.equal(seen["in"][:, c], seen["out"][:, c])]
+    assert len(changed) == 3
+    assert changed == module.model.fre.enhanced_channels.tolist()
+    for c in changed:
+        torch.testing.assert_close(seen["out"][:, c], 250.0 * seen["in"][:, c])
+
+
+def test_channels_redrawn_per_epoch_reproducibly():
+    a = FeatureRandomEnhancement(64, 8, 10.0, seed=1)
+    b = FeatureRandomEnhancement(64, 8, 10.0, seed=1)
+    draws = []
+    for epoch in range(4):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        assert torch.equal(a.enhanced_channels, b.enhanced_channels)
+        assert len(a.enhanced_channels) == 8
+        draws.append(tuple(a.enhanced_channels.tolist()))
+    assert len(set(draws)) > 1
+    other_seed = FeatureRandomEnhancement(64, 8, 10.0, seed=2)
+    assert not torch.equal(other_seed.enhanced_channels, b.draw(0))
+
+
+def test_fixed_variant_keeps_channels():
+    fre = FeatureRandomEnhancement(64, 10, 10_000.0, seed=0, fixed=True)
+    first = fre.enhanced_channels.clone()
+    for epoch in range(1, 5):
+        fre.set_epoch(epoch)
+        assert torch.equal(fre.enhanced_channels, first)
+
+
+def test_too_many_channels_is_a_config_error():
+    with pytest.raises(ConfigError, match="B=20"):
+        FeatureRandomEnhancement(16, 20, 2.0)
