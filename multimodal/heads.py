@@ -88,7 +88,10 @@ class CaptionDecoder(nn.Module):
         return self.out(self.norm(x))
 
     def _next_logprobs(self, tokens, memory, memory_pad):
-        return F.log_softmax(self.forward(tokens, memory, memory_pad)[:, -1], dim=-1)
+        logits = self.forward(tokens, memory, memory_pad)[:, -1]
+        # PAD and BOS are never targets in training, so their logits are untrained: ban them.
+        logits[:, [self.pad_id, self.bos_id]] = float("-inf")
+        return F.log_softmax(logits, dim=-1)
 
     @torch.no_grad()
     def greedy(self, memory: torch.Tensor, memory_pad: torch.Tensor | None = None,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Sequence
 
 import lightning as L
@@ -27,6 +28,7 @@ from torch import nn
 
 # "GPU available: False" and tips, printed by every Trainer: noise for hundreds of small fits.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
 
 
 class MemberMLP(nn.Module):
@@ -142,7 +144,7 @@ class MemberMLPModule(L.LightningModule):
             for saved, p in zip(self.best_state, self.net.parameters()):
                 sel = better.view(-1, *([1] * (p.dim() - 1)))
                 saved.copy_(torch.where(sel, p.detach(), saved))
-        self.log("val_loss", ce.mean(), prog_bar=False, logger=False)
+        self.log("val_loss", ce.mean(), prog_bar=False, logger=False, batch_size=1)
 
     def on_fit_end(self):
         with torch.no_grad():

@@ -4,7 +4,8 @@
 training rows of an outer split it
 
 1. cuts them into ``inner_folds`` stratified (optionally formula-grouped) inner folds and fits
-   one preprocessor per inner-training part (scaling never sees its inner-validation rows);
+   one preprocessor per inner-training part (scaling never sees its inner-validation rows; the
+   category / element columns are those of all training rows, so every fold has one layout);
 2. trains, for every hyper-parameter setting of ``grid`` and every inner fold, one network on
    the inner-training rows with early stopping on the inner-validation rows — all settings of
    one hidden shape as members of one :class:`ensemblab.tabular.dnn.MemberMLPModule`;
@@ -87,9 +88,11 @@ class DNNEnsembleClassifier:
         else:
             splitter = StratifiedGroupKFold(k, shuffle=True, random_state=self.seed)
             folds = list(splitter.split(df, y, groups))
-        self.preprocessors_ = [self.make_preprocessor().fit(df.iloc[tr]) for tr, _ in folds]
+        # one column layout (categories, elements of all training rows), fold-wise scaling
+        self.preprocessors_ = [self.make_preprocessor().fit(df.iloc[tr], vocabulary=df)
+                               for tr, _ in folds]
         x_fold, c_fold = self._inputs(df, range(k))
-        cards = [max(sizes) for sizes in zip(*(p.cardinalities for p in self.preprocessors_))]
+        cards = self.preprocessors_[0].cardinalities
         y_t = torch.from_numpy(y)
         n = len(y)
         train = torch.zeros(k, n, dtype=torch.bool)

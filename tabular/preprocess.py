@@ -95,12 +95,20 @@ class TabularPreprocessor:
             names += [f"{c}={v}" for c in self.categorical for v in self.categories_[c]]
         return names
 
-    def fit(self, df: pd.DataFrame) -> TabularPreprocessor:
-        """Learn categories, the element vocabulary and the scaling from training rows."""
+    def fit(self, df: pd.DataFrame, vocabulary: pd.DataFrame | None = None) -> TabularPreprocessor:
+        """Learn categories, the element vocabulary and the scaling from training rows.
+
+        Args:
+            df: training rows (the scaling statistics come from these).
+            vocabulary: rows whose categories / elements define the columns (default ``df``);
+                a superset of ``df`` gives several preprocessors one column layout (e.g. one
+                per inner fold of the same training set). Labels are never read.
+        """
         self._check(df)
-        self.categories_ = {c: sorted(df[c].astype(str).unique()) for c in self.categorical}
+        vocab = df if vocabulary is None else vocabulary
+        self.categories_ = {c: sorted(vocab[c].astype(str).unique()) for c in self.categorical}
         if self.formula:
-            _, self.elements_ = composition_matrix(df[self.formula])
+            _, self.elements_ = composition_matrix(vocab[self.formula])
         raw = self._raw_numeric(df)
         self.mean_ = raw.mean(axis=0)
         std = raw.std(axis=0)

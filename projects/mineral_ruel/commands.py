@@ -55,7 +55,6 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
         raise ConfigError("no dataset: give --data DIR (or data.root=DIR)")
     cfg["data"]["root"] = str(data)
     cfg["data"]["classes"] = resolve_classes(cfg["data"]["classes"])
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
     seed_everything(int(cfg["seed"]))
     if cfg["train"].get("threads"):
         torch.set_num_threads(int(cfg["train"]["threads"]))
@@ -64,7 +63,8 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
         data, len(d["classes"]), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
         batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
         frozen_epochs=t["frozen_epochs"], seed=int(cfg["seed"]), workers=d.get("workers", 0))
-    datamodule.setup()
+    datamodule.setup()  # reads and validates every training image before a run folder exists
+    run_dir = prepare_run_dir(out, cfg, resume=resume)
     module = module_from_config(cfg)
     trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/miou", mode="max",
                             log_every_n_steps=t.get("log_every_n_steps", 10),

@@ -46,9 +46,9 @@ class SpatialTransformer(nn.Module):
     def __init__(self, in_channels: int = 3, hidden: int = 32):
         super().__init__()
         self.localization = nn.Sequential(
-            nn.Conv2d(in_channels, 8, 7, stride=2, padding=3), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 8, 7, stride=2, padding=3), nn.MaxPool2d(2, ceil_mode=True),
             nn.LeakyReLU(0.1, inplace=True),
-            nn.Conv2d(8, 10, 5, stride=2, padding=2), nn.MaxPool2d(2),
+            nn.Conv2d(8, 10, 5, stride=2, padding=2), nn.MaxPool2d(2, ceil_mode=True),
             nn.LeakyReLU(0.1, inplace=True),
             nn.AdaptiveAvgPool2d(4), nn.Flatten(),
             nn.Linear(10 * 16, hidden), nn.LeakyReLU(0.1, inplace=True))

@@ -5,6 +5,8 @@ The paper's ensemble adapts each model's weight to its validation performance. H
 - box weights: each detector's validation box AP50 -> ``weights_from_scores``;
 - mask weights: each mask model's Kaggle score when it alone gives the masks on the fused boxes
   -> ``weights_from_scores``;
+  both ``proportional`` (``w_i = s_i / sum_j s_j``: a model's say grows with its score; equal
+  weights when every score is 0);
 - per cell type, a grid search of ``score_thresh`` x ``mask_thresh`` (other post-processing
   values from the manifest).
 
@@ -17,10 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from ensemblab.ensemble.fusion import grid_search
 from ensemblab.ensemble.manifest import Manifest
-from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
 from ensemblab.projects.sartorius_cells.consensus import RawConsensus, finalize
 from ensemblab.projects.sartorius_cells.postprocess import (
@@ -28,6 +28,8 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     PostprocessParams,
     instances_to_idmap,
 )
+
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.voting import weights_from_scores
 
 DEFAULT_GRID = {"score_thresh": [0.1, 0.2, 0.3, 0.4, 0.5], "mask_thresh": [0.4, 0.5, 0.6]}
@@ -69,6 +71,13 @@ def score_images(images: list[ValImage], weights: dict[str, float],
     return out
 
 
+def adaptive_weights(scores: list[float]) -> np.ndarray:
+    """Weights proportional to validation scores (equal when all are 0)."""
+    if max(scores) <= 0:
+        return weights_from_scores(scores, method="equal")
+    return weights_from_scores(np.clip(scores, 0.0, None), method="proportional")
+
+
 def detector_weights(box_sets: dict[str, list], gts: dict[str, np.ndarray]
                      ) -> tuple[dict[str, float], dict[str, float]]:
     """Adaptive box weights from each detector's validation box AP50.
@@ -90,7 +99,7 @@ def detector_weights(box_sets: dict[str, list], gts: dict[str, np.ndarray]
         ap[name] = coco_box_ap(gts, preds)["AP50"]
     if len(names) < 2:
         return {n: 1.0 for n in names}, ap
-    w = weights_from_scores([ap[n] for n in names])
+    w = adaptive_weights([ap[n] for n in names])
     return {n: float(v) for n, v in zip(names, w)}, ap
 
 
@@ -105,7 +114,7 @@ def fit_mask_weights(images: list[ValImage], sources: list[str],
     alone = {s: float(np.mean(score_images(images, {s: 1.0}, params))) for s in sources}
     if len(sources) < 2:
         return {s: 1.0 for s in sources}, alone
-    w = weights_from_scores([alone[s] for s in sources])
+    w = adaptive_weights([alone[s] for s in sources])
     return {s: float(v) for s, v in zip(sources, w)}, alone
 
 

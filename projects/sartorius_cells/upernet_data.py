@@ -13,10 +13,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
-from scipy import ndimage
-
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes
 from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale, masks_to_boxes
+from scipy import ndimage
 
 
 def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:
@@ -32,9 +31,10 @@ def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:
     target = (idmap > 0).astype(np.int64)
     if border:
         idmap = idmap.astype(np.int64)
-        hi = ndimage.maximum_filter(idmap, size=3)
-        # Background becomes +inf for the minimum so that only other *cells* count.
-        lo = ndimage.minimum_filter(np.where(idmap > 0, idmap, np.iinfo(np.int64).max), size=3)
+        hi = ndimage.maximum_filter(idmap, size=3, mode="nearest")
+        # Background becomes larger than every id for the minimum: only other *cells* count.
+        lo = ndimage.minimum_filter(np.where(idmap > 0, idmap, idmap.max() + 1), size=3,
+                                    mode="nearest")
         target[(idmap > 0) & ((hi > idmap) | (lo < idmap))] = 2
     return target
 

@@ -132,7 +132,7 @@ class CocoAPEvaluator(Evaluator):
         self.dt: dict[Any, tuple[list[dict], np.ndarray]] = {}
 
     def update(self, image_id: Any, pred_masks: Any, scores: Any, gt_masks: Any) -> None:
-        """Add one image: predictions ``bool[Np, H, W]`` with ``scores[Np]``, truth ``[Ng, H, W]``."""
+        """Add one image: predictions ``bool[Np, H, W]``, ``scores[Np]``, truth ``[Ng, H, W]``."""
         self.gt[image_id] = encode_masks(gt_masks)
         self.dt[image_id] = (encode_masks(pred_masks), as_numpy(scores).reshape(-1))
 

@@ -12,6 +12,7 @@ Conventions (documented choices, each tested):
   of it), so all candidate pairs are matches. When a set has overlapping masks a conflict can
   arise; it is resolved greedily by decreasing IoU. Greedy on pairs sorted by IoU gives, at each
   higher threshold, exactly the prefix of the matches at 0.5, so one matching serves all ``t``.
+- An empty mask in a stack is no object (as an id absent from an id map): it is not counted.
 - An image with neither ground truth nor predictions scores 1.0 (nothing to find, nothing
   wrongly found); ground truth without predictions, or predictions without ground truth,
   score 0.0. (The competition test set has cells in every image, so the case never arose there.)
@@ -122,6 +123,23 @@ def mask_iou_matrix(a: Any, b: Any) -> np.ndarray:
     return iou
 
 
+def mask_iou_pairs(a: Any, b: Any, min_iou: float = 0.0):
+    """Sparse IoU: the pairs of masks of ``a`` and ``b`` whose IoU exceeds ``min_iou``.
+
+    Args:
+        a: masks ``bool[Na, H, W]`` or an id map ``int[H, W]``.
+        b: masks ``bool[Nb, H, W]`` or an id map, same ``H, W``.
+        min_iou: keep pairs with IoU strictly above this (0 keeps every touching pair).
+
+    Returns:
+        ``(rows, cols, iou)``: indices into ``a`` and ``b`` and the IoU of each kept pair.
+    """
+    rows, cols, inter, area_a, area_b = _pair_intersections(_check(a, "a"), _check(b, "b"))
+    iou = inter / (area_a[rows] + area_b[cols] - inter)
+    keep = iou > min_iou
+    return rows[keep], cols[keep], iou[keep]
+
+
 def _one_to_one(rows: np.ndarray, cols: np.ndarray, iou: np.ndarray) -> np.ndarray:
     """IoUs of a one-to-one matching of candidate pairs (greedy by decreasing IoU)."""
     if np.unique(rows).size == rows.size and np.unique(cols).size == cols.size:
@@ -149,7 +167,7 @@ def kaggle_score(pred_masks: Any, gt_masks: Any) -> float:
     """
     rows, cols, inter, area_p, area_g = _pair_intersections(
         _check(pred_masks, "pred_masks"), _check(gt_masks, "gt_masks"))
-    n_pred, n_gt = area_p.size, area_g.size
+    n_pred, n_gt = np.count_nonzero(area_p), np.count_nonzero(area_g)  # empty masks: no objects
     if n_pred == 0 and n_gt == 0:
         return 1.0
     iou = inter / (area_p[rows] + area_g[cols] - inter)

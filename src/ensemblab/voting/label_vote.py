@@ -82,18 +82,36 @@ def _subset_keys(w: np.ndarray) -> np.ndarray:
 
 
 def _vote_by_subset_keys(flat: np.ndarray, w: np.ndarray, c: int) -> np.ndarray:
-    """``M <= 16``: running maximum over classes of the subset keys. ``flat``: ``[M, P]``."""
+    """``M <= 16``: running maximum over classes of the subset keys. ``flat``: ``[M, P]``.
+
+    Per class: ``M`` comparisons, the voter codes built byte by byte with Horner's scheme
+    (``acc = 2 * acc | vote``: additions and ors are the cheapest uint8 ufuncs), one look-up.
+    All buffers are allocated once.
+    """
     m, n_pix = flat.shape
     keys = _subset_keys(w)
+    n_bytes = (m + 7) // 8
+    votes = np.empty((m, n_pix), dtype=bool)
+    votes8 = votes.view(np.uint8)
+    code = np.zeros((n_pix, 2), dtype=np.uint8)  # little-endian bytes of a uint16 code
+    code16 = code.view(np.uint16).reshape(-1)
+    acc = np.empty(n_pix, dtype=np.uint8)
+    key = np.empty(n_pix, dtype=keys.dtype)
     best = np.zeros(n_pix, dtype=keys.dtype)
+    better = np.empty(n_pix, dtype=bool)
     voted = np.zeros(n_pix, dtype=np.int64)
     for cls in range(c):
-        votes = (flat == cls).view(np.uint8)  # [M, P]
-        code = votes[0].astype(np.uint16)
-        for k in range(1, m):
-            code |= votes[k].astype(np.uint16) << k
-        key = keys[code]
-        voted[key > best] = cls
+        np.equal(flat, cls, out=votes)
+        for byte in range(n_bytes):
+            top = min(8 * byte + 8, m) - 1
+            np.copyto(acc, votes8[top])
+            for k in range(top - 1, 8 * byte - 1, -1):
+                np.add(acc, acc, out=acc)
+                np.bitwise_or(acc, votes8[k], out=acc)
+            code[:, byte] = acc
+        np.take(keys, code16, out=key)
+        np.greater(key, best, out=better)
+        np.copyto(voted, cls, where=better)
         np.maximum(best, key, out=best)
     return voted
 

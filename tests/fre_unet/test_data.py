@@ -1,0 +1,114 @@
+"""Loaders: pinned ssTEM mapping, clear errors, TIFF stacks, folders, splits, tiles."""
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, load_slices, split_slices
+from ensemblab.projects.fre_unet.datamodule import EMTileData, tile_slices
+from ensemblab.synthetic.em import make_em_stack
+from ensemblab.testing import real_data
+
+SSTEM = {"format": "slices", "image_dir": "raw", "label_dir": "labels", "label_map": "sstem"}
+
+
+def _write_slice(root, i, image, label):
+    (root / "raw").mkdir(parents=True, exist_ok=True)
+    (root / "labels").mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(root / "raw" / f"{i:02d}.tif", image)
+    Image.fromarray(label).save(root / "labels" / f"labels{i:08d}.png")
+
+
+def test_sstem_mapping_is_pinned(tmp_path):
+    codes = np.array([[0, 32, 64, 96, 128, 159, 191, 223, 255]], np.uint8)
+    _write_slice(tmp_path, 0, np.zeros_like(codes), codes)
+    (s,) = load_slices(tmp_path, SSTEM)
+    assert s.label.tolist() == [[1, 1, 1, 1, 1, 0, 2, 3, 0]]
+    assert sorted(SSTEM_LABEL_MAP) == codes[0].tolist()
+
+
+def test_unknown_label_value_names_the_file(tmp_path):
+    label = np.full((4, 4), 255, np.uint8)
+    label[0, 0] = 77
+    _write_slice(tmp_path, 3, np.zeros((4, 4), np.uint8), label)
+    with pytest.raises(DataError, match=r"labels00000003\.png: unknown label values \[77\]"):
+        load_slices(tmp_path, SSTEM)
+
+
+def test_mismatched_slice_sizes(tmp_path):
+    _write_slice(tmp_path, 0, np.zeros((8, 8), np.uint8), np.full((8, 6), 255, np.uint8))
+    with pytest.raises(DataError, match=r"labels00000000\.png: .*shape \(8, 6\)"):
+        load_slices(tmp_path, SSTEM)
+
+
+def test_missing_partner_slice(tmp_path):
+    _write_slice(tmp_path, 0, np.zeros((4, 4), np.uint8), np.full((4, 4), 255, np.uint8))
+    tifffile.imwrite(tmp_path / "raw" / "01.tif", np.zeros((4, 4), np.uint8))
+    with pytest.raises(DataError, match="slice 1 has no partner"):
+        load_slices(tmp_path, SSTEM)
+
+
+def test_isbi_tiff_stack_and_mismatch(tmp_path):
+    vol = np.random.default_rng(0).integers(0, 255, (3, 16, 16), dtype=np.uint8)
+    lab = np.where(vol > 128, 255, 0).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "train-volume.tif", vol)
+    tifffile.imwrite(tmp_path / "train-labels.tif", lab)
+    cfg = {"format": "tiff_stack", "image_stack": "train-volume.tif",
+           "label_stack": "train-labels.tif", "label_map": "isbi2012"}
+    slices = load_slices(tmp_path, cfg)
+    assert len(slices) == 3
+    assert np.array_equal(slices[1].label, (lab[1] == 0).astype(np.uint8))
+    tifffile.imwrite(tmp_path / "train-labels.tif", lab[:, :8])
+    with pytest.raises(DataError, match="train-labels.tif: label stack shape"):
+        load_slices(tmp_path, cfg)
+
+
+def test_folder_with_class_list(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / f"{name}.png")
+        Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) % 3).save(
+            tmp_path / "masks" / f"{name}.png")
+    cfg = {"format": "folder", "image_dir": "images", "label_dir": "masks",
+           "classes": ["background", "nucleus", "cytoplasm"], "label_map": {0: 0, 1: 1, 2: 2}}
+    slices = load_slices(tmp_path, cfg)
+    assert [s.name for s in slices] == ["a", "b"] and slices[0].image.shape == (8, 8)
+    with pytest.raises(ConfigError, match="class indices"):
+        load_slices(tmp_path, {**cfg, "label_map": {0: 0, 1: 5}})
+
+
+def test_split_and_tiles(em_stack):
+    slices = load_slices(em_stack, SSTEM)
+    parts = split_slices(slices, {"train": "0-4", "val": 5, "test": [6, 7]})
+    assert [len(parts[k]) for k in ("train", "val", "test")] == [5, 1, 2]
+    images, labels = tile_slices(parts["train"], 64, 1.0)
+    assert images.shape == (20, 64, 64) and labels.max() <= 3
+    images, _ = tile_slices(parts["test"], 32, 0.5)
+    assert images.shape == (8, 32, 32)
+    with pytest.raises(ConfigError, match="slice 5 is in both"):
+        split_slices(slices, {"train": "0-5", "val": 5})
+    with pytest.raises(ConfigError, match="outside the 8 slices"):
+        split_slices(slices, {"train": "0-11"})
+
+
+def test_synthetic_stack_is_deterministic(tmp_path):
+    a = make_em_stack(tmp_path / "a", n_slices=2, size=64, seed=3)
+    b = make_em_stack(tmp_path / "b", n_slices=2, size=64, seed=3)
+    for rel in ("raw/01.tif", "labels/labels00000001.png"):
+        assert (a / rel).read_bytes() == (b / rel).read_bytes()
+    codes = np.unique(np.asarray(Image.open(a / "labels/labels00000000.png")))
+    assert set(codes.tolist()) <= set(SSTEM_LABEL_MAP)
+    assert {0, 1, 2, 3} == set(np.unique(load_slices(a, SSTEM)[0].label).tolist())
+
+
+@pytest.mark.realdata
+def test_real_sstem_stack_pinned_split():
+    root = real_data("em/drosophila_sstem/stack1")
+    data = EMTileData(root, {**SSTEM, "tile": 256, "scale": 1.0})
+    data.setup()
+    sizes = {k: len(v) for k, v in data.tiles.items()}
+    assert sizes == {"train": 12 * 16, "val": 4 * 16, "test": 4 * 16}
+    assert set(data.tiles["test"].labels.unique().tolist()) == {0, 1, 2, 3}

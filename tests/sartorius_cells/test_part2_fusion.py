@@ -1,0 +1,101 @@
+"""Consensus fusion on hand-made cases: WBF of detectors, the weighted vote, re-ranking and the
+final post-processing (per-type thresholds, overlap removal), and a submission from it."""
+
+import numpy as np
+import pytest
+
+from ensemblab.ensemble.fusion import (
+    consensus_vote,
+    fuse_detections,
+    grid_search,
+    instance_windows,
+    rerank,
+)
+from ensemblab.ensemble.submission import validate_submission, write_submission
+from ensemblab.projects.sartorius_cells.consensus import RawConsensus, finalize
+from ensemblab.projects.sartorius_cells.ensemble_fit import image_type, params_for
+from ensemblab.projects.sartorius_cells.inference import instances_to_rles
+from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams
+
+
+def test_wbf_fuses_agreeing_boxes_and_downweights_lone_ones():
+    a = (np.array([[10, 10, 50, 50], [70, 70, 90, 90]], float), np.array([0.9, 0.8]),
+         np.array([1, 1]))
+    b = (np.array([[12, 12, 52, 52]], float), np.array([0.6]), np.array([1]))
+    boxes, scores, labels = fuse_detections([a, b], [1.0, 1.0], 100, 100, iou_thr=0.5)
+    assert len(boxes) == 2 and labels.tolist() == [1, 1]
+    # Score-weighted mean of the coordinates: (0.9 * a + 0.6 * b) / 1.5.
+    np.testing.assert_allclose(boxes[0], [10.8, 10.8, 50.8, 50.8], atol=0.05)
+    np.testing.assert_allclose(scores[0], 0.75, atol=1e-3)   # mean of 0.9 and 0.6
+    np.testing.assert_allclose(scores[1], 0.4, atol=1e-3)    # 0.8 found by 1 of 2 detectors
+    empty = fuse_detections([(np.zeros((0, 4)), np.zeros(0), np.zeros(0))], [1.0], 10, 10)
+    assert empty[0].shape == (0, 4)
+
+
+def test_consensus_vote_is_the_weighted_mean():
+    a = [np.full((2, 3), 0.8, np.float32)]
+    b = [np.full((2, 3), 0.4, np.float32)]
+    c = [np.full((2, 3), 0.0, np.float32)]
+    out = consensus_vote([a, b, c], [3.0, 1.0, 0.0])
+    np.testing.assert_allclose(out[0], 0.75 * 0.8 + 0.25 * 0.4)
+    with pytest.raises(ValueError):
+        consensus_vote([a, b], [0.0, 0.0])
+
+
+def test_rerank_multiplies_box_score_by_mean_mask_probability():
+    probs = [np.array([[0.8, 0.6], [0.2, 0.1]], np.float32), np.full((2, 2), 0.3, np.float32)]
+    scores, masks = rerank(np.array([0.9, 0.5]), probs, mask_thresh=0.5)
+    np.testing.assert_allclose(scores, [0.9 * 0.7, 0.0])
+    assert masks[0].tolist() == [[True, True], [False, False]] and not masks[1].any()
+
+
+def test_instance_windows_and_grid_search():
+    win = instance_windows(np.array([[10.0, 10.0, 30.0, 20.0]]), 100, 100, pad=0.1)
+    assert win.tolist() == [[8, 9, 32, 21]]
+    best, score = grid_search(lambda p: -(p["a"] - 2) ** 2 - p["b"], {"a": [1, 2, 3],
+                                                                      "b": [1, 0]})
+    assert best == {"a": 2, "b": 0} and score == 0
+
+
+def _raw() -> RawConsensus:
+    """Two overlapping cells and one faint detection in a 20 x 30 image."""
+    windows = np.array([[2, 2, 12, 12], [8, 2, 18, 12], [20, 10, 28, 18]])
+    strong = [np.full((10, 10), 0.9, np.float32), np.full((10, 10), 0.8, np.float32),
+              np.full((8, 8), 0.2, np.float32)]
+    weak = [np.full((10, 10), 0.5, np.float32), np.full((10, 10), 0.6, np.float32),
+            np.full((8, 8), 0.9, np.float32)]
+    return RawConsensus(windows.astype(np.float32), np.array([0.9, 0.8, 0.7], np.float32),
+                        np.array([1, 1, 2]), windows, {"mrcnn": strong, "upernet": weak}, 20, 30)
+
+
+def test_finalize_votes_reranks_and_removes_overlaps():
+    params = PostprocessParams(score_thresh=0.3, mask_thresh=0.5, overlap_drop_frac=0.5,
+                               min_area=4, mask_nms_iou=0.9)
+    inst = finalize(_raw(), {"mrcnn": 3.0, "upernet": 1.0}, params)
+    # Third: vote 0.75*0.2 + 0.25*0.9 = 0.375 < mask_thresh -> empty mask -> score 0, dropped.
+    assert len(inst) == 2
+    np.testing.assert_allclose(inst.scores, [0.9 * 0.8, 0.8 * 0.75], rtol=1e-5)
+    assert inst.masks[0].sum() == 100 and inst.masks[1].sum() == 60  # lost 4 columns
+    full = inst.full_masks()
+    assert not (full[0] & full[1]).any()
+    # Only the upernet vote: the faint third cell is found, overlap drop removes nothing.
+    alone = finalize(_raw(), {"upernet": 1.0}, params)
+    assert len(alone) == 3
+
+
+def test_per_type_thresholds_and_image_type():
+    thresholds = {"default": {"score_thresh": 0.5}, "per_type": {"astro": {"score_thresh": 0.1}}}
+    assert params_for(thresholds, "astro").score_thresh == 0.1
+    assert params_for(thresholds, "cort").score_thresh == 0.5
+    assert image_type(_raw(), ["cort", "astro"]) == "cort"  # 0.9 + 0.8 against 0.7
+
+
+def test_submission_from_the_ensemble_validates(tmp_path):
+    params = PostprocessParams(score_thresh=0.0, mask_thresh=0.5, overlap_drop_frac=0.9,
+                               min_area=1)
+    inst = finalize(_raw(), {"mrcnn": 1.0, "upernet": 1.0}, params)
+    rles = {"img1": instances_to_rles(inst), "img2": []}
+    csv = tmp_path / "submission.csv"
+    write_submission(csv, rles, ["img1", "img2"])
+    assert validate_submission(csv, {"img1": (20, 30), "img2": (20, 30)}) == []
+    assert len(rles["img1"]) == len(inst) == 3
