@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from ensemblab.tabular.preprocess import TabularPreprocessor
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -22,7 +24,6 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.svm import SVC
 
 from ensemblab.errors import ConfigError
-from ensemblab.tabular.preprocess import TabularPreprocessor
 
 BASELINES = ("svm", "lr", "nb", "voting_soft", "voting_hard", "rf", "et")
 
@@ -42,8 +43,12 @@ def make_baseline(name: str, seed: int = 0, trees: int = 200,
     inner = StratifiedKFold(inner_folds, shuffle=True, random_state=seed)
 
     def svm():
-        return GridSearchCV(SVC(kernel="rbf", probability=True, random_state=seed),
-                            {"C": list(svm_c)}, cv=inner, scoring="f1_macro")
+        # Platt-scaled probabilities (needed by soft voting and `predict`) through
+        # CalibratedClassifierCV, the replacement of the deprecated SVC(probability=True)
+        calibrated = CalibratedClassifierCV(SVC(kernel="rbf"), method="sigmoid", cv=3,
+                                            ensemble=False)
+        return GridSearchCV(calibrated, {"estimator__C": list(svm_c)}, cv=inner,
+                            scoring="f1_macro")
 
     def lr():
         return GridSearchCV(LogisticRegression(max_iter=2000), {"C": list(lr_c)}, cv=inner,

@@ -24,11 +24,10 @@ from itertools import groupby
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
 from ensemblab.tabular.dnn import MemberMLP, MemberMLPModule, fit_members
 from ensemblab.tabular.preprocess import TabularPreprocessor
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 DEFAULT_GRID = (
     {"hidden": (128, 128), "dropout": 0.1, "weight_decay": 1e-4},
@@ -137,7 +136,7 @@ class DNNEnsembleClassifier:
         return self
 
     def _inputs(self, df: pd.DataFrame, folds) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x_num[M, N, F], x_cat[M, N, K])`` of ``df`` through each listed fold's preprocessor."""
+        """``(x_num[M, N, F], x_cat[M, N, K])`` of ``df``, one preprocessor per listed fold."""
         feats = [self.preprocessors_[f].transform(df) for f in folds]
         return (torch.from_numpy(np.stack([f.x_num for f in feats])),
                 torch.from_numpy(np.stack([f.x_cat for f in feats])))

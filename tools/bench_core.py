@@ -41,8 +41,11 @@ def _timed(fn, repeats: int) -> tuple[float, float, object]:
 def cell_id_map(rng: np.random.Generator, height: int = 520, width: int = 704,
                 rows: int = 15, cols: int = 20) -> np.ndarray:
     """``int32[H, W]``: ``rows * cols`` box-like cells of random sizes with 1-px gaps."""
-    ys = np.sort(rng.choice(np.arange(8, height - 8), rows - 1, replace=False))
-    xs = np.sort(rng.choice(np.arange(8, width - 8), cols - 1, replace=False))
+    def cuts(length: int, n: int) -> np.ndarray:  # n - 1 cuts, jittered around even spacing
+        step = length / n
+        return (np.arange(1, n) * step + rng.uniform(-step / 4, step / 4, n - 1)).astype(int)
+
+    ys, xs = cuts(height, rows), cuts(width, cols)
     row = np.searchsorted(ys, np.arange(height), side="right")
     col = np.searchsorted(xs, np.arange(width), side="right")
     ids = (row[:, None] * cols + col[None, :] + 1).astype(np.int32)

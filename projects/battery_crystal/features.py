@@ -19,6 +19,8 @@ Feature sets:
   plus the derived columns.
 - ``paper``: the paper's nine columns — ``honest`` plus ``Spacegroup`` (one-hot). Leaky: the
   space group determines the crystal system.
+- ``raw`` (ablation): the eight non-space-group columns as they are (formula as element
+  fractions), without the derived columns.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
-
-from ensemblab.errors import ConfigError
 from ensemblab.tabular.composition import atoms_per_formula_unit
 from ensemblab.tabular.preprocess import TabularPreprocessor
 from ensemblab.tabular.schema import TableSchema
+
+from ensemblab.errors import ConfigError
 
 LABEL = "Crystal System"
 CLASSES = ("monoclinic", "orthorhombic", "triclinic")
@@ -44,7 +46,7 @@ SCHEMA = TableSchema(
              "Volume": "float", "Has Bandstructure": "bool"},
     label=LABEL, labels=CLASSES, formula_columns=("Formula",), optional=("Materials Id",),
 )
-FEATURE_SETS = ("honest", "paper")
+FEATURE_SETS = ("honest", "paper", "raw")
 LEAKY_FEATURE_SETS = {"paper": "Spacegroup determines the crystal system (lookup gives 1.0)"}
 
 
@@ -63,11 +65,14 @@ def preprocessor_factory(feature_set: str, encoding: str = "onehot") -> partial:
     """A picklable ``() -> TabularPreprocessor`` for a feature set.
 
     Args:
-        feature_set: ``honest`` or ``paper``.
+        feature_set: ``honest``, ``paper`` or ``raw``.
         encoding: categorical encoding (``onehot`` or ``embedding``; baselines need one-hot).
     """
     if feature_set not in FEATURE_SETS:
         raise ConfigError(f"feature set {feature_set!r}: choose from {', '.join(FEATURE_SETS)}")
+    if feature_set == "raw":
+        return partial(TabularPreprocessor, numeric=[*NUMERIC, "Has Bandstructure"],
+                       formula="Formula", encoding=encoding)
     categorical = ["Z class"] + (["Spacegroup"] if feature_set == "paper" else [])
     return partial(
         TabularPreprocessor,

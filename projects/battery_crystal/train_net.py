@@ -1,4 +1,4 @@
-"""Forwarder: ``python projects/battery_crystal/train_net.py ARGS`` = ``ensemblab battery_crystal train ARGS``."""
+"""Same as ``ensemblab battery_crystal train ARGS`` (detectron2-style per-project script)."""
 import sys
 
 from ensemblab.cli import main

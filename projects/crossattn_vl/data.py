@@ -103,29 +103,39 @@ class ImageStore:
 
 
 class VLTrainDataset(Dataset):
-    """Training items: (image, caption[, question, answer target])."""
+    """Training items: (image, caption[, question, answer target]).
+
+    With ``per_image`` an epoch visits each image once with one of its captions drawn at
+    random (a shorter epoch for CPU schedules); otherwise every caption is one item.
+    """
 
     def __init__(self, data: VLData, keys: list[str], store: ImageStore,
-                 answers: list[str] | None = None, seed: int = 0):
+                 answers: list[str] | None = None, seed: int = 0, per_image: bool = False):
         self.store = store
+        self.rng = random.Random(seed)
         self.index = {a: i for i, a in enumerate(answers or [])}
         self.by_key: dict[str, list[dict]] = {}
         for q in data.questions:
             self.by_key.setdefault(q["key"], []).append(q)
         keyset = set(keys)
+        self.captions = data.captions
         caps = [(k, c) for k in keys for c in data.captions.get(k, [])]
-        if caps:
+        self.per_image = per_image and bool(caps)
+        if self.per_image:
+            self.items = [{"key": k, "caption": None} for k in keys if data.captions.get(k)]
+        elif caps:
             self.items = [{"key": k, "caption": c} for k, c in caps]
         else:
             self.items = [{"key": q["key"], "caption": None, "q": q}
                           for q in data.questions if q["key"] in keyset]
-        self.rng = random.Random(seed)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> dict:
         item = dict(self.items[i])
+        if self.per_image:
+            item["caption"] = self.rng.choice(self.captions[item["key"]])
         q = item.pop("q", None)
         if q is None and self.by_key.get(item["key"]) and self.index:
             q = self.rng.choice(self.by_key[item["key"]])

@@ -15,6 +15,7 @@ from pathlib import Path
 from ensemblab.projects.crossattn_vl.cli import resolve_config
 from ensemblab.projects.crossattn_vl.predict import predict_run
 from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
+
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 EPOCHS = 10
@@ -58,7 +59,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
         "",
         "Generated test captions (first reference in brackets):", "",
     ]
-    for key, item in list(caps.items())[:4]:
+    for item in list(caps.values())[:4]:
         lines.append(f"- {item['generated']}  [{item['references'][0]}]")
     lines += ["", "`predict` on four images: " + "; ".join(f"{k}: {v}" for k, v in preds.items()),
               "", f"![attention]({name}/run/overlays/overlay_0.png)",

@@ -97,7 +97,9 @@ def train_run(cfg: dict, data_dir, out, device: str = "auto", resume: bool = Fal
         _cache_features(module, store, splits["train"] + splits["val"], cache_path)
     t = cfg["train"]
     collate = VLCollate(tok, cfg["data"]["caption_prompt"])
-    loaders = [DataLoader(VLTrainDataset(data, splits[s], store, answers, cfg["seed"]),
+    per_image = cfg["data"].get("caption_items", "all") == "per_image"
+    loaders = [DataLoader(VLTrainDataset(data, splits[s], store, answers, cfg["seed"],
+                                         per_image and s == "train"),
                           batch_size=t["batch_size"], shuffle=s == "train", collate_fn=collate,
                           num_workers=t["num_workers"]) for s in ("train", "val")]
     trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/loss", mode="min",

@@ -15,6 +15,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from ensemblab.errors import ConfigError
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 from ensemblab.projects.fre_unet.se_unet import SEUNet
 
@@ -41,11 +42,15 @@ class FRESegmentation(L.LightningModule):
         weight_decay: Adam weight decay.
         supervision_lambda: ``lambda`` of the supervision loss mix.
         seed: seeds FRE's channel draws.
+        schedule: ``cosine`` (decay to 0 over training) or ``constant`` learning rate.
     """
 
     def __init__(self, model_cfg: dict[str, Any], class_names: list[str], lr: float = 1e-3,
-                 weight_decay: float = 0.0, supervision_lambda: float = 0.5, seed: int = 0):
+                 weight_decay: float = 0.0, supervision_lambda: float = 0.5, seed: int = 0,
+                 schedule: str = "cosine"):
         super().__init__()
+        if schedule not in ("cosine", "constant"):
+            raise ConfigError(f"train.schedule: {schedule!r} is not cosine | constant")
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.model = build_model(model_cfg, len(class_names), seed)
@@ -86,8 +91,15 @@ class FRESegmentation(L.LightningModule):
             self.log(f"val/iou_{name}", float(iou))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
-                                weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
+                               weight_decay=self.hparams.weight_decay)
+        if self.hparams.schedule == "constant":
+            return opt
+        # Cosine decay to zero over all steps: the small final steps let BatchNorm's running
+        # statistics catch up with the weights, so eval-mode scores track training.
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 @torch.no_grad()

@@ -45,7 +45,8 @@ def build_module(cfg: dict[str, Any], class_names: list[str]) -> FRESegmentation
     return FRESegmentation(cfg["model"], class_names, lr=float(train.get("lr", 1e-3)),
                            weight_decay=float(train.get("weight_decay", 0.0)),
                            supervision_lambda=float(train.get("supervision_lambda", 0.5)),
-                           seed=int(cfg.get("seed", 0)))
+                           seed=int(cfg.get("seed", 0)),
+                           schedule=str(train.get("schedule", "cosine")))
 
 
 def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,

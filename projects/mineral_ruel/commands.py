@@ -15,6 +15,22 @@ from typing import Any
 
 import numpy as np
 import torch
+from ensemblab.projects.mineral_ruel import ruel
+from ensemblab.projects.mineral_ruel.data import (
+    holdout_split,
+    load_image,
+    resolve_classes,
+    split_pairs,
+)
+from ensemblab.projects.mineral_ruel.inference import (
+    Learner,
+    check_compatible,
+    module_from_config,
+    upsample_labels,
+)
+from ensemblab.projects.mineral_ruel.module import MineralDataModule
+from ensemblab.projects.mineral_ruel.report import summarise, write_results
+from ensemblab.projects.mineral_ruel.visual import overlay
 
 from ensemblab.config import load_config
 from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
@@ -22,14 +38,6 @@ from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everythin
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_json
 from ensemblab.metrics.semantic import semantic_scores
-from ensemblab.projects.mineral_ruel import ruel
-from ensemblab.projects.mineral_ruel.data import holdout_split, load_image, resolve_classes, \
-    split_pairs
-from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible, \
-    module_from_config, upsample_labels
-from ensemblab.projects.mineral_ruel.module import MineralDataModule
-from ensemblab.projects.mineral_ruel.report import summarise, write_results
-from ensemblab.projects.mineral_ruel.visual import overlay
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

@@ -15,13 +15,17 @@ from typing import Any
 
 import lightning as L
 import torch
+from ensemblab.projects.mineral_ruel.data import (
+    TileDataset,
+    default_augment,
+    holdout_split,
+    split_pairs,
+)
+from ensemblab.projects.mineral_ruel.losses import build_loss
+from ensemblab.projects.mineral_ruel.models import build_model
 from torch.utils.data import DataLoader
 
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
-from ensemblab.projects.mineral_ruel.data import TileDataset, default_augment, holdout_split, \
-    split_pairs
-from ensemblab.projects.mineral_ruel.losses import build_loss
-from ensemblab.projects.mineral_ruel.models import build_model
 
 
 class MineralDataModule(L.LightningDataModule):

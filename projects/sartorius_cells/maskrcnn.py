@@ -25,8 +25,8 @@ from torchvision.models import resnet18, resnet34, resnet50
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead
-from torchvision.models.detection.mask_rcnn import MaskRCNNHeads
+from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 
 from ensemblab.errors import ConfigError, DataError
@@ -38,6 +38,7 @@ _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool = True,
                    image_size: int = 704, anchor_sizes=(8, 16, 32, 64, 128),
                    aspect_ratios=(0.5, 1.0, 2.0), mask_head_layers: int = 4,
+                   mask_head_channels: int = 256,
                    rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
                    rpn_pre_nms_top_n_test: int = 3000, rpn_post_nms_top_n_test: int = 3000,
                    box_batch_size_per_image: int = 512, box_detections_per_img: int = 1000,
@@ -55,6 +56,8 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
         anchor_sizes: one anchor size per FPN level (P2..P6), in model-input pixels.
         aspect_ratios: anchor aspect ratios, shared by all levels.
         mask_head_layers: conv layers of the mask head (torchvision: 4).
+        mask_head_channels: their width (torchvision: 256); the mask head runs on every
+            detection, so on CPU with 1000 detections it dominates inference.
         rpn_*_top_n_*: proposal budgets before/after RPN NMS.
         box_batch_size_per_image: RoIs sampled per image for the box/mask losses.
         box_detections_per_img: detections kept per image (dense images need 1000+).
@@ -81,9 +84,13 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
     extra = {}
     if v2_heads:
         extra["box_head"] = FastRCNNConvFCHead((256, 7, 7), [256] * 4, [1024], norm_layer=norm)
-    model = MaskRCNN(fpn, num_classes=num_classes,
+    # Explicit predictors (so the mask head width can change) mean num_classes=None here.
+    model = MaskRCNN(fpn, num_classes=None, box_predictor=FastRCNNPredictor(1024, num_classes),
                      rpn_head=RPNHead(256, len(aspect_ratios), conv_depth=2 if v2_heads else 1),
-                     mask_head=MaskRCNNHeads(256, [256] * mask_head_layers, 1, norm_layer=norm),
+                     mask_head=MaskRCNNHeads(256, [mask_head_channels] * mask_head_layers, 1,
+                                             norm_layer=norm),
+                     mask_predictor=MaskRCNNPredictor(mask_head_channels, mask_head_channels,
+                                                      num_classes),
                      **extra, **common)
     if backbone_weights:
         _load_partial(model.backbone.body, backbone_weights)

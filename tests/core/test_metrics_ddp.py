@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from ensemblab.engine.ddp_smoke import NUM_CLASSES, rank_data
 from ensemblab.metrics.evaluators import all_gather_objects, all_reduce_sum, dist_world
@@ -32,4 +33,7 @@ def test_ddp_smoke_reduces_confusion_matrix(tmp_path):
     assert out["local"] == [e.tolist() for e in expected]
     assert out["local"][0] != out["local"][1]
     assert out["reduced"] == (expected[0] + expected[1]).tolist()
+    # Kaggle evaluator gathered: rank0 image 1.0, rank1 image 0.0, shared image 1.0 once
+    assert out["kaggle"]["n_images"] == 3
+    assert out["kaggle"]["kaggle_score"] == pytest.approx(2 / 3)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()

@@ -25,10 +25,15 @@ def test_train_evaluate_predict_learns(tmp_path):
     assert sum(named) > 0.8 * len(named)
     assert (run / "overlays" / "overlay_0.png").is_file()
 
+    folder = tmp_path / "new_images"
+    folder.mkdir()
+    for p in sorted((data / "images").iterdir())[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
     out = tmp_path / "pred"
-    assert main(["crossattn_vl", "predict", "--run", str(run), "--input",
-                 str(data / "images"), "--out", str(out), "--device", "cpu"]) == 0
-    assert len(json.loads((out / "captions.json").read_text())) == 200
+    assert main(["crossattn_vl", "predict", "--run", str(run), "--input", str(folder),
+                 "--out", str(out), "--device", "cpu"]) == 0
+    assert len(json.loads((out / "captions.json").read_text())) == 3
+    assert len(list((out / "overlays").glob("*.png"))) == 3
     questions = tmp_path / "questions.json"
     questions.write_text(json.dumps([{"image": "shapes/images/COCO_shapes_000000000001.png",
                                       "question": "how many shapes are there?"}]))

@@ -6,10 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from ensemblab.projects.mineral_ruel.commands import evaluate
+from ensemblab.projects.mineral_ruel.inference import module_from_config
 
 from ensemblab.cli import main
+from ensemblab.config import load_run_config
 from ensemblab.data.images import read_label_png
-from ensemblab.projects.mineral_ruel.commands import evaluate
 from ensemblab.synthetic.minerals import write_mineral_dataset
 
 
@@ -35,9 +37,6 @@ def test_learner_beats_its_untrained_self(trained, tmp_path):
     ckpt_path = untrained / "checkpoints" / "best.ckpt"
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     torch.manual_seed(0)
-    from ensemblab.projects.mineral_ruel.inference import module_from_config
-    from ensemblab.config import load_run_config
-
     ckpt["state_dict"] = module_from_config(load_run_config(untrained)).state_dict()
     torch.save(ckpt, ckpt_path)
     base = evaluate(str(untrained), None, "val", "cpu")

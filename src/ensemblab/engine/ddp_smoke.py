@@ -6,7 +6,9 @@ strategy="ddp"`` (Lightning re-launches this module once per extra rank). During
 every rank feeds its own labels (:func:`rank_data`) to a
 :class:`~ensemblab.metrics.semantic.ConfusionMatrixEvaluator`; ``compute()`` all-reduces the
 matrix, and rank 0 writes ``DIR/ddp_smoke.json`` with the reduced matrix, each rank's local
-matrix (gathered) and the world size, so a test can check ``reduced == sum(local)``.
+matrix (gathered) and the world size, so a test can check ``reduced == sum(local)``. A
+:class:`~ensemblab.metrics.instance.KaggleScoreEvaluator` is gathered the same way
+(:func:`rank_instances`: one image per rank plus one image both ranks see).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from ensemblab.engine import build_trainer, fit, seed_everything
 from ensemblab.io import write_json
 from ensemblab.metrics.evaluators import all_gather_objects
+from ensemblab.metrics.instance import KaggleScoreEvaluator
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 
 NUM_CLASSES = 3
@@ -35,6 +38,16 @@ def rank_data(rank: int, n: int = 40) -> tuple[np.ndarray, np.ndarray]:
     return pred, target
 
 
+def rank_instances(rank: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """``(image_id, pred id map, gt id map)`` scored by rank ``rank``: rank 0 predicts its own
+    image perfectly (score 1), rank 1 predicts nothing on its image (score 0), and both score
+    the shared image ``"both"`` perfectly; after gathering, 3 images with mean 2/3."""
+    gt = np.zeros((8, 8), dtype=np.int32)
+    gt[:4, :4], gt[5:, 5:] = 1, 2
+    own = gt if rank == 0 else np.zeros_like(gt)
+    return [(f"rank{rank}", own, gt), ("both", gt, gt)]
+
+
 class TinyClassifier(L.LightningModule):
     """A linear classifier of 4 features into 3 classes, with a DDP-reduced evaluator."""
 
@@ -43,6 +56,7 @@ class TinyClassifier(L.LightningModule):
         self.out_json = out_json
         self.net = torch.nn.Linear(4, NUM_CLASSES)
         self.evaluator = ConfusionMatrixEvaluator(NUM_CLASSES)
+        self.kaggle = KaggleScoreEvaluator()
 
     def training_step(self, batch, batch_idx):
         x, y = batch
@@ -52,15 +66,19 @@ class TinyClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.evaluator.reset()
+        self.kaggle.reset()
 
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:  # the rank's own labels, once per epoch
             self.evaluator.update(*rank_data(self.global_rank))
+            for image_id, pred, gt in rank_instances(self.global_rank):
+                self.kaggle.update(image_id, pred, gt)
 
     def on_validation_epoch_end(self) -> None:
         local = self.evaluator.matrix.copy()
         scores = self.evaluator.compute()  # collective: every rank calls it
         gathered = all_gather_objects(local.tolist())
+        kaggle = self.kaggle.compute()  # collective as well
         self.log("val/miou", scores["miou"], sync_dist=True)  # equal on all ranks already
         if self.trainer.is_global_zero:
             write_json(self.out_json, {
@@ -68,6 +86,7 @@ class TinyClassifier(L.LightningModule):
                 "reduced": scores["confusion_matrix"],
                 "local": gathered,
                 "miou": scores["miou"],
+                "kaggle": kaggle,
             })
 
     def configure_optimizers(self):

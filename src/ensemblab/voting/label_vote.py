@@ -1,6 +1,6 @@
 """Hard voting over label maps: weighted (RUEL) and plurality.
 
-RUEL (mineral paper, Sec. 3 and eq. 5) ranks the ``n`` learners by a validation metric and gives
+RUEL (mineral paper, eq. 5) ranks the ``n`` learners by a validation metric and gives
 learner ``i`` (0 = best) the weight ``w_i = (n - i) / sum_j (n - j)``. Each pixel takes the class
 with the largest summed weight of the learners voting for it. A tie goes to the class voted by
 the learner of highest weight among those voting for a tied class; between learners of equal
@@ -138,7 +138,7 @@ def _vote_by_bincount(flat: np.ndarray, w: np.ndarray, c: int) -> np.ndarray:
 
 def weighted_vote(label_maps: Any, weights: Any = None, num_classes: int | None = None
                   ) -> np.ndarray:
-    """Weighted hard vote of ``M`` label maps (RUEL, mineral paper eq. 5-6).
+    """Weighted hard vote of ``M`` label maps (RUEL, mineral paper eq. 5 weights).
 
     Args:
         label_maps: ``int[M, H, W]`` (or ``[M, ...]`` any spatial shape) class indices.
