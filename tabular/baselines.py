@@ -26,6 +26,7 @@ from sklearn.svm import SVC
 from ensemblab.errors import ConfigError
 
 BASELINES = ("svm", "lr", "nb", "voting_soft", "voting_hard", "rf", "et")
+VOTING_TRIO = ("svm", "lr", "nb", "voting_soft", "voting_hard")
 
 
 def make_baseline(name: str, seed: int = 0, trees: int = 200,
@@ -112,3 +113,54 @@ class TabularSklearnClassifier:
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """int[N]: arg-max of :meth:`predict_proba`."""
         return self.predict_proba(df).argmax(1)
+
+
+class VotingTrio(TabularSklearnClassifier):
+    """SVM, logistic regression, naive Bayes and both Voting models from one set of fits.
+
+    :class:`sklearn.ensemble.VotingClassifier` refits its members, so scoring the three
+    members and the two Voting models separately fits the SVM three times. This class fits
+    each member once and combines them exactly as ``VotingClassifier`` does: soft = arg-max of
+    the mean member probabilities; hard = the most frequent member prediction, ties to the
+    lowest class index. :meth:`predict_proba_named` returns all five.
+
+    Args:
+        make_preprocessor, n_classes: as :class:`TabularSklearnClassifier`.
+        seed, svm_c, lr_c, inner_folds: as :func:`make_baseline`.
+    """
+
+    def __init__(self, make_preprocessor: Callable[[], TabularPreprocessor], n_classes: int,
+                 seed: int = 0, svm_c: Sequence[float] = (1.0, 10.0, 100.0),
+                 lr_c: Sequence[float] = (0.1, 1.0, 10.0), inner_folds: int = 3):
+        super().__init__(make_preprocessor, None, n_classes)
+        self.members = {name: make_baseline(name, seed=seed, svm_c=svm_c, lr_c=lr_c,
+                                            inner_folds=inner_folds)
+                        for name in ("svm", "lr", "nb")}
+
+    def fit(self, df: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None):
+        """Fit the preprocessor and the three members on the training rows."""
+        self.preprocessor_ = self.make_preprocessor().fit(df)
+        x = self.preprocessor_.transform(df).x_num
+        for member in self.members.values():
+            member.fit(x, np.asarray(y))
+        return self
+
+    def predict_proba_named(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
+        """``{"svm", "lr", "nb", "voting_soft", "voting_hard"}`` -> float[N, C]."""
+        x = self.preprocessor_.transform(df).x_num
+        out = {}
+        for name, member in self.members.items():
+            probs = np.zeros((len(x), self.n_classes))
+            probs[:, member.classes_] = member.predict_proba(x)
+            out[name] = probs
+        out["voting_soft"] = np.mean([out[n] for n in ("svm", "lr", "nb")], axis=0)
+        votes = np.stack([out[n].argmax(1) for n in ("svm", "lr", "nb")], axis=1)  # [N, 3]
+        shares = np.stack([(votes == c).mean(axis=1) for c in range(self.n_classes)], axis=1)
+        winner = shares.argmax(1)  # ties -> lowest class index, as VotingClassifier
+        shares[np.arange(len(x)), winner] += 1e-6
+        out["voting_hard"] = shares / shares.sum(axis=1, keepdims=True)
+        return out
+
+    def predict_proba(self, df: pd.DataFrame) -> np.ndarray:
+        """float[N, C] of the soft Voting model."""
+        return self.predict_proba_named(df)["voting_soft"]

@@ -20,6 +20,7 @@ from ensemblab.projects.battery_crystal.features import CLASSES, FEATURE_SETS, L
 from ensemblab.projects.battery_crystal.models import MODELS, build_model
 from ensemblab.projects.battery_crystal.protocols import PROTOCOLS, evaluate_model, make_splits
 from ensemblab.projects.battery_crystal.report import plot_confusions, results_markdown
+from ensemblab.tabular.baselines import VOTING_TRIO
 from ensemblab.tabular.leakage import leakage_report
 from joblib import Parallel, delayed
 
@@ -31,8 +32,9 @@ LEAK_CHECK_COLUMNS = ("Formula", "Spacegroup", "Formation Energy (eV)", "E Above
                       "Has Bandstructure", "Formula units", "Volume per atom")
 
 
-def _one(feature_set: str, model: str, protocol: str, df: pd.DataFrame, y: np.ndarray,
-         groups: np.ndarray, cfg: dict[str, Any]) -> tuple[str, str, str, dict[str, Any]]:
+def _one(feature_set: str, model: str, outputs: list[str] | None, protocol: str,
+         df: pd.DataFrame, y: np.ndarray, groups: np.ndarray,
+         cfg: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
     import torch
 
     torch.set_num_threads(1)  # one core per worker; the tiny matmuls gain nothing from more
@@ -41,8 +43,11 @@ def _one(feature_set: str, model: str, protocol: str, df: pd.DataFrame, y: np.nd
                          holdout_seeds=ev["holdout_seeds"], seed=cfg["seed"])
     result = evaluate_model(lambda i: build_model(model, feature_set, cfg, seed=cfg["seed"] + i),
                             df, y, splits, len(CLASSES),
-                            groups=groups if protocol == "grouped_cv" else None)
-    return feature_set, model, protocol, result
+                            groups=groups if protocol == "grouped_cv" else None,
+                            outputs=outputs)
+    if outputs is None:
+        return [(feature_set, model, protocol, result)]
+    return [(feature_set, name, protocol, result[name]) for name in outputs]
 
 
 def run_evaluation(df: pd.DataFrame, cfg: dict[str, Any], out_dir: Path,
@@ -67,16 +72,22 @@ def run_evaluation(df: pd.DataFrame, cfg: dict[str, Any], out_dir: Path,
     y = np.array([CLASSES.index(v) for v in df[LABEL]], dtype=np.int64)
     groups = df["Formula"].to_numpy()
     leaks = leakage_report(df, LABEL, [c for c in LEAK_CHECK_COLUMNS if c in df.columns])
-    jobs = [(f, m, p) for f in ev["feature_sets"] for m in ev["models"] for p in ev["protocols"]]
+    # SVM, LR, NB and the Voting models share one set of fits per split (VotingTrio)
+    trio = [m for m in ev["models"] if m in VOTING_TRIO]
+    units = [(m, None) for m in ev["models"] if m not in VOTING_TRIO]
+    units += [("voting_trio", trio)] if trio else []
+    jobs = [(f, m, outs, p) for f in ev["feature_sets"] for m, outs in units
+            for p in ev["protocols"]]
     # the DNN jobs are the longest: start them first so the workers finish together
     jobs.sort(key=lambda j: j[1] != "dnn")
     wall, cpu = time.perf_counter(), time.process_time()
     workers = int(ev.get("workers", 1)) or (os.cpu_count() or 1)
-    done = Parallel(n_jobs=workers)(delayed(_one)(f, m, p, df, y, groups, cfg)
-                                    for f, m, p in jobs)
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    done = [r for rs in Parallel(n_jobs=workers)(
+        delayed(_one)(f, m, outs, p, df, y, groups, cfg) for f, m, outs, p in jobs) for r in rs]
+    results: dict[str, dict[str, dict[str, Any]]] = {
+        f: {m: {} for m in ev["models"]} for f in ev["feature_sets"]}
     for f, m, p, r in done:
-        results.setdefault(f, {}).setdefault(m, {})[p] = r
+        results[f][m][p] = r
     metrics = {
         "data": data_name, "n_rows": int(len(df)), "classes": list(CLASSES),
         "class_counts": {c: int((y == i).sum()) for i, c in enumerate(CLASSES)},
@@ -86,7 +97,9 @@ def run_evaluation(df: pd.DataFrame, cfg: dict[str, Any], out_dir: Path,
         "timing": {"wall_seconds": round(time.perf_counter() - wall, 1),
                    "workers": workers,
                    "cpu_seconds_main_process": round(time.process_time() - cpu, 1),
-                   "cpu_seconds_all_fits": round(sum(r["cpu_seconds"] for _, _, _, r in done), 1)},
+                   "cpu_seconds_all_fits": round(sum(
+                       r["cpu_seconds"] for _, m, _, r in done
+                       if m not in trio or m == trio[0]), 1)},
     }
     write_json(out_dir / "metrics.json", metrics)
     atomic_write_text(out_dir / "results.md", results_markdown(metrics, cfg))

@@ -64,7 +64,8 @@ def make_splits(protocol: str, y: np.ndarray, groups: np.ndarray, folds: int = 5
 
 def evaluate_model(make_model: Callable[[int], Any], df: pd.DataFrame, y: np.ndarray,
                    splits: Sequence[tuple[np.ndarray, np.ndarray]], n_classes: int,
-                   groups: np.ndarray | None = None) -> dict[str, Any]:
+                   groups: np.ndarray | None = None,
+                   outputs: Sequence[str] | None = None) -> dict[str, Any]:
     """Fit and score a model on every split.
 
     Args:
@@ -72,27 +73,43 @@ def evaluate_model(make_model: Callable[[int], Any], df: pd.DataFrame, y: np.nda
         df: the whole table; y: int[N] labels; splits: from :func:`make_splits`.
         n_classes: C.
         groups: passed to ``fit`` (restricted to the training rows) for grouped inner folds.
+        outputs: for a model that scores several classifiers from one fit
+            (``predict_proba_named(df) -> {name: probs}``), the names to score.
 
     Returns:
         ``{"<score>_mean", "<score>_std" for every score, "per_split": [...],
-        "confusion": int[C, C] summed over splits (rows truth), "fit_seconds", "cpu_seconds"}``.
+        "confusion": int[C, C] summed over splits (rows truth), "fit_seconds", "cpu_seconds"}``;
+        with ``outputs``, ``{name: that dictionary}`` (times are those of the shared fits).
     """
-    per_split = []
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    names = list(outputs) if outputs is not None else ["model"]
+    per_split: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    cms = {n: np.zeros((n_classes, n_classes), dtype=np.int64) for n in names}
+    labels = list(range(n_classes))
     wall, cpu = time.perf_counter(), time.process_time()
     for i, (train, test) in enumerate(splits):
         model = make_model(i)
         model.fit(df.iloc[train], y[train], None if groups is None else groups[train])
-        pred = model.predict_proba(df.iloc[test]).argmax(1)
-        scores = macro_prf(y[test], pred, labels=list(range(n_classes)))
-        per_split.append({k: scores[k] for k in SCORES})
-        cm += confusion_matrix(y[test], pred, labels=list(range(n_classes)))
+        if outputs is None:
+            probs = {"model": model.predict_proba(df.iloc[test])}
+        else:
+            probs = model.predict_proba_named(df.iloc[test])
+        for n in names:
+            pred = probs[n].argmax(1)
+            scores = macro_prf(y[test], pred, labels=labels)
+            per_split[n].append({k: scores[k] for k in SCORES})
+            cms[n] += confusion_matrix(y[test], pred, labels=labels)
+    seconds = {"fit_seconds": round(time.perf_counter() - wall, 2),
+               "cpu_seconds": round(time.process_time() - cpu, 2)}
+    results = {n: _summary(per_split[n], cms[n], seconds) for n in names}
+    return results if outputs is not None else results["model"]
+
+
+def _summary(per_split: list[dict[str, float]], cm: np.ndarray,
+             seconds: dict[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k in SCORES:
         values = np.array([s[k] for s in per_split])
         out[f"{k}_mean"] = float(values.mean())
         out[f"{k}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    out.update(n_splits=len(per_split), per_split=per_split, confusion=cm.tolist(),
-               fit_seconds=round(time.perf_counter() - wall, 2),
-               cpu_seconds=round(time.process_time() - cpu, 2))
+    out.update(n_splits=len(per_split), per_split=per_split, confusion=cm.tolist(), **seconds)
     return out

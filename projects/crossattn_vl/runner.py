@@ -9,6 +9,7 @@ split), ``checkpoints/{best,last}.ckpt`` and, after ``evaluate``, ``metrics.json
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -38,6 +39,9 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import DataError
 from ensemblab.io import write_json
+
+# A frozen backbone is kept in eval mode on purpose (BatchNorm statistics stay fixed).
+warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 
 def _uses_cache(cfg: dict) -> bool:

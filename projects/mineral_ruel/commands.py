@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -172,8 +173,6 @@ def _predictor(run: str, scheme: str | None, device: str):
     if not manifest_path.is_file():
         learner = Learner(run, device)
         return (lambda image: learner.predict(image)[0]), learner.classes
-    import json
-
     manifest = json.loads(manifest_path.read_text())
     name = scheme or manifest["chosen_scheme"]
     try:

@@ -122,8 +122,9 @@ class MineralSegmenter(L.LightningModule):
         frozen = self.encoder_frozen()
         for p in self.net.encoder.parameters():
             p.requires_grad_(not frozen)
-        if frozen:  # frozen BatchNorm statistics too, as a frozen Keras backbone
-            self.net.encoder.eval()
+        # Frozen BatchNorm statistics too, as a frozen Keras backbone. Set the mode both ways:
+        # Lightning restores the per-module modes it saw before validation.
+        self.net.encoder.train(not frozen)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, masks = batch

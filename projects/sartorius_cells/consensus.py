@@ -157,35 +157,47 @@ class RawConsensus:
     width: int
 
 
+def fuse_sets(members: list[Loaded], box_sets: list[tuple], manifest: Manifest,
+              height: int, width: int):
+    """WBF of the detector sets -> ``(boxes, scores, labels, windows)`` (see ``fusion.py``)."""
+    fcfg = manifest.fusion
+    weights = {m.spec.name: m.spec.box_weight for m in members}
+    boxes, scores, labels = fuse_detections([s[1:] for s in box_sets],
+                                            [weights[s[0]] for s in box_sets], height, width,
+                                            iou_thr=float(fcfg.get("iou_thr", 0.55)),
+                                            skip_box_thr=float(fcfg.get("skip_box_thr", 0.0)))
+    windows = instance_windows(boxes, height, width, float(fcfg.get("window_pad", 0.1)))
+    return boxes, scores, labels, windows
+
+
+def source_crops(m: Loaded, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                 windows: np.ndarray) -> list[np.ndarray]:
+    """One mask model's probability crops on the windows of the fused boxes.
+
+    Mask R-CNN: its mask head on the windows; UPerNet crop: its crops around the boxes, moved
+    onto the windows; UPerNet full: its cell probability (1 - background) cut at the windows.
+    """
+    if len(windows) == 0:
+        return []
+    if m.spec.kind == "maskrcnn":
+        return maskrcnn_window_probs(m, image, windows, labels)
+    if m.spec.kind == "upernet_crop":
+        mcfg = m.cfg["model"]
+        own, probs = predict_crops(m.net, image, boxes, m.device, int(mcfg["crop"]),
+                                   float(mcfg["context"]))
+        return [window_of(p, b, win) for p, b, win in zip(probs, own, windows)]
+    cell = 1.0 - predict_full(m.net, image, m.device, int(m.cfg["model"]["size"]),
+                              hflip="h" in m.spec.flips)[0]
+    return [cell[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in windows]
+
+
 def mask_sources(members: list[Loaded], image: np.ndarray, box_sets: list[tuple],
                  manifest: Manifest) -> RawConsensus:
     """WBF of the detector sets, then every mask model's probabilities on the fused windows."""
     h, w = image.shape
-    fcfg = manifest.fusion
-    weights = {m.spec.name: m.spec.box_weight for m in members}
-    boxes, scores, labels = fuse_detections([s[1:] for s in box_sets],
-                                            [weights[s[0]] for s in box_sets], h, w,
-                                            iou_thr=float(fcfg.get("iou_thr", 0.55)),
-                                            skip_box_thr=float(fcfg.get("skip_box_thr", 0.0)))
-    windows = instance_windows(boxes, h, w, float(fcfg.get("window_pad", 0.1)))
-    sources: dict[str, list[np.ndarray]] = {}
-    for m in members:
-        if m.spec.mask_weight <= 0 or m.spec.kind == "yolox":
-            continue
-        if len(windows) == 0:
-            sources[m.spec.name] = []
-        elif m.spec.kind == "maskrcnn":
-            sources[m.spec.name] = maskrcnn_window_probs(m, image, windows, labels)
-        elif m.spec.kind == "upernet_crop":
-            mcfg = m.cfg["model"]
-            own, probs = predict_crops(m.net, image, boxes, m.device, int(mcfg["crop"]),
-                                       float(mcfg["context"]))
-            sources[m.spec.name] = [window_of(p, b, win)
-                                    for p, b, win in zip(probs, own, windows)]
-        else:
-            cell = 1.0 - predict_full(m.net, image, m.device, int(m.cfg["model"]["size"]),
-                                      hflip="h" in m.spec.flips)[0]
-            sources[m.spec.name] = [cell[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in windows]
+    boxes, scores, labels, windows = fuse_sets(members, box_sets, manifest, h, w)
+    sources = {m.spec.name: source_crops(m, image, boxes, labels, windows) for m in members
+               if m.spec.mask_weight > 0 and m.spec.kind != "yolox"}
     return RawConsensus(boxes, scores, labels, windows, sources, h, w)
 
 

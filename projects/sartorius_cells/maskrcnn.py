@@ -162,7 +162,7 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
     device = torch.device(device)
     model.eval().to(device)
     small = [resize_long_side(im, image_size) for im in images]
-    tensors = [to_model_input(torch.from_numpy(s).float().div_(255)[None]).to(device)
+    tensors = [to_model_input(torch.from_numpy(s.copy()).float().div_(255)[None]).to(device)
                for s in small]
     with torch.autocast(device.type, enabled=device.type == "cuda"):
         batch, _ = model.transform(tensors)

@@ -118,7 +118,7 @@ def resolve_classes(cfg: dict, records: list[CellRecord]) -> dict:
 def _loader(records, cfg, train: bool) -> torch.utils.data.DataLoader:
     tcfg = cfg["train"]
     ds = CellTrainDataset(records, cfg["model"]["classes"], int(cfg["model"]["image_size"]),
-                          train=train, seed=int(cfg.get("seed", 0)))
+                          train=train, seed=int(cfg.get("seed", 0)), crop=tcfg.get("crop"))
     if train and int(tcfg.get("repeats", 1)) > 1:
         ds = torch.utils.data.ConcatDataset([ds] * int(tcfg["repeats"]))
     return torch.utils.data.DataLoader(ds, batch_size=int(tcfg["batch_size"]) if train else 1,

@@ -126,3 +126,25 @@ def test_matching_head_distances():
     scores = head.score_matrix(a, b)
     assert scores.shape == (3, 5)
     assert torch.allclose(-scores[1, 2], head.distance(a[1:2], b[2:3])[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["full", "no_cross_attention", "no_cbam", "visual_only",
+                                     "text_only"])
+def test_every_ablation_variant_computes_its_losses(variant):
+    from ensemblab.projects.crossattn_vl.cli import resolve_config
+    from ensemblab.projects.crossattn_vl.model import VLModule
+
+    torch.manual_seed(0)
+    cfg = resolve_config("cpu_quick", [f"model.variant={variant}", "model.image.width=4",
+                                       "model.dim=16", "model.text.hidden=16"])
+    module = VLModule(cfg, vocab_size=20, pad_id=0, bos_id=2, eos_id=3, num_answers=5)
+    ids = torch.tensor([[2, 7, 8, 3, 0], [2, 9, 3, 0, 0]])
+    batch = {"image": torch.randn(2, 3, 32, 32), "prompt_ids": ids[:, :2] * 0 + 2,
+             "prompt_pad": torch.zeros(2, 2, dtype=torch.bool), "cap_ids": ids,
+             "cap_pad": ids == 0, "same": torch.eye(2, dtype=torch.bool), "q_ids": ids,
+             "q_pad": ids == 0, "target": torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]])}
+    losses = module.losses(batch)
+    unimodal = variant in ("visual_only", "text_only")
+    assert set(losses) == ({"seq", "ce"} if unimodal else {"seq", "ce", "cl"})
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -14,8 +14,8 @@ def em_stack(tmp_path_factory):
 
 @pytest.fixture
 def tiny_cfg():
-    """cpu_quick shrunk to 64-px tiles of the synthetic stack (5 train / 1 val / 2 test)."""
+    """cpu_quick shrunk to 32-px tiles of the synthetic stack (5 train / 1 val / 2 test)."""
     return resolve_config("cpu_quick", [
-        "data.scale=1.0", "data.tile=64", "data.batch_size=8", "train.epochs=8",
-        "train.lr=0.003", "train.log_every_n_steps=1",
+        "data.scale=1.0", "data.tile=32", "data.batch_size=8", "model.width=0.125",
+        "train.epochs=12", "train.lr=0.01", "train.schedule=cosine", "train.log_every_n_steps=1",
         "data.split={train: 0-4, val: '5', test: 6-7}"])

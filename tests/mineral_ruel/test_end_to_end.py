@@ -21,7 +21,8 @@ def trained(tmp_path_factory):
     data = write_mineral_dataset(root / "data", n_train=8, n_val=3, size=64, seed=1)
     run = root / "run"
     code = main(["mineral_ruel", "train", "--config", "synthetic_quick", "--data", str(data),
-                 "--out", str(run), "--device", "cpu", "train.epochs=8", "data.holdout=0.25"])
+                 "--out", str(run), "--device", "cpu", "data.holdout=0.25", "data.tile=32",
+                 "train.batch_size=4", "train.frozen_batch_size=4", "train.epochs=8"])
     assert code == 0
     return data, run
 

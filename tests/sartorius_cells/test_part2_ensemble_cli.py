@@ -13,10 +13,10 @@ from ensemblab.synthetic.cells import write_cells_dataset
 
 SPLIT = "data.split={val_ids: [cort_005_001, astro_005_001]}"
 MEMBERS = {
-    "maskrcnn": ["cpu_quick", "model.image_size=160", "train.epochs=1", "train.val_every=1"],
-    "yolox": ["yolox_cpu_quick", "train.epochs=1", "train.repeats=1", "train.sizes=[128,160]",
-              "predict.size=160", "train.val_every=1"],
-    "upernet_full": ["upernet_full_cpu_quick", "model.size=160", "train.crop=96",
+    "maskrcnn": ["cpu_quick", "model.image_size=128", "train.epochs=1", "train.val_every=1"],
+    "yolox": ["yolox_cpu_quick", "train.epochs=1", "train.repeats=1", "train.sizes=[96,128]",
+              "predict.size=128", "train.val_every=1"],
+    "upernet_full": ["upernet_full_cpu_quick", "model.size=128", "train.crop=64",
                      "train.epochs=1", "train.samples_per_epoch=4", "train.val_every=1"],
     "upernet_crop": ["upernet_crop_cpu_quick", "model.crop=32", "train.epochs=1",
                      "train.samples_per_epoch=32", "train.val_every=1"],
@@ -26,8 +26,8 @@ MEMBERS = {
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
-    data = write_cells_dataset(root / "cells", images_per_type=2, seed=5, height=160,
-                               width=192, cell_types=("cort", "astro"))
+    data = write_cells_dataset(root / "cells", images_per_type=2, seed=5, height=128,
+                               width=160, cell_types=("cort", "astro"))
     for name, (config, *overrides) in MEMBERS.items():
         assert main(["sartorius_cells", "train", "--config", config, "--data", str(data),
                      "--out", str(root / name), "--device", "cpu", SPLIT, *overrides]) == 0
@@ -72,5 +72,5 @@ def test_submission_from_the_ensemble_validates(trained, setup):
     csv = root / f"submission_{setup}.csv"
     assert main(["sartorius_cells", "submit", "--manifest", str(path), "--images",
                  str(data / "train"), "--out", str(csv), "--device", "cpu"]) == 0
-    sizes = {p.stem: (160, 192) for p in (data / "train").glob("*.png")}
+    sizes = {p.stem: (128, 160) for p in (data / "train").glob("*.png")}
     assert validate_submission(csv, sizes) == []

@@ -76,16 +76,20 @@ def _cell_mask(rng: np.random.Generator, style: CellStyle, scale: float
 
 
 def make_cells_image(seed: int, cell_type: str, height: int = 520, width: int = 704,
-                     n_cells: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     n_cells: int | None = None, cell_scale: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one synthetic image of touching cells.
 
     Args:
         seed: random seed (the image is a pure function of its arguments).
         cell_type: ``shsy5y``, ``astro`` or ``cort``.
-        height, width: image size; cell sizes scale with ``sqrt(H*W / (520*704))``.
-        n_cells: number of cells to try to place (default: the type's count range, scaled by
-            area). Cells that would be mostly hidden by earlier cells are dropped, so the
-            result may hold fewer.
+        height, width: image size.
+        cell_scale: cell size relative to the 520x704 reference (default
+            ``sqrt(H*W / (520*704))``, i.e. a downscaled Kaggle frame; tests pass ~0.7 to get
+            a crop-like tiny image with few, normal-sized cells).
+        n_cells: number of cells to place (default: the type's count range, scaled by area,
+            at least 2). A placement hiding more than a third of the new cell is retried, up
+            to 4 * n_cells attempts, so a crowded image may hold fewer.
 
     Returns:
         ``(image uint8[H, W], instance_ids int32[H, W])`` with 0 = background, 1..N = cells.
@@ -94,14 +98,16 @@ def make_cells_image(seed: int, cell_type: str, height: int = 520, width: int = 
         raise ValueError(f"unknown cell type {cell_type!r}; expected one of {CELL_TYPES}")
     rng = np.random.default_rng([seed, CELL_TYPES.index(cell_type)])
     style = STYLES[cell_type]
-    scale = float(np.sqrt(height * width / (520 * 704)))
+    scale = cell_scale if cell_scale is not None else float(np.sqrt(height * width / (520 * 704)))
     area_ratio = height * width / (520 * 704)
     n = n_cells if n_cells is not None else max(
-        1, int(round(rng.integers(*style.count) * area_ratio)))
+        2, int(round(rng.integers(*style.count) * area_ratio)))
     ids = np.zeros((height, width), np.int32)
     image = np.full((height, width), 100.0, np.float32)
     next_id = 1
-    for _ in range(n):
+    for _ in range(4 * n):  # placements that hide too much of earlier cells are retried
+        if next_id > n:
+            break
         shape, oy, ox = _cell_mask(rng, style, scale)
         cy, cx = rng.integers(0, height), rng.integers(0, width)
         y0, x0 = cy - oy, cx - ox
@@ -137,7 +143,8 @@ def _relabel(ids: np.ndarray) -> np.ndarray:
 def write_cells_dataset(out_dir: str | Path, images_per_type: int = 2, seed: int = 0,
                         height: int = 520, width: int = 704,
                         cell_types: tuple[str, ...] = CELL_TYPES,
-                        n_cells: int | None = None, instance_folders: bool = False) -> Path:
+                        n_cells: int | None = None, instance_folders: bool = False,
+                        cell_scale: float | None = None) -> Path:
     """Write a synthetic Kaggle-layout dataset (``train.csv`` + ``train/<id>.png``).
 
     Images come in pairs per ``sample_id`` (two frames of one sample), so grouped folds have
@@ -150,6 +157,7 @@ def write_cells_dataset(out_dir: str | Path, images_per_type: int = 2, seed: int
         height, width: image size (Kaggle: 520 x 704).
         cell_types: which types to draw.
         n_cells: fixed number of cells per image (default: the type's range).
+        cell_scale: cell size factor (see :func:`make_cells_image`).
         instance_folders: also write ``instances/images/<id>/{phase.png,instances_ids.png}``.
 
     Returns:
@@ -162,7 +170,7 @@ def write_cells_dataset(out_dir: str | Path, images_per_type: int = 2, seed: int
         for i in range(images_per_type):
             image_id = f"{cell_type}_{seed:03d}_{i:03d}"
             image, ids = make_cells_image(seed * 1000 + t_index * 100 + i, cell_type,
-                                          height, width, n_cells)
+                                          height, width, n_cells, cell_scale)
             write_png(out_dir / "train" / f"{image_id}.png", image)
             if instance_folders:
                 folder = out_dir / "instances" / "images" / image_id
