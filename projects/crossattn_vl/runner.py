@@ -155,14 +155,17 @@ def evaluate_run(run_dir, data_dir, device: str = "auto") -> dict:
             net, tok, {k: regions[k] for k in with_caps}, data.captions, e["batch_size"])
     keyset = set(keys)
     test_q = [q for q in data.questions if q["key"] in keyset]
+    predicted: dict = {}
     if net.classifier is not None and test_q:
         preds = inference.answer_questions(net, tok, regions, test_q, answers, e["batch_size"])
+        predicted = {q["question_id"]: p for q, p in zip(test_q, preds)}
         train_q = [q for q in data.questions if q["key"] in set(splits["train"])]
         metrics["vqa"] = inference.vqa_scores(preds, test_q, train_q)
     for i, k in enumerate(keys[: e["overlays"]]):
         q = next((q for q in test_q if q["key"] == k), None)
         text = q["question"] if q else cfg["data"]["caption_prompt"]
-        title = q["question"] if q else f"caption: {generated.get(k, '')}"
+        title = (f"{q['question']} -> {predicted.get(q['question_id'], '?')}" if q
+                 else f"caption: {generated.get(k, '')}")
         attention_overlay(net, tok, data.images[k], text, title,
                           run_dir / "overlays" / f"overlay_{i}.png", size, dev)
     write_json(run_dir / "metrics.json", metrics)

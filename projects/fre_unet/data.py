@@ -35,7 +35,8 @@ SSTEM_CLASSES = ("background", "membrane", "mitochondria", "synapse")
 SSTEM_LABEL_MAP = {0: 1, 32: 1, 64: 1, 96: 1, 128: 1, 159: 0, 191: 2, 223: 3, 255: 0}
 ISBI_CLASSES = ("background", "membrane")
 ISBI_LABEL_MAP = {0: 1, 255: 0}
-PINNED_MAPS = {"sstem": (SSTEM_CLASSES, SSTEM_LABEL_MAP), "isbi2012": (ISBI_CLASSES, ISBI_LABEL_MAP)}
+PINNED_MAPS = {"sstem": (SSTEM_CLASSES, SSTEM_LABEL_MAP),
+               "isbi2012": (ISBI_CLASSES, ISBI_LABEL_MAP)}
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 
 

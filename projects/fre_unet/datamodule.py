@@ -14,10 +14,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-
-from ensemblab.data.tiling import extract_tiles, tile_boxes
-from ensemblab.errors import DataError
 from ensemblab.projects.fre_unet.data import (
     Slice,
     load_slices,
@@ -25,6 +21,10 @@ from ensemblab.projects.fre_unet.data import (
     resolve_label_map,
     split_slices,
 )
+from torch.utils.data import DataLoader, Dataset
+
+from ensemblab.data.tiling import extract_tiles, tile_boxes
+from ensemblab.errors import DataError
 
 DEFAULT_SPLIT = {"train": "0-11", "val": "12-15", "test": "16-19"}
 
@@ -84,7 +84,8 @@ class EMTileData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.tiles:
             return
-        parts = split_slices(load_slices(self.root, self.cfg), self.cfg.get("split") or DEFAULT_SPLIT)
+        split = self.cfg.get("split") or DEFAULT_SPLIT
+        parts = split_slices(load_slices(self.root, self.cfg), split)
         tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
         for name, slices in parts.items():
             images, labels = tile_slices(slices, tile, scale)

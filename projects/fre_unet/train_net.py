@@ -1,4 +1,4 @@
-"""Forwarder: ``python projects/fre_unet/train_net.py ARGS`` == ``ensemblab fre_unet train ARGS``."""
+"""``python projects/fre_unet/train_net.py ARGS`` is ``ensemblab fre_unet train ARGS``."""
 import sys
 
 from ensemblab.cli import main

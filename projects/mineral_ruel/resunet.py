@@ -68,14 +68,18 @@ class ResNetEncoder(nn.Module):
         activation: ``leaky_relu`` (paper) or ``relu``.
         slope: negative slope of LeakyReLU.
         weights: optional local ``.pth`` of torchvision ImageNet weights.
+        depth: stages used, 2..5 (5 = the whole ResNet; fewer = a lighter network, as SMP's
+            ``encoder_depth``).
 
-    Forward: ``[B, 3, H, W]`` -> list of 5 features at strides 2, 4, 8, 16, 32 with
+    Forward: ``[B, 3, H, W]`` -> list of ``depth`` features at strides 2, 4, 8, 16, 32 with
     ``out_channels`` channels (64, 256, 512, 1024, 2048 for ResNet-50).
     """
 
     def __init__(self, backbone: str = "resnet50", activation: str = "leaky_relu",
-                 slope: float = 0.1, weights: str | None = None):
+                 slope: float = 0.1, weights: str | None = None, depth: int = 5):
         super().__init__()
+        if not 2 <= depth <= 5:
+            raise ConfigError(f"encoder depth {depth} must be 2..5")
         if backbone not in _RESNETS:
             raise ConfigError(f"unknown backbone {backbone!r}; choose from {sorted(_RESNETS)}")
         net = _RESNETS[backbone](weights=None)
@@ -83,9 +87,9 @@ class ResNetEncoder(nn.Module):
         replace_relu(net, activation, slope)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu)
         self.pool = net.maxpool
-        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
+        self.layers = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4][:depth - 1])
         expansion = 4 if backbone in ("resnet50", "resnet101") else 1
-        self.out_channels = [64] + [c * expansion for c in (64, 128, 256, 512)]
+        self.out_channels = ([64] + [c * expansion for c in (64, 128, 256, 512)])[:depth]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.stem(x)]
@@ -124,10 +128,10 @@ class ResUNet(nn.Module):
         activation: ``leaky_relu`` (paper, slope 0.1) or ``relu``, used in encoder and decoder.
         stn: ``none``, ``trained`` (a learned affine STN) or ``identity`` (a fixed identity
             resample: what the authors' code effectively runs, see :mod:`.stn`).
-        decoder_channels: channels of the 5 decoder blocks, deepest first.
+        decoder_channels: channels of the decoder blocks, deepest first (one per encoder stage).
         weights: optional local ImageNet weights for the encoder.
 
-    Forward: ``[B, 3, H, W]`` (H, W multiples of 32) -> logits ``[B, C, H, W]``.
+    Forward: ``[B, 3, H, W]`` (H, W multiples of 2**depth) -> logits ``[B, C, H, W]``.
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet50",
@@ -135,13 +139,12 @@ class ResUNet(nn.Module):
                  decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
                  slope: float = 0.1, weights: str | None = None):
         super().__init__()
-        if len(decoder_channels) != 5:
-            raise ConfigError("decoder_channels needs 5 entries (one per encoder stride)")
+        depth = len(decoder_channels)
         self.stn = build_stn(stn)
-        self.encoder = ResNetEncoder(backbone, activation, slope, weights)
-        enc = self.encoder.out_channels  # strides 2, 4, 8, 16, 32
-        skips = [enc[3], enc[2], enc[1], enc[0], 0]
-        ins = [enc[4], *decoder_channels[:-1]]
+        self.encoder = ResNetEncoder(backbone, activation, slope, weights, depth)
+        enc = self.encoder.out_channels  # strides 2, 4, 8, ... (deepest last)
+        skips = [*enc[-2::-1], 0]  # the full-resolution block has no skip
+        ins = [enc[-1], *decoder_channels[:-1]]
         self.decoder = nn.ModuleList(
             DecoderBlock(i, s, o, activation, slope)
             for i, s, o in zip(ins, skips, decoder_channels))
@@ -152,6 +155,6 @@ class ResUNet(nn.Module):
             x = self.stn(x)
         feats = self.encoder(x)
         y = feats[-1]
-        for block, skip in zip(self.decoder, [feats[3], feats[2], feats[1], feats[0], None]):
+        for block, skip in zip(self.decoder, [*feats[-2::-1], None]):
             y = block(y, skip)
         return self.head(y)

@@ -39,9 +39,20 @@ def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:
     return target
 
 
+def standardize(image: np.ndarray) -> np.ndarray:
+    """uint8 ``[H, W]`` -> float32 with zero mean and unit variance over the image.
+
+    Phase-contrast frames are low-contrast grey (the usiigaci images span ~10 of 255 levels), so
+    a fixed ``x / 255`` scaling leaves the network almost no signal.
+    """
+    x = image.astype(np.float32)
+    return (x - x.mean()) / max(float(x.std()), 1.0)
+
+
 def to_input(image: np.ndarray) -> torch.Tensor:
-    """uint8 ``[H, W]`` -> float ``[1, H, W]`` centred around 0 (the members' input scaling)."""
-    return torch.from_numpy(image.astype(np.float32) / 255.0 - 0.5)[None]
+    """uint8 ``[H, W]`` (or an already standardised float image) -> float ``[1, H, W]``."""
+    x = image if image.dtype == np.float32 else standardize(image)
+    return torch.from_numpy(np.ascontiguousarray(x))[None]
 
 
 class FullImageDataset(torch.utils.data.Dataset):
@@ -57,7 +68,7 @@ class FullImageDataset(torch.utils.data.Dataset):
             image, idmap = rec.load_image(), rec.load_idmap()
             r = letterbox_scale(*image.shape, size)
             h, w = round(image.shape[0] * r), round(image.shape[1] * r)
-            image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+            image = standardize(cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA))
             idmap = cv2.resize(idmap.astype(np.int32), (w, h), interpolation=cv2.INTER_NEAREST)
             self.items.append((image, semantic_target(idmap, border)))
 
@@ -86,7 +97,8 @@ class FullImageDataset(torch.utils.data.Dataset):
 class BoxCropDataset(torch.utils.data.Dataset):
     """One sample per ground-truth cell: jittered box + context, RoIAligned to ``crop``.
 
-    Items: ``(image float[1, crop, crop], mask float[1, crop, crop] in {0, 1})``.
+    Items: ``(image float[1, crop, crop], mask float[1, crop, crop] in {0, 1})``; images are
+    standardised over the whole frame (as in prediction), then cut.
 
     Args:
         records: ``CellRecord`` list.
@@ -101,7 +113,7 @@ class BoxCropDataset(torch.utils.data.Dataset):
         self.cells = []  # (image window uint8, mask window bool, box relative to window)
         margin = context + 2 * jitter + 0.05
         for rec in records:
-            image, masks = rec.load_image(), rec.load_masks()
+            image, masks = standardize(rec.load_image()), rec.load_masks()
             boxes = masks_to_boxes(masks)
             windows = integer_boxes(expand_boxes(boxes, margin, 4.0), *image.shape)
             for mask, box, (x0, y0, x1, y1) in zip(masks, boxes, windows):

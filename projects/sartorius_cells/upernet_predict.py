@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes, resize_crops_to_boxes
 from ensemblab.projects.sartorius_cells.postprocess import Instances
-from ensemblab.projects.sartorius_cells.upernet_data import to_input
+from ensemblab.projects.sartorius_cells.upernet_data import standardize, to_input
 from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule
 from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale
 from scipy import ndimage
@@ -47,7 +47,7 @@ def predict_full(net: torch.nn.Module, image: np.ndarray, device, size: int,
     r = letterbox_scale(h, w, size)
     nh, nw = round(h * r), round(w * r)
     side_h, side_w = 32 * -(-nh // 32), 32 * -(-nw // 32)
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    small = standardize(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA))
     x = F.pad(to_input(small), (0, side_w - nw, 0, side_h - nh))[None].to(device)
     probs = net(x).softmax(1)
     if hflip:

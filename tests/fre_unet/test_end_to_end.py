@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import torch
-from PIL import Image
-
-from ensemblab.cli import main
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.module import evaluate_loader
 from ensemblab.projects.fre_unet.runner import build_module, evaluate_run, train_run
+from PIL import Image
+
+from ensemblab.cli import main
 
 
 def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
@@ -18,6 +18,8 @@ def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
     assert (run / "checkpoints" / "best.ckpt").is_file()
     magnitudes = (run / "feature_magnitude.csv").read_text().splitlines()
     assert magnitudes[0] == "epoch,deep,skip" and len(magnitudes) == 1 + 12
+    assert main(["fre_unet", "magnitudes", str(run), "--out", str(tmp_path / "mag.png")]) == 0
+    assert (tmp_path / "mag.png").stat().st_size > 0
 
     torch.manual_seed(0)
     data = EMTileData(em_stack, cfg["data"])
@@ -40,7 +42,8 @@ def test_multi_seed_evaluate_reports_mean_std(em_stack, tiny_cfg, tmp_path):
     for seed in (0, 1):
         train_run({**cfg, "seed": seed}, em_stack, tmp_path / "v" / f"seed{seed}", device="cpu",
                   progress_bar=False)
-    summary = evaluate_run(tmp_path / "v", device="cpu")
+    assert main(["fre_unet", "evaluate", "--run", str(tmp_path / "v"), "--device", "cpu"]) == 0
+    summary = json.loads((tmp_path / "v" / "metrics.json").read_text())
     mious = [r["miou"] for r in summary["runs"]]
     assert summary["seeds"] == [0, 1]
     assert np.isclose(summary["miou_mean"], np.mean(mious))

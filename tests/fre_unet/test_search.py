@@ -7,9 +7,8 @@ import sys
 import time
 
 import optuna
-from optuna.trial import TrialState
-
 from ensemblab.projects.fre_unet.search import run_search
+from optuna.trial import TrialState
 
 
 def _states(url):

@@ -91,3 +91,10 @@ def test_local_torchvision_weights_are_loaded(tmp_path):
     model = build_model(3, "resunet", weights=str(path), **SMALL)
     assert torch.equal(model.encoder.stem[0].weight, reference.conv1.weight)
     assert torch.equal(model.encoder.layers[3][1].conv2.weight, reference.layer4[1].conv2.weight)
+
+
+def test_shallower_encoder_depth_follows_the_decoder_length():
+    model = ResUNet(3, backbone="resnet18", decoder_channels=(16, 16, 8)).eval()
+    assert len(model.encoder.layers) == 2 and model.encoder.out_channels == [64, 64, 128]
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 32, 48)).shape == (1, 3, 32, 48)
