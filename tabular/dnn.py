@@ -1,8 +1,8 @@
 """The paper's DNN for tabular classification, as M independent networks trained at once.
 
-The crystal-system paper (its "Methodology: DNN" section) uses fully connected layers with
-ReLU, dropout and a softmax output over the three crystal systems, trained with Adam on
-cross-entropy and early stopping on the validation loss. On a 339-row table one such fit takes
+The crystal-system paper's DNN is a stack of fully connected layers with ReLU and dropout and
+a softmax output over the three crystal systems; here it is trained with Adam on
+cross-entropy with early stopping on the validation loss. On a 339-row table one such fit takes
 milliseconds of arithmetic and far longer in framework overhead, while an honest evaluation
 needs hundreds of fits (protocols x folds x nested hyper-parameter search x ensemble members).
 So :class:`MemberMLP` holds M networks of one shape as stacked weight tensors

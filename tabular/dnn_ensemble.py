@@ -30,8 +30,8 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 DEFAULT_GRID = (
-    {"hidden": (128, 128), "dropout": 0.1, "weight_decay": 1e-4},
-    {"hidden": (128, 128), "dropout": 0.3, "weight_decay": 1e-3},
+    {"hidden": (64, 64), "dropout": 0.1, "weight_decay": 1e-4},
+    {"hidden": (64, 64), "dropout": 0.3, "weight_decay": 1e-3},
 )
 
 
@@ -53,8 +53,7 @@ class DNNEnsembleClassifier:
     def __init__(self, make_preprocessor: Callable[[], TabularPreprocessor], n_classes: int,
                  grid: Sequence[dict] = DEFAULT_GRID, inner_folds: int = 5, repeats: int = 1,
                  max_epochs: int = 300, patience: int = 10, val_every: int = 5,
-                 lr: float = 3e-3,
-                 embedding_dim: int = 4, seed: int = 0):
+                 lr: float = 3e-3, embedding_dim: int = 4, seed: int = 0):
         self.make_preprocessor = make_preprocessor
         self.n_classes = n_classes
         self.grid = [dict(g, hidden=tuple(g["hidden"])) for g in grid]
@@ -70,6 +69,7 @@ class DNNEnsembleClassifier:
         self.net_: MemberMLP | None = None
         self.selected_: dict | None = None
         self.search_: list[dict] = []
+        self.member_folds_: list[int] = []
 
     def fit(self, df: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None = None):
         """Select a setting on inner folds of ``df`` and keep its networks.

@@ -19,7 +19,7 @@ MODELS = ("dnn", *BASELINES)
 # the paper's macro-F1 on its single 80/20 split (its Table of results); None: not in the paper
 PAPER_MACRO_F1 = {"dnn": 0.81, "svm": 0.39, "lr": 0.49, "nb": 0.32, "voting_soft": 0.38,
                   "voting_hard": 0.38, "rf": None, "et": None}
-MODEL_TITLES = {"dnn": "DNN (nested-selected, 5-net CV ensemble)", "svm": "SVM (RBF)",
+MODEL_TITLES = {"dnn": "DNN", "svm": "SVM (RBF)",
                 "lr": "Logistic regression", "nb": "Gaussian naive Bayes",
                 "voting_soft": "Voting SVM+LR+NB (soft)", "voting_hard": "Voting SVM+LR+NB (hard)",
                 "rf": "Random forest", "et": "Extra trees"}

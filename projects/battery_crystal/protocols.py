@@ -31,8 +31,6 @@ from ensemblab.errors import ConfigError
 from ensemblab.metrics.classification import macro_prf
 
 PROTOCOLS = ("holdout", "repeated_cv", "grouped_cv")
-PROTOCOL_TITLES = {"holdout": "stratified 80/20 split", "repeated_cv": "repeated stratified 5-fold",
-                   "grouped_cv": "5-fold grouped by formula"}
 SCORES = ("macro_f1", "macro_precision", "macro_recall", "accuracy")
 
 
@@ -77,7 +75,8 @@ def evaluate_model(make_model: Callable[[int], Any], df: pd.DataFrame, y: np.nda
             (``predict_proba_named(df) -> {name: probs}``), the names to score.
 
     Returns:
-        ``{"<score>_mean", "<score>_std" for every score, "per_split": [...],
+        ``{"<score>_mean", "<score>_std" for every score, "per_split": [...] (scores, and the
+        hyper-parameters a nested search selected),
         "confusion": int[C, C] summed over splits (rows truth), "fit_seconds", "cpu_seconds"}``;
         with ``outputs``, ``{name: that dictionary}`` (times are those of the shared fits).
     """
@@ -93,10 +92,12 @@ def evaluate_model(make_model: Callable[[int], Any], df: pd.DataFrame, y: np.nda
             probs = {"model": model.predict_proba(df.iloc[test])}
         else:
             probs = model.predict_proba_named(df.iloc[test])
+        selected = getattr(model, "selected_", None)  # the DNN's nested choice, if any
         for n in names:
             pred = probs[n].argmax(1)
             scores = macro_prf(y[test], pred, labels=labels)
-            per_split[n].append({k: scores[k] for k in SCORES})
+            per_split[n].append({k: scores[k] for k in SCORES}
+                                | ({"selected": selected} if selected else {}))
             cms[n] += confusion_matrix(y[test], pred, labels=labels)
     seconds = {"fit_seconds": round(time.perf_counter() - wall, 2),
                "cpu_seconds": round(time.process_time() - cpu, 2)}
