@@ -19,10 +19,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ensemblab.projects.sartorius_cells.data import load_records, make_folds
+
 from ensemblab.data.coco import mask_annotation, write_coco_instances
 from ensemblab.data.rle import rle_decode
 from ensemblab.errors import EnsemblabError
-from ensemblab.projects.sartorius_cells.data import load_records, make_folds
 
 
 def convert(data: Path, out: Path, folds: int | None = None) -> Path:
@@ -52,7 +53,8 @@ def convert(data: Path, out: Path, folds: int | None = None) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="Kaggle root with train.csv and train/")
-    parser.add_argument("--out", default=None, help="output JSON (default DATA/annotations_coco.json)")
+    parser.add_argument("--out", default=None,
+                        help="output JSON (default DATA/annotations_coco.json)")
     parser.add_argument("--folds", type=int, default=None, help="add a 'fold' field (K folds)")
     args = parser.parse_args(argv)
     data = Path(args.data).resolve()

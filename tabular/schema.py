@@ -78,11 +78,6 @@ class TableSchema:
         order = list(self.columns) + ([label] if label is not None else [])
         return df[order]
 
-    def class_index(self, values: pd.Series) -> pd.Series:
-        """Label strings -> class indices 0..C-1 in the order of :attr:`labels`."""
-        index = {lab: i for i, lab in enumerate(self.labels)}
-        return values.map(index).astype("int64")
-
 
 def _header(path: Path) -> list[str]:
     if not path.is_file():

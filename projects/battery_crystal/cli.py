@@ -60,6 +60,8 @@ def resolve_csv(data: str | None, cfg: dict[str, Any]) -> Path:
     path = Path(data)
     if path.is_file():
         return path
+    if not path.exists():
+        raise DataError(path, "not found")
     for candidate in (path / cfg["data"]["csv"], path / "battery" / cfg["data"]["csv"]):
         if candidate.is_file():
             return candidate

@@ -18,7 +18,7 @@ from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
 
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
-EPOCHS = 10
+EPOCHS = 20
 
 
 def run_demo(out_dir: Path, device: str = "auto") -> str:

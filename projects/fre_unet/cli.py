@@ -25,6 +25,14 @@ def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
     return load_config(path, overrides)
 
 
+def _seed_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of ints") from None
+
+
 def _train(args: argparse.Namespace) -> int:
     from ensemblab.projects.fre_unet.runner import train_run
 
@@ -97,8 +105,8 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("train", help="train a variant (one run, or --seeds for several)")
     add_train_args(p)
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="train one run per seed into OUT/seed<N>")
+    p.add_argument("--seeds", type=_seed_list, default=None,
+                   help="comma-separated seeds, e.g. 0,1,2: one run per seed in OUT/seed<N>")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("evaluate", help="per-class IoU and mIoU; mean ± std over seed runs")

@@ -53,8 +53,9 @@ def _member_kind(cfg: dict):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ensemblab.engine import prepare_run_dir
     from ensemblab.projects.sartorius_cells.workflow import train_run
+
+    from ensemblab.engine import prepare_run_dir
 
     if args.data is None:
         raise ConfigError("train needs --data DIR")
@@ -67,8 +68,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.engine import open_run
     from ensemblab.projects.sartorius_cells.workflow import evaluate_run
+
+    from ensemblab.engine import open_run
 
     _, cfg = open_run(args.run)
     member = _member_kind(cfg)

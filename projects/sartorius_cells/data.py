@@ -64,7 +64,8 @@ def list_images(folder: str | Path) -> list[tuple[str, Path]]:
             if image is not None:
                 out.append((sub.name, image))
         return out
-    raise DataError(root, "no images found (*.png, *.tif, *.jpg, test/, train/ or <name>/phase.png)")
+    raise DataError(root, "no images found (*.png, *.tif, *.jpg, test/, train/ or "
+                          "<name>/phase.png)")
 
 
 @dataclass
@@ -267,8 +268,8 @@ class CellTrainDataset(torch.utils.data.Dataset):
 
     Items: ``(image float32[1, h, w] in [0, 1], target dict)``; with ``train`` images are
     flipped at random and, with ``crop``, cut to a random ``crop x crop`` window (cheaper
-    steps at the full model resolution). Resized images and id maps are cached (decoding 800 RLEs per epoch
-    would dominate a CPU epoch).
+    steps at the full model resolution). Resized images and id maps are cached (decoding 800
+    RLEs per epoch would dominate a CPU epoch).
     """
 
     def __init__(self, records: list[CellRecord], classes: list[str], size: int,

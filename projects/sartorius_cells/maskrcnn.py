@@ -3,9 +3,10 @@
 Paper set-up 1 (Mask R-CNN + NMS) uses Mask R-CNN with a ResNet-50 FPN. Cells are small and
 dense (up to ~800 per 520x704 image), so anchors, image size and the per-image detection and
 proposal budgets are arguments (torchvision's defaults, 32-512 px anchors and 100 detections,
-miss most cells). ``backbone: resnet50`` with ``v2_heads: true`` builds the architecture of torchvision's
-``maskrcnn_resnet50_fpn_v2`` (same modules and state-dict keys) (He et al. 2017 with the Li et al. 2021 "v2" recipe: BatchNorm in
-the FPN and heads, 2-conv RPN head, 4conv1fc box head); ``resnet18``/``resnet34`` with lighter
+miss most cells). ``backbone: resnet50`` with ``v2_heads: true`` builds the architecture of
+torchvision's ``maskrcnn_resnet50_fpn_v2`` (same modules and state-dict keys: He et al. 2017
+with the Li et al. 2021 "v2" recipe, BatchNorm in the FPN and heads, 2-conv RPN head, 4conv1fc
+box head); ``resnet18``/``resnet34`` with lighter
 heads are the CPU schedule's stand-in. Weights load only from a local file.
 
 Prediction never pastes masks onto full-size canvases (torchvision's postprocess does, which
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from ensemblab.projects.sartorius_cells.postprocess import Instances, integer_boxes
 from PIL import Image
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
@@ -30,7 +32,6 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 
 from ensemblab.errors import ConfigError, DataError
-from ensemblab.projects.sartorius_cells.postprocess import Instances, integer_boxes
 
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 
@@ -132,6 +133,7 @@ def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarra
 
     Pixel (x, y) of the image has centre (x + 0.5, y + 0.5); it samples the mask at the
     box-normalised position, as detectron2's ``paste_masks_in_image`` does (grid_sample).
+    Crops are float16 probabilities.
     """
     crops = []
     for mask, box, (x0, y0, x1, y1) in zip(masks, boxes.tolist(), crop_boxes.tolist()):
@@ -141,7 +143,7 @@ def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarra
                                                                               1e-3) * 2 - 1
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
         out = F.grid_sample(mask[None, None].float().cpu(), grid, align_corners=False)
-        crops.append(out[0, 0].numpy())
+        crops.append(out[0, 0].half().numpy())  # float16: 1000+ crops stay small
     return crops
 
 
@@ -157,7 +159,7 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
         device: where to run; AMP (fp16 autocast) is used on CUDA.
 
     Returns:
-        One :class:`Instances` per image with float probability crops on integer boxes.
+        One :class:`Instances` per image with float16 probability crops on integer boxes.
     """
     device = torch.device(device)
     model.eval().to(device)

@@ -16,10 +16,6 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-
-from ensemblab.data.rle import masks_to_instance_map
-from ensemblab.engine import build_trainer, fit, seed_everything
-from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
     CellRecord,
     CellTrainDataset,
@@ -36,6 +32,10 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     instances_to_idmap,
     postprocess,
 )
+
+from ensemblab.data.rle import masks_to_instance_map
+from ensemblab.engine import build_trainer, fit, seed_everything
+from ensemblab.metrics.instance import kaggle_score
 
 MODEL_KEYS = ("backbone", "v2_heads", "image_size", "anchor_sizes", "aspect_ratios",
               "mask_head_layers", "mask_head_channels", "rpn_pre_nms_top_n_train",
@@ -94,7 +94,8 @@ class MaskRCNNModule(L.LightningModule):
             opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9,
                                   weight_decay=cfg.get("weight_decay", 1e-4))
         else:
-            opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg.get("weight_decay", 1e-4))
+            opt = torch.optim.AdamW(params, lr=cfg["lr"],
+                                    weight_decay=cfg.get("weight_decay", 1e-4))
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(int(cfg.get("warmup_steps", 0)), total // 2)
 

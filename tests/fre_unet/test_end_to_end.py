@@ -37,11 +37,10 @@ def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
     assert pred.shape == (128, 128) and set(np.unique(pred)) <= {0, 1, 2, 3}
 
 
-def test_multi_seed_evaluate_reports_mean_std(em_stack, tiny_cfg, tmp_path):
-    cfg = {**tiny_cfg, "train": {**tiny_cfg["train"], "epochs": 1}}
-    for seed in (0, 1):
-        train_run({**cfg, "seed": seed}, em_stack, tmp_path / "v" / f"seed{seed}", device="cpu",
-                  progress_bar=False)
+def test_multi_seed_evaluate_reports_mean_std(em_stack, tiny_overrides, tmp_path):
+    assert main(["fre_unet", "train", "--config", "cpu_quick", "--data", str(em_stack),
+                 "--out", str(tmp_path / "v"), "--device", "cpu", "--seeds", "0,1",
+                 *tiny_overrides, "train.epochs=1"]) == 0
     assert main(["fre_unet", "evaluate", "--run", str(tmp_path / "v"), "--device", "cpu"]) == 0
     summary = json.loads((tmp_path / "v" / "metrics.json").read_text())
     mious = [r["miou"] for r in summary["runs"]]

@@ -1,7 +1,6 @@
 """Post-processing: overlap removal, NMS, thresholds, empty input (hand-made instances)."""
 
 import numpy as np
-
 from ensemblab.projects.sartorius_cells.postprocess import (
     Instances,
     PostprocessParams,

@@ -98,7 +98,7 @@ def make_cells_image(seed: int, cell_type: str, height: int = 520, width: int = 
         raise ValueError(f"unknown cell type {cell_type!r}; expected one of {CELL_TYPES}")
     rng = np.random.default_rng([seed, CELL_TYPES.index(cell_type)])
     style = STYLES[cell_type]
-    scale = cell_scale if cell_scale is not None else float(np.sqrt(height * width / (520 * 704)))
+    scale = float(np.sqrt(height * width / (520 * 704))) if cell_scale is None else cell_scale
     area_ratio = height * width / (520 * 704)
     n = n_cells if n_cells is not None else max(
         2, int(round(rng.integers(*style.count) * area_ratio)))

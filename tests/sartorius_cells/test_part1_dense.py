@@ -1,0 +1,47 @@
+"""An 800-cell 520x704 image through predict -> submit stays under 3 GB and validates."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from ensemblab.projects.sartorius_cells.cli import resolve_config
+from ensemblab.projects.sartorius_cells.training import model_from_config
+
+from ensemblab.config import load_config
+from ensemblab.data.images import write_png
+from ensemblab.engine import prepare_run_dir
+from ensemblab.synthetic.cells import make_cells_image
+
+
+@pytest.mark.slow
+def test_dense_image_memory(tmp_path):
+    image, ids = make_cells_image(7, "shsy5y", n_cells=800)
+    assert ids.max() == 800
+    write_png(tmp_path / "test" / "dense.png", image)
+    # A full-size untrained member with no score filtering: 1000+ detections reach the mask
+    # head, post-processing and the submission writer (the worst case for memory).
+    cfg = load_config(resolve_config("cpu_quick"), [
+        "model.classes=[shsy5y, astro, cort]", "model.image_size=704",
+        "model.box_score_thresh=0.0", "model.box_detections_per_img=1200",
+        "model.rpn_post_nms_top_n_test=3000", "model.rpn_pre_nms_top_n_test=3000",
+        "postprocess.score_thresh=0.0", "postprocess.overlap_drop_frac=0.99",
+        "postprocess.mask_nms_iou=1.0", "postprocess.min_area=1"])
+    run = prepare_run_dir(tmp_path / "run", cfg)
+    torch.manual_seed(0)
+    state = {f"model.{k}": v for k, v in model_from_config(cfg["model"]).state_dict().items()}
+    (run / "checkpoints").mkdir()
+    torch.save({"state_dict": state}, run / "checkpoints" / "last.ckpt")
+    code = ("import resource, sys; from ensemblab.cli import main; "
+            f"rc = main(['sartorius_cells', 'submit', '--run', r'{run}', '--images', "
+            f"r'{tmp_path / 'test'}', '--out', r'{tmp_path / 'sub.csv'}', '--device', 'cpu']); "
+            "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    peak_gb = int(out.stdout.split("PEAK_KB")[1].split()[0]) / 2**20
+    rows = (tmp_path / "sub.csv").read_text().splitlines()[1:]
+    print(f"{len(rows)} instances, peak RSS {peak_gb:.2f} GB")
+    assert peak_gb < 3.0
+    assert len(rows) > 100  # many instances went through the writer
+    # Measured 2026-11-21 (float32 crops): 1181 instances, 2.77 GB on the shared 2-core box.
