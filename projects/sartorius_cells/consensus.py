@@ -126,7 +126,7 @@ def maskrcnn_window_probs(loaded: Loaded, image: np.ndarray, windows: np.ndarray
     net, dev = loaded.net, loaded.device
     h, w = image.shape
     small = resize_long_side(image, int(loaded.cfg["model"]["image_size"]))
-    tensor = to_model_input(torch.from_numpy(small).float().div_(255)[None]).to(dev)
+    tensor = to_model_input(torch.tensor(small, dtype=torch.float32).div_(255)[None]).to(dev)
     batch, _ = net.transform([tensor])
     features = net.backbone(batch.tensors)
     th, tw = batch.image_sizes[0]

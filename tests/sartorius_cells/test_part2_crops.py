@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-
 from ensemblab.ensemble.crops import (
     crop_boxes,
     expand_boxes,
@@ -40,7 +39,8 @@ def test_resampled_mask_round_trip_keeps_shape_and_place(box):
     yy, xx = np.mgrid[:h, :w]
     x0, y0, x1, y1 = box
     cy, cx = (y0 + y1) / 2, (x0 + x1) / 2
-    mask = ((yy + 0.5 - cy) / ((y1 - y0) / 2.5)) ** 2 + ((xx + 0.5 - cx) / ((x1 - x0) / 2.5)) ** 2 <= 1
+    ry, rx = (y1 - y0) / 2.5, (x1 - x0) / 2.5
+    mask = ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 <= 1
     crop = crop_boxes(torch.from_numpy(mask.astype(np.float32))[None], np.array([box]), 28)
     back = resize_crops_to_boxes(crop[:, 0], np.array([box]))[0] >= 0.5
     pasted = paste_crop(np.zeros((h, w), bool), back, box)
