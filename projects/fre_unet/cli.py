@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
 from ensemblab.config import load_config
-from ensemblab.errors import ConfigError
+from ensemblab.errors import ConfigError, DataError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -90,10 +90,13 @@ def _magnitudes(args: argparse.Namespace) -> int:
 
     series = {}
     for run in args.runs:
-        with open(Path(run) / "feature_magnitude.csv") as fh:
+        path = Path(run) / "feature_magnitude.csv"
+        if not path.is_file():
+            raise DataError(path, "not found (train with train.track_magnitudes=true)")
+        with open(path) as fh:
             rows = list(csv.DictReader(fh))
-        series[Path(run).name] = [(int(r["epoch"]), float(r["deep"]), float(r["skip"]))
-                                  for r in rows]
+        label = "/".join(Path(run).resolve().parts[-2:])  # e.g. fre/seed0: seed names repeat
+        series[label] = [(int(r["epoch"]), float(r["deep"]), float(r["skip"])) for r in rows]
     print(plot_feature_magnitudes(series, args.out))
     return 0
 

@@ -41,8 +41,12 @@ def test_learner_beats_its_untrained_self(trained, tmp_path):
     ckpt["state_dict"] = module_from_config(load_run_config(untrained)).state_dict()
     torch.save(ckpt, ckpt_path)
     base = evaluate(str(untrained), None, "val", "cpu")
-    # Chance level: all-background scores mIoU ~0.07 on these images.
-    assert metrics["miou"] > max(base["miou"] + 0.15, 0.2), (metrics["miou"], base["miou"])
+    assert metrics["miou"] > base["miou"] + 0.1, (metrics["miou"], base["miou"])
+    # The background-like gangue (class 1) is found, and pixels beat all-background guessing.
+    assert metrics["iou"][1] > 0.2
+    truth = np.concatenate([read_label_png(p).ravel()
+                            for p in sorted((data / "seg" / "val").glob("*.png"))])
+    assert metrics["pixel_accuracy"] > np.mean(truth == 0)
 
 
 def test_ensemble_of_copies_equals_the_learner_and_predict_writes_maps(trained, tmp_path):

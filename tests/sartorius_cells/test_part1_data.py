@@ -1,5 +1,8 @@
 """Data layouts, folds, synthetic generator, and the scoring path on perfect predictions."""
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ensemblab.projects.sartorius_cells.data import (
@@ -100,3 +103,17 @@ def test_usiigaci_layout():
     assert {r.image_path.name for r in records} == {"phase.png", "raw.tif"}
     image = records[-1].load_image()  # raw.tif, uint16 -> uint8
     assert image.dtype == np.uint8 and image.shape == (1022, 1024)
+
+
+def test_kaggle_to_coco_script(dataset, tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "prepare_sartorius_coco", Path(__file__).parents[2] / "datasets" /
+        "prepare_sartorius_coco.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = script.convert(Path(dataset).resolve(), tmp_path / "coco.json", folds=2)
+    coco = {r.image_id: r for r in load_records(out)}
+    for rec in load_records(dataset):
+        other = coco[rec.image_id]
+        assert other.cell_type == rec.cell_type and other.group == rec.group
+        assert (other.load_masks() == rec.load_masks()).all()  # row- vs column-major handled
