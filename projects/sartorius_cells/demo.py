@@ -26,8 +26,8 @@ from ensemblab.synthetic.cells import write_cells_dataset
 
 PART2_DEMO = "ensemblab.projects.sartorius_cells.demo_part2"
 SPLIT_OVERRIDE = "data.split.k=4"
-# Small enough for ~2 CPU minutes: 128 px crop-like images, 6 cells each, ~35 steps.
-DEMO_OVERRIDES = ["model.image_size=128", "train.epochs=8", "train.val_every=8", SPLIT_OVERRIDE,
+# Small enough for ~2.5 CPU minutes: 128 px crop-like images, 6 cells each, ~72 steps.
+DEMO_OVERRIDES = ["model.image_size=128", "train.epochs=12", "train.val_every=12", SPLIT_OVERRIDE,
                   "train.warmup_steps=5", "model.box_detections_per_img=60",
                   "model.rpn_post_nms_top_n_test=200", "model.rpn_pre_nms_top_n_test=400",
                   "postprocess.search.min_area=[8]", "postprocess.search.mask_thresh=[0.5]"]
@@ -41,7 +41,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    data = write_cells_dataset(out_dir / "data", images_per_type=4, height=128, width=128,
+    data = write_cells_dataset(out_dir / "data", images_per_type=6, height=128, width=128,
                                n_cells=6, cell_scale=0.7)
     run = out_dir / "run"
     cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES)
@@ -57,8 +57,8 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     overlays = sorted((out_dir / "pred" / "overlays").glob("*.png"))
     per_type = ", ".join(f"{k} {v:.3f}" for k, v in trained["per_cell_type"].items())
     lines = [
-        "Mask R-CNN member (ResNet-18 FPN, cpu_quick schedule shortened to ~35 steps) on "
-        "synthetic touching cells of three types (12 images of 128x128, 6 cells each; "
+        "Mask R-CNN member (ResNet-18 FPN, cpu_quick schedule shortened to ~72 steps) on "
+        "synthetic touching cells of three types (18 images of 128x128, 6 cells each; "
         "grouped validation fold).",
         "",
         "| model | Kaggle score (val) | COCO mask AP |",

@@ -141,10 +141,16 @@ def fit_and_score(images: list[ValImage], sources: list[str], start: dict,
     """Fit weights + thresholds on all images (in-sample score) and cross-fitted by halves.
 
     Returns:
-        ``{"weights", "alone", "thresholds", "kaggle_fit", "kaggle_crossfit", "per_type",
-        "equal_weights_fit"}``.
+        ``{"weights", "alone" (start thresholds), "alone_fit" (own fitted thresholds),
+        "thresholds", "kaggle_fit", "kaggle_crossfit", "per_type", "equal_weights_fit"}``.
     """
     weights, alone = fit_mask_weights(images, sources, start)
+    # Each source alone with its own fitted thresholds: the fair single-model comparison.
+    alone_fit = {}
+    for s in sources:
+        thr = fit_thresholds(images, {s: 1.0}, start, grid)
+        p_s = {t: params_for(thr, t) for t in {im.cell_type for im in images}}
+        alone_fit[s] = float(np.mean(score_images(images, {s: 1.0}, p_s)))
     thresholds = fit_thresholds(images, weights, start, grid)
     params = {t: params_for(thresholds, t) for t in {im.cell_type for im in images}}
     per_image = score_images(images, weights, params)
@@ -162,7 +168,7 @@ def fit_and_score(images: list[ValImage], sources: list[str], start: dict,
         cross += score_images(test_half, w_h, p_h)
     per_type = {t: float(np.mean([s for s, im in zip(per_image, images) if im.cell_type == t]))
                 for t in sorted({im.cell_type for im in images})}
-    return {"weights": weights, "alone": alone, "thresholds": thresholds,
+    return {"weights": weights, "alone": alone, "alone_fit": alone_fit, "thresholds": thresholds,
             "kaggle_fit": float(np.mean(per_image)),
             "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
             "equal_weights_fit": float(np.mean(score_images(images, equal, eq_params))),

@@ -112,8 +112,9 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
             results[f"{m.spec.name}_alone"] = {"kaggle_fit": float(np.mean(sc))}
     for name, ap in box_ap.items():
         results[f"{name}_boxes"] = {"box_AP50": ap, "box_weight": box_w.get(name, 1.0)}
-    for name, score in setups["consensus"][1]["alone"].items():
-        results[f"{name}_masks_on_fused_boxes"] = {"kaggle_fit": score}
+    for name, score in setups["consensus"][1]["alone_fit"].items():
+        results[f"{name}_masks_on_fused_boxes"] = {
+            "kaggle_fit": score, "start_thresholds": setups["consensus"][1]["alone"][name]}
     results["seconds"] = time.perf_counter() - start
     for entry, r in results.items():
         if isinstance(r, dict):
