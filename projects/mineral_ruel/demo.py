@@ -52,7 +52,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     return "\n".join([
         "Synthetic polished sections (16 train images of 128 px, 4 held out for ranking; 6 test "
         "images), 9 classes, gangue nearly background-coloured. Three Res-UNet learners "
-        "(4-stage ResNet-18 encoder with LeakyReLU 0.1, `synthetic_quick`: 10 epochs, 1 "
+        "(4-stage ResNet-18 encoder with LeakyReLU 0.1, `synthetic_quick`: 8 epochs, 1 "
         "frozen) ranked by gangue IoU on the hold-out.",
         "",
         f"Best single learner on the test images: **{best_single}** mIoU "

@@ -76,3 +76,10 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(EnsemblabError, match="CUDA is not available"):
             select_device("cuda")
+
+
+def test_last_checkpoint_written_on_epochs_without_validation(tmp_path):
+    run = prepare_run_dir(tmp_path / "run", {})
+    trainer = build_trainer(run, 1, device="cpu", progress_bar=False, check_val_every_n_epoch=2)
+    fit(trainer, LinearFit(), _loader(), _loader())
+    assert (run / "checkpoints" / "last.ckpt").is_file()

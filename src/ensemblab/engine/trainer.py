@@ -69,8 +69,10 @@ def build_trainer(
         precision = "16-mixed" if accelerator == "gpu" else "32-true"
     _keep_previous_log(run_dir / "logs")
     ckpt_dir = run_dir / "checkpoints"
+    # ``last.ckpt`` at every training-epoch end, also when validation runs less often.
     cbs: list[Callback] = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
-                                           every_n_epochs=1, enable_version_counter=False)]
+                                           every_n_epochs=1, save_on_train_epoch_end=True,
+                                           enable_version_counter=False)]
     if monitor:
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                                    save_top_k=1, enable_version_counter=False))
