@@ -23,3 +23,14 @@ def test_json_and_csv_writers(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"x": 0.5, "v": [0, 1, 2]}
     write_csv(tmp_path / "t.csv", ["a", "b"], [[1, 2], [3, 4]])
     assert (tmp_path / "t.csv").read_text().splitlines() == ["a,b", "1,2", "3,4"]
+
+
+def test_atomic_files_get_the_usual_mode(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        write_json(tmp_path / "m.json", {})
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o644
