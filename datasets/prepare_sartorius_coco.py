@@ -19,11 +19,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ensemblab.projects.sartorius_cells.data import load_records, make_folds
-
 from ensemblab.data.coco import mask_annotation, write_coco_instances
 from ensemblab.data.rle import rle_decode
 from ensemblab.errors import EnsemblabError
+from ensemblab.projects.sartorius_cells.data import load_records, make_folds
 
 
 def convert(data: Path, out: Path, folds: int | None = None) -> Path:

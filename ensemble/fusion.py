@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from itertools import product
 
 import numpy as np
-from ensemblab.ensemble.crops import expand_boxes, integer_boxes
 
+from ensemblab.ensemble.crops import expand_boxes, integer_boxes
 from ensemblab.voting import fuse_boxes
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from ensemblab.multimodal.cbam import CBAM
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.multimodal.cbam import CBAM
 
 
 def small_cnn(width: int = 32) -> nn.Sequential:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from ensemblab.tabular.preprocess import TabularPreprocessor
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, VotingClassifier
 from sklearn.linear_model import LogisticRegression
@@ -24,6 +23,7 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.svm import SVC
 
 from ensemblab.errors import ConfigError
+from ensemblab.tabular.preprocess import TabularPreprocessor
 
 BASELINES = ("svm", "lr", "nb", "voting_soft", "voting_hard", "rf", "et")
 VOTING_TRIO = ("svm", "lr", "nb", "voting_soft", "voting_hard")

@@ -24,10 +24,11 @@ from itertools import groupby
 import numpy as np
 import pandas as pd
 import torch
-from ensemblab.tabular.dnn import MemberMLP, MemberMLPModule, fit_members
-from ensemblab.tabular.preprocess import TabularPreprocessor
 from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from ensemblab.tabular.dnn import MemberMLP, MemberMLPModule, fit_members
+from ensemblab.tabular.preprocess import TabularPreprocessor
 
 DEFAULT_GRID = (
     {"hidden": (64, 64), "dropout": 0.1, "weight_decay": 1e-4},

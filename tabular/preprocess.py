@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from ensemblab.tabular.composition import composition_matrix
 
 from ensemblab.errors import EnsemblabError
+from ensemblab.tabular.composition import composition_matrix
 
 
 @dataclass

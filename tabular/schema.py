@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from ensemblab.tabular.composition import FormulaError, parse_formula
 
 from ensemblab.data.tables import read_table
 from ensemblab.errors import DataError
+from ensemblab.tabular.composition import FormulaError, parse_formula
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import argparse
 import time
 
 import torch
+
 from ensemblab.multimodal.cross_attention import BidirectionalCrossAttention
 from ensemblab.projects.crossattn_vl.cli import resolve_config
 from ensemblab.projects.crossattn_vl.model import VLModule

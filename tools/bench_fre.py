@@ -16,6 +16,7 @@ import time
 
 import torch
 import torch.nn.functional as F
+
 from ensemblab.projects.fre_unet.se_unet import SEUNet
 
 

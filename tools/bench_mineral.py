@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 import torch
-from ensemblab.projects.mineral_ruel.models import build_model
 
+from ensemblab.projects.mineral_ruel.models import build_model
 from ensemblab.voting import rank_weights, weighted_vote
 
 PAPER_TPI_S = 1.7

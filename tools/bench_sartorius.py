@@ -21,8 +21,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
 from ensemblab.ensemble.fusion import instance_windows  # noqa: E402
 from ensemblab.ensemble.manifest import load_manifest  # noqa: E402
+from ensemblab.io import save_figure  # noqa: E402
+from ensemblab.metrics.instance import kaggle_score  # noqa: E402
 from ensemblab.projects.sartorius_cells.consensus import (  # noqa: E402
     EnsembleMembers,
     RawConsensus,
@@ -34,9 +37,6 @@ from ensemblab.projects.sartorius_cells.consensus import (  # noqa: E402
 from ensemblab.projects.sartorius_cells.ensemble_fit import params_for  # noqa: E402
 from ensemblab.projects.sartorius_cells.inference import instances_to_rles  # noqa: E402
 from ensemblab.projects.sartorius_cells.postprocess import instances_to_idmap  # noqa: E402
-
-from ensemblab.io import save_figure  # noqa: E402
-from ensemblab.metrics.instance import kaggle_score  # noqa: E402
 from ensemblab.synthetic.cells import make_cells_image  # noqa: E402
 
 

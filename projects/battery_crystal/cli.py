@@ -23,6 +23,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.config import load_config
+from ensemblab.engine import open_run, prepare_run_dir, seed_everything
+from ensemblab.errors import DataError, EnsemblabError
+from ensemblab.io import atomic_path, write_csv, write_json
+from ensemblab.metrics.classification import macro_prf
 from ensemblab.projects.battery_crystal.evaluation import LEAK_CHECK_COLUMNS, run_evaluation
 from ensemblab.projects.battery_crystal.features import (
     CLASSES,
@@ -32,13 +39,6 @@ from ensemblab.projects.battery_crystal.features import (
 )
 from ensemblab.projects.battery_crystal.models import build_model
 from ensemblab.tabular.leakage import leakage_report
-
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import load_config
-from ensemblab.engine import open_run, prepare_run_dir, seed_everything
-from ensemblab.errors import DataError, EnsemblabError
-from ensemblab.io import atomic_path, write_csv, write_json
-from ensemblab.metrics.classification import macro_prf
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 MODEL_FILE = "model.pkl"

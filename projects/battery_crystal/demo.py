@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 from ensemblab.projects.battery_crystal import cli
-
 from ensemblab.synthetic.battery import write_battery_csv
 
 

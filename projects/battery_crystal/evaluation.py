@@ -16,16 +16,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+
+from ensemblab.errors import ConfigError
+from ensemblab.io import atomic_write_text, write_json
 from ensemblab.projects.battery_crystal.features import CLASSES, FEATURE_SETS, LABEL
 from ensemblab.projects.battery_crystal.models import MODELS, build_model
 from ensemblab.projects.battery_crystal.protocols import PROTOCOLS, evaluate_model, make_splits
 from ensemblab.projects.battery_crystal.report import plot_confusions, results_markdown
 from ensemblab.tabular.baselines import VOTING_TRIO
 from ensemblab.tabular.leakage import leakage_report
-from joblib import Parallel, delayed
-
-from ensemblab.errors import ConfigError
-from ensemblab.io import atomic_write_text, write_json
 
 LEAK_CHECK_COLUMNS = ("Formula", "Spacegroup", "Formation Energy (eV)", "E Above Hull (eV)",
                       "Band Gap (eV)", "Nsites", "Density (gm/cc)", "Volume",

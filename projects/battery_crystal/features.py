@@ -29,11 +29,11 @@ from functools import partial
 
 import numpy as np
 import pandas as pd
+
+from ensemblab.errors import ConfigError
 from ensemblab.tabular.composition import atoms_per_formula_unit
 from ensemblab.tabular.preprocess import TabularPreprocessor
 from ensemblab.tabular.schema import TableSchema
-
-from ensemblab.errors import ConfigError
 
 LABEL = "Crystal System"
 CLASSES = ("monoclinic", "orthorhombic", "triclinic")

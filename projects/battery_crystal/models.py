@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ensemblab.errors import ConfigError
 from ensemblab.projects.battery_crystal.features import CLASSES, preprocessor_factory
 from ensemblab.tabular.baselines import (
     BASELINES,
@@ -12,8 +13,6 @@ from ensemblab.tabular.baselines import (
     make_baseline,
 )
 from ensemblab.tabular.dnn_ensemble import DNNEnsembleClassifier
-
-from ensemblab.errors import ConfigError
 
 MODELS = ("dnn", *BASELINES)
 # the paper's macro-F1 on its single 80/20 split (its Table of results); None: not in the paper

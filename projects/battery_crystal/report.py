@@ -11,11 +11,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.projects.battery_crystal.features import LEAKY_FEATURE_SETS  # noqa: E402
 from ensemblab.projects.battery_crystal.models import MODEL_TITLES, PAPER_MACRO_F1  # noqa: E402
 from ensemblab.projects.battery_crystal.protocols import PROTOCOLS  # noqa: E402
-
-from ensemblab.io import save_figure  # noqa: E402
 
 
 def _pm(r: dict[str, Any] | None, key: str = "macro_f1") -> str:

@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ensemblab.projects.crossattn_vl.network import VARIANTS
-from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
-
 from ensemblab.config import merge
 from ensemblab.io import atomic_write_text, write_csv
+from ensemblab.projects.crossattn_vl.network import VARIANTS
+from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
 
 COLUMNS = (("captioning", "Bleu_1"), ("captioning", "Bleu_4"), ("captioning", "METEOR"),
            ("captioning", "ROUGE_L"), ("captioning", "CIDEr"), ("retrieval", "i2t_top1"),

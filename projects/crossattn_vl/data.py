@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from ensemblab.projects.crossattn_vl.readers import VLData
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from ensemblab.errors import DataError
 from ensemblab.metrics.vqa import normalize_answer
+from ensemblab.projects.crossattn_vl.readers import VLData
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)

@@ -15,7 +15,6 @@ from pathlib import Path
 from ensemblab.projects.crossattn_vl.cli import resolve_config
 from ensemblab.projects.crossattn_vl.predict import predict_run
 from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
-
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 EPOCHS = 20

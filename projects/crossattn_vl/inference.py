@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections import Counter
 
 import torch
-from ensemblab.projects.crossattn_vl.data import ImageStore
-from ensemblab.projects.crossattn_vl.network import VLNet
 
 from ensemblab.metrics.captions import caption_scores
 from ensemblab.metrics.retrieval import image_text_retrieval
 from ensemblab.metrics.vqa import normalize_answer, vqa_accuracy
+from ensemblab.projects.crossattn_vl.data import ImageStore
+from ensemblab.projects.crossattn_vl.network import VLNet
 
 
 def _batches(items: list, size: int):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
+
 from ensemblab.multimodal.losses import (
     contrastive_loss,
     sequence_loss,

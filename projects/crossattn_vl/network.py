@@ -15,14 +15,14 @@ retrieval scores cost N + M encoder passes.
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from ensemblab.errors import ConfigError
 from ensemblab.multimodal.cross_attention import BidirectionalCrossAttention
 from ensemblab.multimodal.fusion import ConcatFusion, masked_mean
 from ensemblab.multimodal.heads import CaptionDecoder, ClassificationHead, MatchingHead
 from ensemblab.multimodal.image_encoder import ImageEncoder
 from ensemblab.multimodal.text_encoder import TextEncoder
-from torch import nn
-
-from ensemblab.errors import ConfigError
 
 VARIANTS = ("full", "no_cross_attention", "no_cbam", "visual_only", "text_only")
 

@@ -16,9 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from ensemblab.projects.crossattn_vl.data import MEAN, STD, load_image  # noqa: E402
 
 from ensemblab.io import save_figure  # noqa: E402
+from ensemblab.projects.crossattn_vl.data import MEAN, STD, load_image  # noqa: E402
 
 
 def _upsample(grid: torch.Tensor, size: int) -> np.ndarray:

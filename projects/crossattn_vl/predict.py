@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ensemblab.errors import DataError, EnsemblabError
+from ensemblab.io import write_csv, write_json
 from ensemblab.projects.crossattn_vl import inference
 from ensemblab.projects.crossattn_vl.data import ImageStore
 from ensemblab.projects.crossattn_vl.overlays import attention_overlay
 from ensemblab.projects.crossattn_vl.readers import IMAGE_EXTS
 from ensemblab.projects.crossattn_vl.runner import load_run
-
-from ensemblab.errors import DataError, EnsemblabError
-from ensemblab.io import write_csv, write_json
 
 MAX_OVERLAYS = 8
 

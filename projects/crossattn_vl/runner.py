@@ -13,19 +13,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from ensemblab.multimodal.text_encoder import pretrained_dir
-from ensemblab.multimodal.tokenizer import TextTokenizer
-from ensemblab.projects.crossattn_vl import inference
-from ensemblab.projects.crossattn_vl.data import (
-    ImageStore,
-    VLCollate,
-    VLTrainDataset,
-    answer_vocab,
-    split_keys,
-)
-from ensemblab.projects.crossattn_vl.model import VLModule
-from ensemblab.projects.crossattn_vl.overlays import attention_overlay
-from ensemblab.projects.crossattn_vl.readers import load_vl_data
 from torch.utils.data import DataLoader
 
 from ensemblab.engine import (
@@ -39,6 +26,19 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import DataError
 from ensemblab.io import write_json
+from ensemblab.multimodal.text_encoder import pretrained_dir
+from ensemblab.multimodal.tokenizer import TextTokenizer
+from ensemblab.projects.crossattn_vl import inference
+from ensemblab.projects.crossattn_vl.data import (
+    ImageStore,
+    VLCollate,
+    VLTrainDataset,
+    answer_vocab,
+    split_keys,
+)
+from ensemblab.projects.crossattn_vl.model import VLModule
+from ensemblab.projects.crossattn_vl.overlays import attention_overlay
+from ensemblab.projects.crossattn_vl.readers import load_vl_data
 
 # A frozen backbone is kept in eval mode on purpose (BatchNorm statistics stay fixed).
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")

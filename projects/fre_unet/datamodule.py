@@ -14,6 +14,10 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ensemblab.data.tiling import extract_tiles, tile_boxes
+from ensemblab.errors import DataError
 from ensemblab.projects.fre_unet.data import (
     Slice,
     load_slices,
@@ -21,10 +25,6 @@ from ensemblab.projects.fre_unet.data import (
     resolve_label_map,
     split_slices,
 )
-from torch.utils.data import DataLoader, Dataset
-
-from ensemblab.data.tiling import extract_tiles, tile_boxes
-from ensemblab.errors import DataError
 
 DEFAULT_SPLIT = {"train": "0-11", "val": "12-15", "test": "16-19"}
 

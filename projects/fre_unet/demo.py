@@ -16,6 +16,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.projects.fre_unet.cli import resolve_config  # noqa: E402
 from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, map_labels  # noqa: E402
 from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes  # noqa: E402
@@ -25,9 +28,6 @@ from ensemblab.projects.fre_unet.runner import (  # noqa: E402
     train_run,
 )
 from ensemblab.projects.fre_unet.search import run_search  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.synthetic.em import make_em_stack  # noqa: E402
 
 DEMO_OVERRIDES = ["data.scale=1.0", "data.tile=32", "data.batch_size=8", "model.width=0.125",

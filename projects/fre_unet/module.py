@@ -14,10 +14,10 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from ensemblab.projects.fre_unet.se_unet import SEUNet
 
 from ensemblab.errors import ConfigError
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
+from ensemblab.projects.fre_unet.se_unet import SEUNet
 
 
 def build_model(model_cfg: dict[str, Any], num_classes: int, seed: int = 0) -> SEUNet:

@@ -13,10 +13,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
-from ensemblab.projects.fre_unet.datamodule import EMTileData
-from ensemblab.projects.fre_unet.magnitude import FeatureMagnitudeTracker
-from ensemblab.projects.fre_unet.module import FRESegmentation, evaluate_loader
 
 from ensemblab.data.images import read_image, write_png
 from ensemblab.engine import (
@@ -30,6 +26,10 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_json
+from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
+from ensemblab.projects.fre_unet.datamodule import EMTileData
+from ensemblab.projects.fre_unet.magnitude import FeatureMagnitudeTracker
+from ensemblab.projects.fre_unet.module import FRESegmentation, evaluate_loader
 
 
 def _data_root(cfg: dict[str, Any], data: str | Path | None) -> Path:

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
 
 FULL_WIDTHS = (64, 128, 256, 512, 512)
 

@@ -25,12 +25,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
-from ensemblab.projects.fre_unet.runner import train_run  # noqa: E402
-from ensemblab.projects.fre_unet.se_unet import FULL_WIDTHS  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from ensemblab.errors import ConfigError  # noqa: E402
 from ensemblab.io import atomic_write_text, save_figure, write_csv  # noqa: E402
+from ensemblab.projects.fre_unet.runner import train_run  # noqa: E402
+from ensemblab.projects.fre_unet.se_unet import FULL_WIDTHS  # noqa: E402
 
 SPACES = ("fre", "supervision")
 

@@ -16,6 +16,13 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ensemblab.config import load_config
+from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
+from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everything
+from ensemblab.errors import ConfigError, DataError, EnsemblabError
+from ensemblab.io import write_json
+from ensemblab.metrics.semantic import semantic_scores
 from ensemblab.projects.mineral_ruel import ruel
 from ensemblab.projects.mineral_ruel.data import (
     holdout_split,
@@ -32,13 +39,6 @@ from ensemblab.projects.mineral_ruel.inference import (
 from ensemblab.projects.mineral_ruel.module import MineralDataModule
 from ensemblab.projects.mineral_ruel.report import summarise, write_results
 from ensemblab.projects.mineral_ruel.visual import overlay
-
-from ensemblab.config import load_config
-from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
-from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everything
-from ensemblab.errors import ConfigError, DataError, EnsemblabError
-from ensemblab.io import write_json
-from ensemblab.metrics.semantic import semantic_scores
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

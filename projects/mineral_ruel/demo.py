@@ -11,12 +11,11 @@ import json
 import shutil
 from pathlib import Path
 
+from ensemblab.data.images import read_label_png
 from ensemblab.projects.mineral_ruel import commands
 from ensemblab.projects.mineral_ruel.data import load_image, split_pairs
 from ensemblab.projects.mineral_ruel.inference import Learner, upsample_labels
 from ensemblab.projects.mineral_ruel.visual import comparison_figure
-
-from ensemblab.data.images import read_label_png
 from ensemblab.synthetic.minerals import MINERAL_CLASSES, write_mineral_dataset
 
 LEARNERS = {

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from ensemblab.projects.mineral_ruel.data import pad_to, rescale, to_tensor
-from ensemblab.projects.mineral_ruel.module import MineralSegmenter
 from PIL import Image
 
 from ensemblab.data.tiling import extract_tiles, stitch_tiles, tile_boxes
 from ensemblab.engine import best_checkpoint, open_run, select_device
 from ensemblab.errors import EnsemblabError
+from ensemblab.projects.mineral_ruel.data import pad_to, rescale, to_tensor
+from ensemblab.projects.mineral_ruel.module import MineralSegmenter
 
 
 def module_from_config(cfg: dict[str, Any]) -> MineralSegmenter:

@@ -16,10 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import segmentation_models_pytorch as smp
-from ensemblab.projects.mineral_ruel.resunet import ResUNet, load_local_weights
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.projects.mineral_ruel.resunet import ResUNet, load_local_weights
 
 _SMP = {"vgg16_unet": (smp.Unet, "vgg16"), "deeplabv3": (smp.DeepLabV3, "resnet50"),
         "pspnet": (smp.PSPNet, "resnet50")}

@@ -15,6 +15,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from torch.utils.data import DataLoader
+
+from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 from ensemblab.projects.mineral_ruel.data import (
     TileDataset,
     default_augment,
@@ -23,9 +26,6 @@ from ensemblab.projects.mineral_ruel.data import (
 )
 from ensemblab.projects.mineral_ruel.losses import build_loss
 from ensemblab.projects.mineral_ruel.models import build_model
-from torch.utils.data import DataLoader
-
-from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 
 
 class MineralDataModule(L.LightningDataModule):

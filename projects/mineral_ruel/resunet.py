@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 import torchvision
-from ensemblab.projects.mineral_ruel.stn import build_stn
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.projects.mineral_ruel.stn import build_stn
 
 _RESNETS = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
             "resnet50": torchvision.models.resnet50, "resnet101": torchvision.models.resnet101}

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from ensemblab.projects.mineral_ruel.inference import Learner, upsample_labels
 
 from ensemblab.errors import EnsemblabError
 from ensemblab.metrics.semantic import confusion_matrix, semantic_scores
+from ensemblab.projects.mineral_ruel.inference import Learner, upsample_labels
 from ensemblab.voting import plurality_vote, rank_weights, weighted_vote
 
 

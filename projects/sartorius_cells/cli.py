@@ -53,9 +53,8 @@ def _member_kind(cfg: dict):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ensemblab.projects.sartorius_cells.workflow import train_run
-
     from ensemblab.engine import prepare_run_dir
+    from ensemblab.projects.sartorius_cells.workflow import train_run
 
     if args.data is None:
         raise ConfigError("train needs --data DIR")
@@ -68,9 +67,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.projects.sartorius_cells.workflow import evaluate_run
-
     from ensemblab.engine import open_run
+    from ensemblab.projects.sartorius_cells.workflow import evaluate_run
 
     _, cfg = open_run(args.run)
     member = _member_kind(cfg)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from ensemblab.ensemble.crops import resize_crops_to_boxes, window_of
 from ensemblab.ensemble.fusion import consensus_vote, fuse_detections, instance_windows, rerank
 from ensemblab.ensemble.manifest import Manifest, Member

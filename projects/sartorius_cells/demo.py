@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+from ensemblab.config import load_config
 from ensemblab.ensemble.submission import validate_submission
 from ensemblab.projects.sartorius_cells.cli import resolve_config
 from ensemblab.projects.sartorius_cells.workflow import (
@@ -20,8 +21,6 @@ from ensemblab.projects.sartorius_cells.workflow import (
     submit_run,
     train_run,
 )
-
-from ensemblab.config import load_config
 from ensemblab.synthetic.cells import write_cells_dataset
 
 PART2_DEMO = "ensemblab.projects.sartorius_cells.demo_part2"

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ensemblab.ensemble.manifest import Manifest, Member, save_manifest
-
 from ensemblab.cli import main
+from ensemblab.ensemble.manifest import Manifest, Member, save_manifest
 from ensemblab.errors import EnsemblabError
 
 QUICK = {

@@ -19,8 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from ensemblab.ensemble.fusion import grid_search
 from ensemblab.ensemble.manifest import Manifest
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
 from ensemblab.projects.sartorius_cells.consensus import RawConsensus, finalize
 from ensemblab.projects.sartorius_cells.postprocess import (
@@ -28,8 +30,6 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     PostprocessParams,
     instances_to_idmap,
 )
-
-from ensemblab.metrics.instance import kaggle_score
 from ensemblab.voting import weights_from_scores
 
 DEFAULT_GRID = {"score_thresh": [0.1, 0.2, 0.3, 0.4, 0.5], "mask_thresh": [0.4, 0.5, 0.6]}

@@ -20,8 +20,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from ensemblab.ensemble.manifest import Manifest, load_manifest, save_manifest
 from ensemblab.ensemble.submission import validate_submission, write_submission
+from ensemblab.errors import ConfigError, EnsemblabError
+from ensemblab.io import write_csv, write_json
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.consensus import (
     EnsembleMembers,
     detect,
@@ -53,10 +57,6 @@ from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, in
 from ensemblab.projects.sartorius_cells.upernet_predict import predict_full, semantic_instances
 from ensemblab.projects.sartorius_cells.workflow import image_sizes_from_folder
 from ensemblab.projects.sartorius_cells.yolox_data import masks_to_boxes
-
-from ensemblab.errors import ConfigError, EnsemblabError
-from ensemblab.io import write_csv, write_json
-from ensemblab.metrics.instance import kaggle_score
 
 
 def _mask_names(members, kinds) -> list[str]:

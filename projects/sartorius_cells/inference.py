@@ -12,6 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ensemblab.data.rle import instance_map_to_rles, kaggle_to_coco_rle
+from ensemblab.engine import best_checkpoint, open_run, select_device
+from ensemblab.errors import EnsemblabError
+from ensemblab.io import write_json
+from ensemblab.metrics.coco_ap import coco_ap_from_rles
+from ensemblab.metrics.instance import KaggleScoreEvaluator, kaggle_score
 from ensemblab.projects.sartorius_cells.data import CellRecord
 from ensemblab.projects.sartorius_cells.maskrcnn import predict_images
 from ensemblab.projects.sartorius_cells.postprocess import (
@@ -23,13 +30,6 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     postprocess,
 )
 from ensemblab.projects.sartorius_cells.training import model_from_config
-
-from ensemblab.data.rle import instance_map_to_rles, kaggle_to_coco_rle
-from ensemblab.engine import best_checkpoint, open_run, select_device
-from ensemblab.errors import EnsemblabError
-from ensemblab.io import write_json
-from ensemblab.metrics.coco_ap import coco_ap_from_rles
-from ensemblab.metrics.instance import KaggleScoreEvaluator, kaggle_score
 
 PARAMS_FILE = "postprocess.json"
 SEARCH_ORDER = ("score_thresh", "mask_thresh", "nms_iou", "overlap_drop_frac", "min_area")

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from ensemblab.projects.sartorius_cells.postprocess import Instances, integer_boxes
 from PIL import Image
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
@@ -31,7 +30,9 @@ from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCN
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 
+from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.postprocess import Instances
 
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 

@@ -15,6 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ensemblab.config import save_config
+from ensemblab.engine import build_trainer, fit, open_run, seed_everything
+from ensemblab.io import write_json
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells import data as cdata
 from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
 from ensemblab.projects.sartorius_cells.postprocess import (
@@ -42,11 +47,6 @@ from ensemblab.projects.sartorius_cells.yolox_member import (
     predict_boxes,
     val_collate,
 )
-
-from ensemblab.config import save_config
-from ensemblab.engine import build_trainer, fit, open_run, seed_everything
-from ensemblab.io import write_json
-from ensemblab.metrics.instance import kaggle_score
 
 
 def split_for(cfg: dict, data_dir: str | Path):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from ensemblab.projects.sartorius_cells.postprocess import Instances, instances_to_idmap
 from matplotlib import colormaps
 from scipy import ndimage
 
 from ensemblab.data.images import write_png
+from ensemblab.projects.sartorius_cells.postprocess import Instances, instances_to_idmap
 
 
 def outline_overlay(image: np.ndarray, inst: Instances, gt_idmap: np.ndarray | None = None

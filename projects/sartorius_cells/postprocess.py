@@ -20,25 +20,6 @@ import torch
 from torchvision.ops import nms
 
 
-def integer_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Round float boxes outwards to pixel boxes: floor(x0, y0), ceil(x1, y1), clipped.
-
-    Args:
-        boxes: float[N, 4] (x0, y0, x1, y1) in pixels.
-        height, width: image size.
-
-    Returns:
-        int64[N, 4] (x0, y0, x1, y1) with x1/y1 exclusive, each box at least 1 px wide/high.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    out = np.empty(boxes.shape, dtype=np.int64)
-    out[:, 0] = np.clip(np.floor(boxes[:, 0]), 0, width - 1)
-    out[:, 1] = np.clip(np.floor(boxes[:, 1]), 0, height - 1)
-    out[:, 2] = np.clip(np.ceil(boxes[:, 2]), out[:, 0] + 1, width)
-    out[:, 3] = np.clip(np.ceil(boxes[:, 3]), out[:, 1] + 1, height)
-    return out
-
-
 @dataclass
 class Instances:
     """Instances of one image with masks cropped to their integer boxes.

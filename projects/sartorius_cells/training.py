@@ -16,6 +16,10 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+
+from ensemblab.data.rle import masks_to_instance_map
+from ensemblab.engine import build_trainer, fit, seed_everything
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
     CellRecord,
     CellTrainDataset,
@@ -32,10 +36,6 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     instances_to_idmap,
     postprocess,
 )
-
-from ensemblab.data.rle import masks_to_instance_map
-from ensemblab.engine import build_trainer, fit, seed_everything
-from ensemblab.metrics.instance import kaggle_score
 
 MODEL_KEYS = ("backbone", "v2_heads", "image_size", "anchor_sizes", "aspect_ratios",
               "mask_head_layers", "mask_head_channels", "rpn_pre_nms_top_n_train",

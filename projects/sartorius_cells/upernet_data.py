@@ -13,9 +13,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
+
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes
 from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale, masks_to_boxes
-from scipy import ndimage
 
 
 def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:

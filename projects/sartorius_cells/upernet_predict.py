@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
+
+from ensemblab.engine import best_checkpoint, open_run, select_device
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes, resize_crops_to_boxes
 from ensemblab.projects.sartorius_cells.postprocess import Instances
 from ensemblab.projects.sartorius_cells.upernet_data import standardize, to_input
 from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule
 from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale
-from scipy import ndimage
-
-from ensemblab.engine import best_checkpoint, open_run, select_device
 
 
 def load_upernet_member(run_dir: str | Path, device: str = "auto"):

@@ -5,7 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from PIL import Image
+
+from ensemblab.engine import prepare_run_dir
 from ensemblab.ensemble.submission import validate_submission, write_submission
+from ensemblab.errors import DataError, EnsemblabError
+from ensemblab.io import write_csv, write_json
 from ensemblab.projects.sartorius_cells.data import (
     list_images,
     load_records,
@@ -23,11 +28,6 @@ from ensemblab.projects.sartorius_cells.inference import (
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import image_cell_type
 from ensemblab.projects.sartorius_cells.training import resolve_classes, train_maskrcnn
-from PIL import Image
-
-from ensemblab.engine import prepare_run_dir
-from ensemblab.errors import DataError, EnsemblabError
-from ensemblab.io import write_csv, write_json
 
 
 def train_run(cfg: dict, data: str | Path, out: str | Path, device: str = "auto",

@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import torchvision
-from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
-from ensemblab.projects.sartorius_cells.yolox_data import BoxSample, letterbox_scale
 from yolox.config import YoloxConfig
 from yolox.utils import LRScheduler, ModelEMA
 
 from ensemblab.engine import best_checkpoint, open_run, select_device
 from ensemblab.errors import ConfigError
+from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
+from ensemblab.projects.sartorius_cells.yolox_data import BoxSample, letterbox_scale
 
 
 def build_yolox(variant: str = "yolox_nano", num_classes: int = 3,

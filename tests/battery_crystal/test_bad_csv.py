@@ -1,8 +1,8 @@
 import pytest
-from ensemblab.projects.battery_crystal.features import load_table
 
 from ensemblab.cli import main
 from ensemblab.errors import DataError
+from ensemblab.projects.battery_crystal.features import load_table
 from ensemblab.synthetic.battery import write_battery_csv
 
 

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import VotingClassifier
+
 from ensemblab.tabular.baselines import TabularSklearnClassifier, VotingTrio, make_baseline
 from ensemblab.tabular.preprocess import TabularPreprocessor
-from sklearn.ensemble import VotingClassifier
 
 
 def _table(n, seed):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+
 from ensemblab.tabular.composition import (
     FormulaError,
     atoms_per_formula_unit,

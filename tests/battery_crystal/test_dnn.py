@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 import torch
-from ensemblab.projects.battery_crystal.features import CLASSES, add_derived, preprocessor_factory
-from ensemblab.tabular.dnn import MemberMLPModule, fit_members
-from ensemblab.tabular.dnn_ensemble import DNNEnsembleClassifier
 from sklearn.metrics import f1_score
 
+from ensemblab.projects.battery_crystal.features import CLASSES, add_derived, preprocessor_factory
 from ensemblab.synthetic.battery import battery_table
+from ensemblab.tabular.dnn import MemberMLPModule, fit_members
+from ensemblab.tabular.dnn_ensemble import DNNEnsembleClassifier
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from ensemblab.projects.battery_crystal.features import load_table
+from ensemblab.synthetic.battery import battery_table
 from ensemblab.tabular.leakage import leakage_report, leaky_features
 from ensemblab.tabular.preprocess import TabularPreprocessor
-
-from ensemblab.synthetic.battery import battery_table
 from ensemblab.testing import real_data
 
 

@@ -3,6 +3,9 @@
 import json
 
 import pytest
+
+from ensemblab.errors import DataError
+from ensemblab.metrics.vqa import vqa_accuracy
 from ensemblab.projects.crossattn_vl.data import answer_vocab, soft_target, split_keys
 from ensemblab.projects.crossattn_vl.readers import (
     load_vl_data,
@@ -10,9 +13,6 @@ from ensemblab.projects.crossattn_vl.readers import (
     read_flickr_csv,
     read_vqa,
 )
-
-from ensemblab.errors import DataError
-from ensemblab.metrics.vqa import vqa_accuracy
 from ensemblab.synthetic.shapes import write_shapes_dataset
 from ensemblab.testing import real_data
 

@@ -4,6 +4,8 @@ import math
 
 import pytest
 import torch
+
+from ensemblab.errors import ConfigError
 from ensemblab.multimodal.cbam import CBAM
 from ensemblab.multimodal.cross_attention import BidirectionalCrossAttention
 from ensemblab.multimodal.fusion import ConcatFusion
@@ -15,8 +17,6 @@ from ensemblab.multimodal.losses import (
     soft_cross_entropy,
     weighted_sum,
 )
-
-from ensemblab.errors import ConfigError
 
 
 def test_cross_attention_ignores_padding_tokens():

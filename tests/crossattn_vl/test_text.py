@@ -1,6 +1,7 @@
 """Offline tokenizer and text encoders (trained ALBERT-style and the packaged MiniLM)."""
 
 import torch
+
 from ensemblab.multimodal.text_encoder import TextEncoder, minilm_dir
 from ensemblab.multimodal.tokenizer import TextTokenizer
 

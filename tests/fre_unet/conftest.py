@@ -1,8 +1,8 @@
 """Shared fixtures: a small synthetic ssTEM-like stack and a tiny CPU config."""
 
 import pytest
-from ensemblab.projects.fre_unet.cli import resolve_config
 
+from ensemblab.projects.fre_unet.cli import resolve_config
 from ensemblab.synthetic.em import make_em_stack
 
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import tifffile
-from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, load_slices, split_slices
-from ensemblab.projects.fre_unet.datamodule import EMTileData, tile_slices
 from PIL import Image
 
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, load_slices, split_slices
+from ensemblab.projects.fre_unet.datamodule import EMTileData, tile_slices
 from ensemblab.synthetic.em import make_em_stack
 from ensemblab.testing import real_data
 

@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import torch
-from ensemblab.projects.fre_unet.datamodule import EMTileData
-from ensemblab.projects.fre_unet.module import evaluate_loader
-from ensemblab.projects.fre_unet.runner import build_module, evaluate_run, train_run
 from PIL import Image
 
 from ensemblab.cli import main
+from ensemblab.projects.fre_unet.datamodule import EMTileData
+from ensemblab.projects.fre_unet.module import evaluate_loader
+from ensemblab.projects.fre_unet.runner import build_module, evaluate_run, train_run
 
 
 def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 import torch
-from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
-from ensemblab.projects.fre_unet.module import FRESegmentation
 
 from ensemblab.errors import ConfigError
+from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
+from ensemblab.projects.fre_unet.module import FRESegmentation
 
 CLASSES = ["background", "membrane", "mitochondria", "synapse"]
 

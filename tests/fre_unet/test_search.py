@@ -7,8 +7,9 @@ import sys
 import time
 
 import optuna
-from ensemblab.projects.fre_unet.search import run_search
 from optuna.trial import TrialState
+
+from ensemblab.projects.fre_unet.search import run_search
 
 
 def _states(url):

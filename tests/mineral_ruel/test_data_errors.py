@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from ensemblab.projects.mineral_ruel.data import TileDataset, holdout_split, load_pair, split_pairs
 from PIL import Image
 
 from ensemblab.cli import main
 from ensemblab.errors import DataError
+from ensemblab.projects.mineral_ruel.data import TileDataset, holdout_split, load_pair, split_pairs
 from ensemblab.synthetic.minerals import MINERAL_CLASSES, make_mineral_image, write_mineral_dataset
 
 

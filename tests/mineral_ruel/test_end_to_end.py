@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from ensemblab.projects.mineral_ruel.commands import evaluate
-from ensemblab.projects.mineral_ruel.inference import module_from_config
 
 from ensemblab.cli import main
 from ensemblab.config import load_run_config
 from ensemblab.data.images import read_label_png
+from ensemblab.projects.mineral_ruel.commands import evaluate
+from ensemblab.projects.mineral_ruel.inference import module_from_config
 from ensemblab.synthetic.minerals import write_mineral_dataset
 
 

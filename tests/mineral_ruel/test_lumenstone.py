@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+
 from ensemblab.projects.mineral_ruel.data import (
     LUMENSTONE_CLASSES,
     holdout_split,
     load_pair,
     split_pairs,
 )
-
 from ensemblab.testing import real_data
 
 

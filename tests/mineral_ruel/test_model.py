@@ -3,12 +3,12 @@
 import pytest
 import torch
 import torchvision
-from ensemblab.projects.mineral_ruel.models import build_model
-from ensemblab.projects.mineral_ruel.resunet import ResUNet
-from ensemblab.projects.mineral_ruel.stn import SpatialTransformer
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.projects.mineral_ruel.models import build_model
+from ensemblab.projects.mineral_ruel.resunet import ResUNet
+from ensemblab.projects.mineral_ruel.stn import SpatialTransformer
 
 SMALL = dict(backbone="resnet18", decoder_channels=(16, 16, 16, 8, 8))
 

@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
-from ensemblab.projects.mineral_ruel import ruel
-from ensemblab.projects.mineral_ruel.report import summarise, write_results
 
 from ensemblab.errors import EnsemblabError
+from ensemblab.projects.mineral_ruel import ruel
+from ensemblab.projects.mineral_ruel.report import summarise, write_results
 
 
 class FakeLearner:

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from ensemblab.data.rle import instance_map_to_masks
+from ensemblab.errors import DataError
+from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
     CellTrainDataset,
     load_records,
@@ -18,10 +22,6 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     integer_boxes,
     postprocess,
 )
-
-from ensemblab.data.rle import instance_map_to_masks
-from ensemblab.errors import DataError
-from ensemblab.metrics.instance import kaggle_score
 from ensemblab.synthetic.cells import make_cells_image, write_cells_dataset
 from ensemblab.testing import real_data
 

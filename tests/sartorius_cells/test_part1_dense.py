@@ -5,12 +5,12 @@ import sys
 
 import pytest
 import torch
-from ensemblab.projects.sartorius_cells.cli import resolve_config
-from ensemblab.projects.sartorius_cells.training import model_from_config
 
 from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.engine import prepare_run_dir
+from ensemblab.projects.sartorius_cells.cli import resolve_config
+from ensemblab.projects.sartorius_cells.training import model_from_config
 from ensemblab.synthetic.cells import make_cells_image
 
 

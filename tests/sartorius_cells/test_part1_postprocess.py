@@ -1,12 +1,13 @@
 """Post-processing: overlap removal, NMS, thresholds, empty input (hand-made instances)."""
 
 import numpy as np
+
+from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.projects.sartorius_cells.postprocess import (
     Instances,
     PostprocessParams,
     image_cell_type,
     instances_to_idmap,
-    integer_boxes,
     postprocess,
     remove_overlaps,
 )

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from ensemblab.ensemble.crops import (
     crop_boxes,
     expand_boxes,

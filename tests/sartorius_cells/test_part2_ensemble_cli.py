@@ -5,10 +5,10 @@ import json
 
 import pytest
 import yaml
-from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
-from ensemblab.ensemble.submission import validate_submission
 
 from ensemblab.cli import main
+from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
+from ensemblab.ensemble.submission import validate_submission
 from ensemblab.synthetic.cells import write_cells_dataset
 
 SPLIT = "data.split={val_ids: [cort_005_001, astro_005_001]}"

@@ -3,6 +3,7 @@ final post-processing (per-type thresholds, overlap removal), and a submission f
 
 import numpy as np
 import pytest
+
 from ensemblab.ensemble.fusion import (
     consensus_vote,
     fuse_detections,

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
 
+from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
 from ensemblab.errors import ConfigError, DataError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "projects" / "sartorius_cells" / "configs"

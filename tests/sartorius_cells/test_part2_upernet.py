@@ -2,6 +2,7 @@
 
 import numpy as np
 import torch
+
 from ensemblab.projects.sartorius_cells.upernet_data import semantic_target
 from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule, UperNetWithAux
 from ensemblab.projects.sartorius_cells.upernet_predict import predict_crops, semantic_instances

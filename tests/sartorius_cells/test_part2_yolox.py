@@ -5,13 +5,13 @@ import argparse
 import numpy as np
 import pytest
 import torch
+
 from ensemblab.projects.sartorius_cells.yolox_data import (
     BoxSample,
     build_train_dataset,
     masks_to_boxes,
 )
 from ensemblab.projects.sartorius_cells.yolox_member import build_yolox, predict_boxes
-
 from ensemblab.synthetic.cells import make_cells_image
 
 AUG = {"mosaic_prob": 1.0, "mixup_prob": 0.0, "enable_mixup": False, "degrees": 0.0,
