@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ensemblab.data.rle import instance_map_to_masks
+from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.errors import DataError
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
@@ -19,7 +20,6 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     Instances,
     PostprocessParams,
     instances_to_idmap,
-    integer_boxes,
     postprocess,
 )
 from ensemblab.synthetic.cells import make_cells_image, write_cells_dataset
