@@ -167,11 +167,11 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
     return manifest
 
 
-def _predictor(run: str, scheme: str | None, device: str):
+def _predictor(run: str, scheme: str | None, device: str, precision: str = "fp32"):
     """A function image -> label map at working resolution, from a run or an ensemble folder."""
     manifest_path = Path(run) / "ensemble.json"
     if not manifest_path.is_file():
-        learner = Learner(run, device)
+        learner = Learner(run, device, precision=precision)
         return (lambda image: learner.predict(image)[0]), learner.classes
     manifest = json.loads(manifest_path.read_text())
     name = scheme or manifest["chosen_scheme"]
@@ -183,7 +183,7 @@ def _predictor(run: str, scheme: str | None, device: str):
     if not 3 <= chosen.n <= len(manifest["members"]) or chosen.method not in ("pv", "wv"):
         raise EnsemblabError(f"scheme {name} not available for {len(manifest['members'])} "
                              "learners")
-    learners = [Learner(m, device) for m in manifest["members"][:chosen.n]]
+    learners = [Learner(m, device, precision=precision) for m in manifest["members"][:chosen.n]]
     classes = check_compatible(learners)
 
     def predict_fn(image):
@@ -194,9 +194,9 @@ def _predictor(run: str, scheme: str | None, device: str):
 
 
 def predict(run: str, input_path: str, out: str, scheme: str | None = None,
-            device: str = "auto") -> list[Path]:
+            device: str = "auto", precision: str = "fp32") -> list[Path]:
     """Write ``OUT/<name>.png`` (class indices) and ``OUT/<name>_overlay.png`` per image."""
-    predict_fn, classes = _predictor(run, scheme, device)
+    predict_fn, classes = _predictor(run, scheme, device, precision)
     src = Path(input_path)
     if src.is_file():
         files = [src]

@@ -33,6 +33,27 @@ def module_from_config(cfg: dict[str, Any]) -> MineralSegmenter:
         frozen_epochs=train["frozen_epochs"], epochs=train["epochs"])
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def forward_logits(net: torch.nn.Module, batch: torch.Tensor, precision: str = "fp32"
+                   ) -> torch.Tensor:
+    """Logits [B, C, H, W] of ``net`` on ``batch`` [B, 3, H, W] in float32.
+
+    ``bf16`` runs the network under bfloat16 autocast on channels-last tensors: on CPUs with
+    AVX-512 BF16 (and on GPUs) this is about 2x faster than float32 for the ResNet-50 Res-UNet,
+    with argmax maps that agree on practically every pixel (``tools/bench_mineral.py`` prints
+    the agreement). Call ``net.to(memory_format=torch.channels_last)`` once beforehand.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "fp32":
+        return net(batch)
+    batch = batch.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16):
+        return net(batch).float()
+
+
 def upsample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Nearest-neighbour resize of a label map [h, w] to ``shape`` (H, W)."""
     if labels.shape == tuple(shape):
@@ -48,9 +69,12 @@ class Learner:
         run_dir: run folder (``config.yaml`` + ``checkpoints/``).
         device: ``auto | cpu | cuda[:N]``.
         batch_size: tiles per forward pass.
+        precision: ``fp32`` (exact) or ``bf16`` (autocast, channels-last; see
+            :func:`forward_logits`).
     """
 
-    def __init__(self, run_dir: str | Path, device: str = "auto", batch_size: int = 4):
+    def __init__(self, run_dir: str | Path, device: str = "auto", batch_size: int = 4,
+                 precision: str = "fp32"):
         self.run_dir, self.cfg = open_run(run_dir)
         self.device = select_device(device)
         self.batch_size = batch_size
@@ -59,6 +83,9 @@ class Learner:
         self.module = module_from_config(self.cfg)
         self.module.load_state_dict(state)
         self.module.to(self.device).eval()
+        self.precision = precision
+        if precision == "bf16":
+            self.module.to(memory_format=torch.channels_last)
         data = self.cfg["data"]
         self.classes: list[str] = list(data["classes"])
         self.tile, self.scale = int(data["tile"]), float(data["scale"])
@@ -79,7 +106,8 @@ class Learner:
         out = []
         for i in range(0, len(tiles), self.batch_size):
             batch = torch.stack([to_tensor(t) for t in tiles[i:i + self.batch_size]])
-            out.append(self.module(batch.to(self.device)).softmax(1).float().cpu())
+            logits = forward_logits(self.module, batch.to(self.device), self.precision)
+            out.append(logits.softmax(1).float().cpu())
         probs = stitch_tiles(torch.cat(out).numpy(), boxes, padded.shape[0], padded.shape[1])
         return probs[:, :h, :w]
 
