@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import load_config
+from ensemblab.config import find_config, load_config
 from ensemblab.engine import open_run, prepare_run_dir, seed_everything
 from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.io import atomic_path, write_csv, write_json
@@ -46,11 +46,7 @@ MODEL_FILE = "model.pkl"
 
 def resolve_config(name: str) -> Path:
     """A config path, or a bare name of a file in ``configs/`` (``cpu_quick``)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    bundled = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-    return bundled if bundled.is_file() else path
+    return find_config(name, CONFIG_DIR)
 
 
 def resolve_csv(data: str | None, cfg: dict[str, Any]) -> Path:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import load_config
+from ensemblab.config import find_config, load_config
 from ensemblab.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -14,10 +14,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
     """A config file path, or the bare name of a file in ``configs/`` (``cpu_quick``)."""
-    path = Path(name)
-    if not path.is_file():
-        path = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-    return load_config(path, overrides)
+    return load_config(find_config(name, CONFIG_DIR), overrides)
 
 
 def _need_data(args) -> None:

@@ -7,22 +7,15 @@ import csv
 from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import load_config
-from ensemblab.errors import ConfigError, DataError
+from ensemblab.config import find_config, load_config
+from ensemblab.errors import DataError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
     """Load ``name`` (a YAML path or a bare name from ``configs/``) with overrides."""
-    path = Path(name)
-    if not path.is_file():
-        candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-        if not candidate.is_file():
-            known = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-            raise ConfigError(f"{name}: config not found (a file, or one of {known})")
-        path = candidate
-    return load_config(path, overrides)
+    return load_config(find_config(name, CONFIG_DIR), overrides)
 
 
 def _seed_list(text: str) -> list[int]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ensemblab.config import load_config
+from ensemblab.config import find_config, load_config
 from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
 from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everything
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
@@ -45,14 +45,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 def resolve_config(name: str) -> Path:
     """A config file path, or a bare name of a file in ``configs/`` (``cpu_quick``)."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    candidate = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if candidate.is_file():
-        return candidate
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise ConfigError(f"{name}: no such config file or name (known: {known})")
+    return find_config(name, CONFIG_DIR)
 
 
 def train(config: str, data: str | None, out: str, overrides: Sequence[str] = (),

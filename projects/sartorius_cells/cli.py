@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import load_config
+from ensemblab.config import find_config, load_config
 from ensemblab.errors import ConfigError, EnsemblabError
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -32,14 +32,7 @@ def _ensemble_cli():
 
 def resolve_config(name: str) -> Path:
     """A config file path, or a bare name of a file in ``configs/``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    bundled = CONFIG_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
-    if bundled.is_file():
-        return bundled
-    raise ConfigError(f"{name}: no such config file or bundled config "
-                      f"({', '.join(p.stem for p in sorted(CONFIG_DIR.glob('*.yaml')))})")
+    return find_config(name, CONFIG_DIR)
 
 
 def _member_kind(cfg: dict):

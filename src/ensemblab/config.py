@@ -42,6 +42,27 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     return apply_overrides(cfg, overrides or [])
 
 
+def find_config(name: str | Path, config_dir: str | Path) -> Path:
+    """Resolve ``--config``: an existing YAML file, or a bare name of a file in ``config_dir``.
+
+    Args:
+        name: a path (``my.yaml``) or a name such as ``cpu_quick`` / ``cpu_quick.yaml``.
+        config_dir: the project's bundled ``configs/`` folder.
+
+    Raises:
+        ConfigError: neither exists; the message lists the bundled names.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    config_dir = Path(config_dir)
+    bundled = config_dir / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if path.parent == Path(".") and bundled.is_file():
+        return bundled
+    known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml")))
+    raise ConfigError(f"{name}: no such config file or bundled config (bundled: {known})")
+
+
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """Recursively merge ``over`` into a copy of ``base``."""
     out = copy.deepcopy(base)

@@ -40,3 +40,20 @@ def test_saved_config_round_trips(tmp_path):
     path = save_config(cfg, tmp_path / "run")
     assert yaml.safe_load(path.read_text()) == cfg == load_run_config(tmp_path / "run")
     assert not list((tmp_path / "run").glob(".*tmp"))
+
+
+def test_find_config_takes_a_path_or_a_bundled_name(tmp_path):
+    from ensemblab.config import find_config
+
+    bundled = tmp_path / "configs"
+    bundled.mkdir()
+    (bundled / "cpu_quick.yaml").write_text("a: 1\n")
+    own = tmp_path / "own.yaml"
+    own.write_text("a: 2\n")
+    assert find_config("cpu_quick", bundled) == bundled / "cpu_quick.yaml"
+    assert find_config("cpu_quick.yaml", bundled) == bundled / "cpu_quick.yaml"
+    assert find_config(own, bundled) == own
+    with pytest.raises(ConfigError, match="bundled: cpu_quick"):
+        find_config("nope", bundled)
+    with pytest.raises(ConfigError, match="no such config"):
+        find_config(tmp_path / "sub" / "cpu_quick.yaml", bundled)
