@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ensemblab.data.rle import parse_rle
-from ensemblab.errors import DataError
+from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.io import write_csv
 
 HEADER = ("id", "predicted")
@@ -116,3 +116,18 @@ def validate_submission(csv: str | Path, image_sizes: Mapping[str, tuple[int, in
     for image_id, image_runs in runs.items():
         problems += _overlaps(image_runs, image_id)
     return problems
+
+
+def write_validated_submission(path: str | Path, rles_by_image: Mapping[str, list[str]],
+                               image_ids: Iterable[str],
+                               image_sizes: Mapping[str, tuple[int, int]]) -> None:
+    """:func:`write_submission`, then :func:`validate_submission` against the image sizes.
+
+    Raises:
+        EnsemblabError: the written file breaks a rule (first problem and the count).
+    """
+    write_submission(path, rles_by_image, image_ids)
+    problems = validate_submission(path, image_sizes)
+    if problems:
+        raise EnsemblabError(f"{path}: submission is invalid: {problems[0]} "
+                             f"({len(problems)} problems)")

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from ensemblab.ensemble.manifest import Manifest, load_manifest, save_manifest
-from ensemblab.ensemble.submission import validate_submission, write_submission
-from ensemblab.errors import ConfigError, EnsemblabError
+from ensemblab.ensemble.submission import (
+    write_validated_submission,
+)
+from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.consensus import (
@@ -206,11 +208,8 @@ def submit_ensemble(manifest_path: str | Path, images_dir: str | Path, out: str 
             inst = finalize(raw, weights,
                             params_for(manifest.thresholds, image_type(raw, ens.classes())))
         rles[image_id] = instances_to_rles(inst)
-    write_submission(out, rles, [i for i, _ in images])
-    problems = validate_submission(out, image_sizes_from_folder(images_dir))
-    if problems:
-        raise EnsemblabError(f"{out}: submission is invalid: {problems[0]} "
-                             f"({len(problems)} problems)")
+    write_validated_submission(out, rles, [i for i, _ in images],
+                               image_sizes_from_folder(images_dir))
     print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
           "(validated)")
     return 0

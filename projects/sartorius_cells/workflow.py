@@ -8,8 +8,11 @@ import pandas as pd
 from PIL import Image
 
 from ensemblab.engine import prepare_run_dir
-from ensemblab.ensemble.submission import validate_submission, write_submission
-from ensemblab.errors import DataError, EnsemblabError
+from ensemblab.ensemble.submission import (
+    validate_submission,
+    write_validated_submission,
+)
+from ensemblab.errors import DataError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.sartorius_cells.data import (
     list_images,
@@ -121,11 +124,8 @@ def submit_run(run: str | Path, images_dir: str | Path, out: str | Path,
     images = list_images(images_dir)
     rles = {image_id: instances_to_rles(inst)
             for image_id, _, inst, _ in _predictions(run, images, device)}
-    write_submission(out, rles, [i for i, _ in images])
-    problems = validate_submission(out, image_sizes_from_folder(images_dir))
-    if problems:
-        raise EnsemblabError(f"{out}: submission is invalid: {problems[0]} "
-                             f"({len(problems)} problems)")
+    write_validated_submission(out, rles, [i for i, _ in images],
+                               image_sizes_from_folder(images_dir))
     print(f"{sum(max(1, len(r)) for r in rles.values())} rows, {len(images)} images -> {out} "
           "(validated)")
     return 0
