@@ -26,9 +26,14 @@ from torchvision.models import resnet18, resnet34, resnet50
 from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
-from torchvision.models.detection.faster_rcnn import FastRCNNConvFCHead, FastRCNNPredictor
+from torchvision.models.detection.faster_rcnn import (
+    FastRCNNConvFCHead,
+    FastRCNNPredictor,
+    TwoMLPHead,
+)
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.errors import ConfigError, DataError
@@ -40,13 +45,13 @@ _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool = True,
                    image_size: int = 704, anchor_sizes=(8, 16, 32, 64, 128),
                    aspect_ratios=(0.5, 1.0, 2.0), mask_head_layers: int = 4,
-                   mask_head_channels: int = 256,
+                   mask_head_channels: int = 256, box_head_dim: int = 1024,
                    rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
                    rpn_pre_nms_top_n_test: int = 3000, rpn_post_nms_top_n_test: int = 3000,
                    box_batch_size_per_image: int = 512, box_detections_per_img: int = 1000,
                    box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
-                   weights: str | None = None, backbone_weights: str | None = None
-                   ) -> MaskRCNN:
+                   weights: str | None = None, backbone_weights: str | None = None,
+                   input_norm: str = "fixed") -> MaskRCNN:
     """A torchvision Mask R-CNN for grayscale cell images (gray is repeated to 3 channels).
 
     Args:
@@ -60,6 +65,8 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
         mask_head_layers: conv layers of the mask head (torchvision: 4).
         mask_head_channels: their width (torchvision: 256); the mask head runs on every
             detection, so on CPU with 1000 detections it dominates inference.
+        box_head_dim: width of the box head's fully connected layer(s) (torchvision: 1024;
+            its 12544 x 1024 first layer is a third of a CPU training step).
         rpn_*_top_n_*: proposal budgets before/after RPN NMS.
         box_batch_size_per_image: RoIs sampled per image for the box/mask losses.
         box_detections_per_img: detections kept per image (dense images need 1000+).
@@ -67,6 +74,9 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
         weights: local checkpoint (torchvision state dict or Lightning ``.ckpt``) to start
             from; tensors whose shape differs (e.g. class heads) are skipped.
         backbone_weights: local ImageNet ResNet state dict for the backbone body.
+        input_norm: ``fixed`` (``(x - 0.5) / 0.25`` for every image) or ``image`` (each image
+            standardised by its own mean and standard deviation; low-contrast phase frames,
+            whose cells span a few dozen grey levels, then reach the network at full scale).
     """
     if backbone not in _RESNETS:
         raise ConfigError(f"model.backbone {backbone!r}: expected one of {sorted(_RESNETS)}")
@@ -85,20 +95,40 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
     fpn = _resnet_fpn_extractor(_RESNETS[backbone](weights=None), 5, norm_layer=norm)
     extra = {}
     if v2_heads:
-        extra["box_head"] = FastRCNNConvFCHead((256, 7, 7), [256] * 4, [1024], norm_layer=norm)
+        extra["box_head"] = FastRCNNConvFCHead((256, 7, 7), [256] * 4, [box_head_dim],
+                                               norm_layer=norm)
+    else:
+        extra["box_head"] = TwoMLPHead(256 * 7 * 7, box_head_dim)
     # Explicit predictors (so the mask head width can change) mean num_classes=None here.
-    model = MaskRCNN(fpn, num_classes=None, box_predictor=FastRCNNPredictor(1024, num_classes),
+    model = MaskRCNN(fpn, num_classes=None, box_predictor=FastRCNNPredictor(box_head_dim, num_classes),
                      rpn_head=RPNHead(256, len(aspect_ratios), conv_depth=2 if v2_heads else 1),
                      mask_head=MaskRCNNHeads(256, [mask_head_channels] * mask_head_layers, 1,
                                              norm_layer=norm),
                      mask_predictor=MaskRCNNPredictor(mask_head_channels, mask_head_channels,
                                                       num_classes),
                      **extra, **common)
+    if input_norm == "image":
+        model.transform = ImageStandardize(image_size, image_size, [0.5] * 3, [0.25] * 3)
+    elif input_norm != "fixed":
+        raise ConfigError(f"model.input_norm {input_norm!r}: expected 'fixed' or 'image'")
     if backbone_weights:
         _load_partial(model.backbone.body, backbone_weights)
     if weights:
         _load_partial(model, weights)
     return model
+
+
+class ImageStandardize(GeneralizedRCNNTransform):
+    """torchvision's resize/batch transform with per-image standardisation.
+
+    Each image becomes ``(x - mean(x)) / max(std(x), 1/255)`` (all channels together), in
+    training and at inference alike, instead of one fixed mean and std for every image.
+    """
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        if not image.is_floating_point():
+            raise TypeError(f"expected a float image in [0, 1], got {image.dtype}")
+        return (image - image.mean()) / image.std().clamp_min(1 / 255)
 
 
 def _load_partial(module: nn.Module, path: str) -> None:
@@ -149,8 +179,29 @@ def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarra
 
 
 @torch.no_grad()
+def mask_probabilities(model: MaskRCNN, features: dict[str, torch.Tensor], boxes: torch.Tensor,
+                       labels: torch.Tensor, image_size: tuple[int, int], chunk: int = 200
+                       ) -> torch.Tensor:
+    """Mask-head probabilities float[N, M, M] of each box's class, ``chunk`` boxes at a time.
+
+    The same computation as torchvision's mask branch at inference (RoIAlign -> mask head ->
+    predictor -> sigmoid of the labelled class); only the activations of one chunk are alive
+    at once, so 1000+ detections do not hold 1000 x 4 x 256 x 14 x 14 floats.
+    """
+    heads = model.roi_heads
+    parts = []
+    for start in range(0, len(boxes), max(1, chunk)) or [0]:  # [0]: empty -> [0, M, M]
+        rois = boxes[start:start + chunk]
+        x = heads.mask_roi_pool(features, [rois], [image_size])
+        logits = heads.mask_predictor(heads.mask_head(x))
+        idx = torch.arange(len(rois), device=logits.device)
+        parts.append(logits[idx, labels[start:start + chunk]].float().sigmoid())
+    return torch.cat(parts)
+
+
+@torch.no_grad()
 def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
-                   device: torch.device | str = "cpu") -> list[Instances]:
+                   device: torch.device | str = "cpu", chunk: int = 200) -> list[Instances]:
     """Raw detections (before post-processing) of grayscale images, in their own pixels.
 
     Args:
@@ -158,6 +209,7 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
         images: uint8[H_i, W_i] grayscale images of any size.
         image_size: the longer side the model was trained at.
         device: where to run; AMP (fp16 autocast) is used on CUDA.
+        chunk: detections per mask-head call (bounds the activations on dense images).
 
     Returns:
         One :class:`Instances` per image with float16 probability crops on integer boxes.
@@ -171,14 +223,21 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
         batch, _ = model.transform(tensors)
         features = model.backbone(batch.tensors)
         proposals, _ = model.rpn(batch, features)
-        detections, _ = model.roi_heads(features, proposals, batch.image_sizes)
+        heads = model.roi_heads
+        pool, heads.mask_roi_pool = heads.mask_roi_pool, None  # boxes only; masks below
+        try:
+            detections, _ = heads(features, proposals, batch.image_sizes)
+        finally:
+            heads.mask_roi_pool = pool
     out = []
-    for image, det, (th, tw) in zip(images, detections, batch.image_sizes):
+    for index, (image, det, (th, tw)) in enumerate(zip(images, detections, batch.image_sizes)):
         h, w = image.shape
+        masks = mask_probabilities(model, {k: v[index:index + 1] for k, v in features.items()},
+                                   det["boxes"], det["labels"], (th, tw), chunk)
         scale = torch.tensor([w / tw, h / th, w / tw, h / th], device=det["boxes"].device)
         boxes = (det["boxes"].float() * scale).cpu()
         crop_boxes = integer_boxes(boxes.numpy(), h, w)
-        crops = _paste_crops(det["masks"][:, 0], boxes, crop_boxes)
+        crops = _paste_crops(masks, boxes, crop_boxes)
         out.append(Instances(boxes.numpy().astype(np.float32),
                              det["scores"].float().cpu().numpy(),
                              det["labels"].cpu().numpy().astype(np.int64), crops, crop_boxes,

@@ -38,11 +38,11 @@ from ensemblab.projects.sartorius_cells.postprocess import (
 )
 
 MODEL_KEYS = ("backbone", "v2_heads", "image_size", "anchor_sizes", "aspect_ratios",
-              "mask_head_layers", "mask_head_channels", "rpn_pre_nms_top_n_train",
+              "mask_head_layers", "mask_head_channels", "box_head_dim", "rpn_pre_nms_top_n_train",
               "rpn_post_nms_top_n_train",
               "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
               "box_detections_per_img", "box_score_thresh", "box_nms_thresh", "weights",
-              "backbone_weights")
+              "backbone_weights", "input_norm")
 
 
 def model_from_config(model_cfg: dict) -> torch.nn.Module:
