@@ -74,3 +74,17 @@ def test_predict_images_does_not_depend_on_chunk_size():
     np.testing.assert_array_equal(a.crop_boxes, b.crop_boxes)
     for x, y in zip(a.masks, b.masks):
         np.testing.assert_allclose(x.astype(np.float32), y.astype(np.float32), atol=1e-3)
+
+
+def test_from_scratch_mask_loss_starts_near_chance():
+    # detectron2's mask-logit init: logits ~0 -> BCE ~log(2); torchvision's Kaiming init gave
+    # 5-20 on the first steps, which the first few dozen CPU steps spent undoing.
+    from ensemblab.projects.sartorius_cells.data import targets_from_idmap
+    from ensemblab.synthetic.cells import make_cells_image
+
+    torch.manual_seed(0)
+    image, ids = make_cells_image(3, "cort", 128, 128, n_cells=6, cell_scale=0.7)
+    model = build_maskrcnn(2, "resnet18", False, 128, input_norm="image").train()
+    tensor = torch.from_numpy(image).float().div(255)[None].expand(3, -1, -1)
+    losses = model([tensor], [targets_from_idmap(ids, 1)])
+    assert abs(losses["loss_mask"].item() - np.log(2)) < 0.05, losses
