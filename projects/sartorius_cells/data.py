@@ -46,10 +46,14 @@ def list_images(folder: str | Path) -> list[tuple[str, Path]]:
 
     Accepts a folder of images (``*.png``, ``*.tif``, ``*.jpg``; id = file stem), a Kaggle
     dataset root (its ``test/``, else ``train/``), or an instance-folder dataset
-    (``[images/]<name>/{phase.png | raw.tif}``; id = folder name).
+    (``[images/]<name>/{phase.png | raw.tif}``; id = folder name), or one such ``<name>/``
+    folder.
     """
     root = Path(folder)
     exts = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
+    own = next((root / n for n in ("phase.png", "raw.tif") if (root / n).is_file()), None)
+    if own is not None:  # one instance folder: its image, not its label PNGs
+        return [(root.name, own)]
     for cand in (root, root / "test", root / "train"):
         files = sorted(p for p in cand.glob("*") if p.suffix.lower() in exts)
         if files:

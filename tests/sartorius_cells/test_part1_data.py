@@ -117,3 +117,15 @@ def test_kaggle_to_coco_script(dataset, tmp_path):
         other = coco[rec.image_id]
         assert other.cell_type == rec.cell_type and other.group == rec.group
         assert (other.load_masks() == rec.load_masks()).all()  # row- vs column-major handled
+
+
+def test_list_images_of_one_instance_folder_skips_its_label_pngs(tmp_path):
+    from ensemblab.data.images import write_png
+    from ensemblab.projects.sartorius_cells.data import list_images
+
+    folder = tmp_path / "images" / "set10"
+    folder.mkdir(parents=True)
+    for name in ("phase.png", "instances_ids.png", "labeled.png"):
+        write_png(folder / name, np.zeros((4, 5), np.uint8))
+    assert list_images(folder) == [("set10", folder / "phase.png")]
+    assert list_images(tmp_path) == [("set10", folder / "phase.png")]
