@@ -58,7 +58,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     lines = [
         "Mask R-CNN member (ResNet-18 FPN, cpu_quick schedule at 128 px, ~250 steps) on "
         "synthetic touching cells of three types (36 images of 128x128, 6 cells each; "
-        "grouped validation fold of 9 images).",
+        f"grouped validation fold of {trained['n_images']} images).",
         "",
         "| model | Kaggle score (val) | COCO mask AP |",
         "|---|---|---|",
