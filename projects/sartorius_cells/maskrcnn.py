@@ -51,7 +51,7 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
                    box_batch_size_per_image: int = 512, box_detections_per_img: int = 1000,
                    box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
                    weights: str | None = None, backbone_weights: str | None = None,
-                   input_norm: str = "fixed") -> MaskRCNN:
+                   input_norm: str = "fixed", mask_logit_init: str = "small") -> MaskRCNN:
     """A torchvision Mask R-CNN for grayscale cell images (gray is repeated to 3 channels).
 
     Args:
@@ -77,6 +77,9 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
         input_norm: ``fixed`` (``(x - 0.5) / 0.25`` for every image) or ``image`` (each image
             standardised by its own mean and standard deviation; low-contrast phase frames,
             whose cells span a few dozen grey levels, then reach the network at full scale).
+        mask_logit_init: ``small`` (detectron2: normal std 0.001, zero bias; the mask loss
+            starts at ~log 2) or ``kaiming`` (torchvision's own; from scratch the first mask
+            losses are 5-20). Loaded ``weights`` override either.
     """
     if backbone not in _RESNETS:
         raise ConfigError(f"model.backbone {backbone!r}: expected one of {sorted(_RESNETS)}")
@@ -108,10 +111,12 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
                      mask_predictor=MaskRCNNPredictor(mask_head_channels, mask_head_channels,
                                                       num_classes),
                      **extra, **common)
-    # detectron2's initialisation of the mask logits layer (normal, std 0.001; torchvision
-    # uses Kaiming): a from-scratch model then starts at loss_mask ~0.69 instead of 5-20.
-    nn.init.normal_(model.roi_heads.mask_predictor.mask_fcn_logits.weight, std=0.001)
-    nn.init.zeros_(model.roi_heads.mask_predictor.mask_fcn_logits.bias)
+    if mask_logit_init == "small":  # detectron2's init of the mask logits layer
+        nn.init.normal_(model.roi_heads.mask_predictor.mask_fcn_logits.weight, std=0.001)
+        nn.init.zeros_(model.roi_heads.mask_predictor.mask_fcn_logits.bias)
+    elif mask_logit_init != "kaiming":
+        raise ConfigError(f"model.mask_logit_init {mask_logit_init!r}: expected 'small' or "
+                          "'kaiming'")
     if input_norm == "image":
         model.transform = ImageStandardize(image_size, image_size, [0.5] * 3, [0.25] * 3)
     elif input_norm != "fixed":

@@ -42,7 +42,7 @@ MODEL_KEYS = ("backbone", "v2_heads", "image_size", "anchor_sizes", "aspect_rati
               "rpn_post_nms_top_n_train",
               "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
               "box_detections_per_img", "box_score_thresh", "box_nms_thresh", "weights",
-              "backbone_weights", "input_norm")
+              "backbone_weights", "input_norm", "mask_logit_init")
 
 
 def model_from_config(model_cfg: dict) -> torch.nn.Module:

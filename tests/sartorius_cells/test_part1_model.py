@@ -88,3 +88,9 @@ def test_from_scratch_mask_loss_starts_near_chance():
     tensor = torch.from_numpy(image).float().div(255)[None].expand(3, -1, -1)
     losses = model([tensor], [targets_from_idmap(ids, 1)])
     assert abs(losses["loss_mask"].item() - np.log(2)) < 0.05, losses
+    torch.manual_seed(0)
+    kaiming = build_maskrcnn(2, "resnet18", False, 128, input_norm="image",
+                             mask_logit_init="kaiming").train()
+    assert kaiming([tensor], [targets_from_idmap(ids, 1)])["loss_mask"].item() > 1.0
+    with pytest.raises(ConfigError, match="mask_logit_init"):
+        build_maskrcnn(2, "resnet18", False, 64, mask_logit_init="zeros")
