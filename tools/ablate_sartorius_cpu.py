@@ -22,7 +22,7 @@ import torch
 
 from ensemblab.config import load_config
 from ensemblab.projects.sartorius_cells.cli import resolve_config
-from ensemblab.projects.sartorius_cells.demo import DEMO_OVERRIDES
+from ensemblab.projects.sartorius_cells.demo import DEMO_DATA, DEMO_OVERRIDES
 from ensemblab.projects.sartorius_cells.workflow import evaluate_run, train_run
 from ensemblab.synthetic.cells import write_cells_dataset
 
@@ -57,8 +57,8 @@ def main() -> None:
     rows = []
     for index in args.variants:
         label, per_type, overrides = VARIANTS[index]
-        data = write_cells_dataset(out / f"data_{per_type}", images_per_type=per_type,
-                                   height=128, width=128, n_cells=6, cell_scale=0.7)
+        data = write_cells_dataset(out / f"data_{per_type}",
+                                   **dict(DEMO_DATA, images_per_type=per_type))
         cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES + overrides)
         run = out / f"run_{index}"
         start = time.perf_counter()

@@ -20,9 +20,9 @@ from ensemblab.ensemble.fusion import consensus_vote, fuse_detections, instance_
 from ensemblab.ensemble.manifest import Manifest, Member
 from ensemblab.projects.sartorius_cells.inference import load_member
 from ensemblab.projects.sartorius_cells.maskrcnn import (
+    image_features,
+    mask_probabilities,
     predict_images,
-    resize_long_side,
-    to_model_input,
 )
 from ensemblab.projects.sartorius_cells.postprocess import (
     Instances,
@@ -125,24 +125,17 @@ def maskrcnn_window_probs(loaded: Loaded, image: np.ndarray, windows: np.ndarray
         float32 crops, one per window.
     """
     net, dev = loaded.net, loaded.device
+    if len(windows) == 0:
+        return []
     h, w = image.shape
-    small = resize_long_side(image, int(loaded.cfg["model"]["image_size"]))
-    tensor = to_model_input(torch.tensor(small, dtype=torch.float32).div_(255)[None]).to(dev)
-    batch, _ = net.transform([tensor])
-    features = net.backbone(batch.tensors)
+    batch, features = image_features(net, [image], int(loaded.cfg["model"]["image_size"]), dev)
     th, tw = batch.image_sizes[0]
-    scale = torch.tensor([tw / w, th / h, tw / w, th / h], device=dev)
-    out: list[np.ndarray] = []
-    for start in range(0, len(windows), chunk):
-        part = windows[start:start + chunk]
-        rois = torch.as_tensor(part, dtype=torch.float32, device=dev) * scale
-        x = net.roi_heads.mask_roi_pool(features, [rois], batch.image_sizes)
-        logits = net.roi_heads.mask_predictor(net.roi_heads.mask_head(x))
-        cls = torch.as_tensor(labels[start:start + chunk], device=dev).clamp(
-            max=logits.shape[1] - 1)
-        probs = logits[torch.arange(len(part), device=dev), cls].sigmoid()
-        out += resize_crops_to_boxes(probs.float().cpu(), part)
-    return out
+    rois = torch.as_tensor(windows, dtype=torch.float32, device=dev) * torch.tensor(
+        [tw / w, th / h, tw / w, th / h], device=dev)
+    n_classes = net.roi_heads.mask_predictor.mask_fcn_logits.out_channels
+    cls = torch.as_tensor(labels, device=dev).clamp(max=n_classes - 1)
+    probs = mask_probabilities(net, features, rois, cls, (th, tw), chunk)
+    return resize_crops_to_boxes(probs.cpu(), windows)
 
 
 @dataclass

@@ -25,6 +25,9 @@ from ensemblab.synthetic.cells import write_cells_dataset
 
 PART2_DEMO = "ensemblab.projects.sartorius_cells.demo_part2"
 SPLIT_OVERRIDE = "data.split.k=4"
+# The demo's synthetic cells: 36 crop-like 128 px images of three types, 6 cells each.
+DEMO_DATA = {"images_per_type": 12, "height": 128, "width": 128, "n_cells": 6,
+             "cell_scale": 0.7}
 # ~4 CPU minutes: 36 crop-like 128 px images (6 cells each), 18 epochs of 14 steps.
 DEMO_OVERRIDES = ["model.image_size=128", "train.epochs=18", "train.val_every=6", SPLIT_OVERRIDE,
                   "train.warmup_steps=5", "model.box_detections_per_img=60",
@@ -40,8 +43,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     """
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    data = write_cells_dataset(out_dir / "data", images_per_type=12, height=128, width=128,
-                               n_cells=6, cell_scale=0.7)
+    data = write_cells_dataset(out_dir / "data", **DEMO_DATA)
     run = out_dir / "run"
     cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES)
     train_run(cfg, data, run, device, progress_bar=False)

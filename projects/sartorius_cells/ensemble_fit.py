@@ -110,7 +110,7 @@ def fit_mask_weights(images: list[ValImage], sources: list[str],
     Returns:
         ``(weights, stand-alone scores)``.
     """
-    params = {t: params_for(start, t) for t in {im.cell_type for im in images}}
+    params = _type_params(start, images)
     alone = {s: float(np.mean(score_images(images, {s: 1.0}, params))) for s in sources}
     if len(sources) < 2:
         return {s: 1.0 for s in sources}, alone
@@ -136,6 +136,18 @@ def fit_thresholds(images: list[ValImage], weights: dict[str, float], start: dic
     return out
 
 
+def crossfit_halves(n: int) -> list[tuple[list[int], list[int]]]:
+    """``(fit, test)`` index pairs of the two-way cross-fit: even / odd items, then swapped
+    (a pair with an empty side is left out)."""
+    every = list(range(n))
+    halves = (every[0::2], every[1::2])
+    return [(a, b) for a, b in (halves, halves[::-1]) if a and b]
+
+
+def _type_params(thresholds: dict, images: list[ValImage]) -> dict:
+    return {t: params_for(thresholds, t) for t in {im.cell_type for im in images}}
+
+
 def fit_and_score(images: list[ValImage], sources: list[str], start: dict,
                   grid: dict | None = None) -> dict:
     """Fit weights + thresholds on all images (in-sample score) and cross-fitted by halves.
@@ -149,23 +161,17 @@ def fit_and_score(images: list[ValImage], sources: list[str], start: dict,
     alone_fit = {}
     for s in sources:
         thr = fit_thresholds(images, {s: 1.0}, start, grid)
-        p_s = {t: params_for(thr, t) for t in {im.cell_type for im in images}}
-        alone_fit[s] = float(np.mean(score_images(images, {s: 1.0}, p_s)))
+        alone_fit[s] = float(np.mean(score_images(images, {s: 1.0}, _type_params(thr, images))))
     thresholds = fit_thresholds(images, weights, start, grid)
-    params = {t: params_for(thresholds, t) for t in {im.cell_type for im in images}}
-    per_image = score_images(images, weights, params)
+    per_image = score_images(images, weights, _type_params(thresholds, images))
     equal = {s: 1.0 for s in sources}
-    eq_thr = fit_thresholds(images, equal, start, grid)
-    eq_params = {t: params_for(eq_thr, t) for t in {im.cell_type for im in images}}
+    eq_params = _type_params(fit_thresholds(images, equal, start, grid), images)
     cross = []
-    halves = (images[0::2], images[1::2])
-    for fit_half, test_half in (halves, halves[::-1]):
-        if not fit_half or not test_half:
-            continue
+    for fit_idx, test_idx in crossfit_halves(len(images)):
+        fit_half, test_half = [images[i] for i in fit_idx], [images[i] for i in test_idx]
         w_h, _ = fit_mask_weights(fit_half, sources, start)
         thr_h = fit_thresholds(fit_half, w_h, start, grid)
-        p_h = {t: params_for(thr_h, t) for t in {im.cell_type for im in test_half}}
-        cross += score_images(test_half, w_h, p_h)
+        cross += score_images(test_half, w_h, _type_params(thr_h, test_half))
     per_type = {t: float(np.mean([s for s, im in zip(per_image, images) if im.cell_type == t]))
                 for t in sorted({im.cell_type for im in images})}
     return {"weights": weights, "alone": alone, "alone_fit": alone_fit, "thresholds": thresholds,

@@ -43,6 +43,7 @@ from ensemblab.projects.sartorius_cells.data import (
 from ensemblab.projects.sartorius_cells.ensemble_fit import (
     ValImage,
     apply_fit,
+    crossfit_halves,
     detector_weights,
     fit_and_score,
     image_type,
@@ -149,11 +150,10 @@ def score_setup1(part1, cache, classes: list[str], device: str) -> dict:
     every = list(range(len(raws)))
     tuned = tune_params(raws, gts, types, pcfg.get("search", {}), start)
     cross = []
-    for fit_idx, test_idx in ((every[0::2], every[1::2]), (every[1::2], every[0::2])):
-        if fit_idx and test_idx:
-            half = tune_params([raws[i] for i in fit_idx], [gts[i] for i in fit_idx],
-                               [types[i] for i in fit_idx], pcfg.get("search", {}), start)
-            cross += score(test_idx, half)
+    for fit_idx, test_idx in crossfit_halves(len(raws)):
+        half = tune_params([raws[i] for i in fit_idx], [gts[i] for i in fit_idx],
+                           [types[i] for i in fit_idx], pcfg.get("search", {}), start)
+        cross += score(test_idx, half)
     return {"kaggle_fit": float(np.mean(score(every, tuned))),
             "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
             "kaggle_run_params": float(np.mean(score(every, part1.params))),

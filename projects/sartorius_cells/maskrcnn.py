@@ -188,6 +188,16 @@ def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarra
     return crops
 
 
+def image_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
+                   device: torch.device | str = "cpu"):
+    """``(ImageList, FPN features)`` of uint8 gray images: resized to ``image_size``, through
+    the model's own transform (normalisation, batching) and backbone."""
+    tensors = [to_model_input(torch.from_numpy(resize_long_side(im, image_size).copy())
+                              .float().div_(255)[None]).to(device) for im in images]
+    batch, _ = model.transform(tensors)
+    return batch, model.backbone(batch.tensors)
+
+
 @torch.no_grad()
 def mask_probabilities(model: MaskRCNN, features: dict[str, torch.Tensor], boxes: torch.Tensor,
                        labels: torch.Tensor, image_size: tuple[int, int], chunk: int = 200
@@ -226,12 +236,8 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
     """
     device = torch.device(device)
     model.eval().to(device)
-    small = [resize_long_side(im, image_size) for im in images]
-    tensors = [to_model_input(torch.from_numpy(s.copy()).float().div_(255)[None]).to(device)
-               for s in small]
     with torch.autocast(device.type, enabled=device.type == "cuda"):
-        batch, _ = model.transform(tensors)
-        features = model.backbone(batch.tensors)
+        batch, features = image_features(model, images, image_size, device)
         proposals, _ = model.rpn(batch, features)
         heads = model.roi_heads
         pool, heads.mask_roi_pool = heads.mask_roi_pool, None  # boxes only; masks below
