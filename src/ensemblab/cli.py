@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run only these projects")
     demo.add_argument("--device", default="auto", help="auto | cpu | cuda")
     demo.set_defaults(func=_run_demo)
+    from ensemblab.backbones.cli import register as register_weights
+
+    register_weights(sub)
     for name in PROJECTS:
         cli = _project_cli(name)
         if cli is not None:
