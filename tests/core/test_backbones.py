@@ -9,7 +9,6 @@ from ensemblab.backbones import (
     build_smp,
     create_encoder,
     fpn_backbone,
-    imagenet_classifier,
 )
 from ensemblab.backbones.cli import load_photo, top5
 from ensemblab.backbones.keymap import lukemelas_to_timm
