@@ -52,7 +52,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ensemblab.projects.mineral_ruel.commands import evaluate
 
     m = evaluate(args.run, args.data, args.split, args.device)
-    print(f"{args.split}: mIoU {100 * m['miou']:.2f}  mF1 {100 * m['mf1']:.2f}  "
+    print(f"{args.split}: mIoU {100 * m['miou']:.2f}  F1 {100 * m['f1_score']:.2f}  "
           f"TPI {m['tpi_s']:.3f}s  ({m['n_images']} images) -> {args.run}/metrics.json")
     return 0
 

@@ -1,6 +1,7 @@
 """Tables of the RUEL results in the paper's form (Tables 5, 6, 7), as JSON and markdown.
 
-Table 5: per learner / scheme the mean F1, the IoU of the ranking class, mIoU and TPI.
+Table 5: per learner / scheme the F1 of eq. 10 (from mPA and mRecall), the IoU of the ranking
+class, mIoU and TPI.
 Tables 6 and 7: per-class IoU and per-class F1. Scores are in percent as in the paper; a class
 absent from both truth and prediction of the test images is shown as ``-`` and left out of means.
 """
@@ -32,7 +33,7 @@ def summarise(tallies: dict[str, Any], classes: Sequence[str], rank_index: int |
         scores = semantic_scores(tally.cm, list(classes))
         rank_iou = scores["miou"] if rank_index is None else scores["iou"][rank_index]
         rows[name] = {
-            "f1": scores["mf1"], "rank_iou": rank_iou, "miou": scores["miou"],
+            "f1": scores["f1_score"], "rank_iou": rank_iou, "miou": scores["miou"],
             "mpa": scores["mpa"], "mrecall": scores["mrecall"],
             "pixel_accuracy": scores["pixel_accuracy"],
             "tpi_s": float(np.mean(tally.seconds)), "vote_s": float(np.mean(tally.vote_seconds)),
