@@ -95,3 +95,14 @@ def test_evaluator_and_errors():
         coco_mask_ap({1: gt}, {2: (gt, np.ones(2))})
     with pytest.raises(ValueError, match="scores"):
         coco_mask_ap({1: gt}, {1: (gt, np.ones(3))})
+
+
+def test_image_without_predictions_as_empty_list():
+    # image "a" found perfectly, image "b" (same two squares) has no predictions: recall 1/2
+    gt = _squares(2)
+    ev = CocoAPEvaluator()
+    ev.update("a", gt, np.array([0.9, 0.8]), gt)
+    ev.update("b", [], [], gt)
+    out = ev.compute()
+    assert out["AR"] == pytest.approx(0.5)
+    assert out["AP"] == pytest.approx(0.5, abs=0.02)  # precision 1 up to recall 1/2, then 0

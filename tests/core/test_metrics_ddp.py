@@ -8,7 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from ensemblab.engine.ddp_smoke import NUM_CLASSES, rank_data
+from ensemblab.engine.ddp_smoke import (
+    NUM_CLASSES,
+    PADDED_SAMPLES,
+    padded_indices,
+    rank_data,
+    sample_data,
+)
 from ensemblab.metrics.evaluators import all_gather_objects, all_reduce_sum, dist_world
 from ensemblab.metrics.semantic import confusion_matrix
 
@@ -33,6 +39,10 @@ def test_ddp_smoke_reduces_confusion_matrix(tmp_path):
     assert out["local"] == [e.tolist() for e in expected]
     assert out["local"][0] != out["local"][1]
     assert out["reduced"] == (expected[0] + expected[1]).tolist()
+    # DistributedSampler padding: 5 samples over 2 ranks, rank 1 repeats sample 0; it counts once
+    assert sorted(padded_indices(0, 2) + padded_indices(1, 2)) == [0, 0, 1, 2, 3, 4]
+    once = sum(confusion_matrix(*sample_data(i), NUM_CLASSES) for i in range(PADDED_SAMPLES))
+    assert out["padded"] == once.tolist()
     # Kaggle evaluator gathered: rank0 image 1.0, rank1 image 0.0, shared image 1.0 once
     assert out["kaggle"]["n_images"] == 3
     assert out["kaggle"]["kaggle_score"] == pytest.approx(2 / 3)

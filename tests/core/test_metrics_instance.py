@@ -67,6 +67,13 @@ def test_empty_conventions():
     assert kaggle_score(np.zeros((4, 10), np.int32), np.zeros((4, 10), np.int32)) == 1.0
     assert kaggle_score(pred, empty) == 0.0  # only false positives
     assert kaggle_score(empty, gt) == 0.0  # only misses
+    # an image with no predictions given as an empty list, against a stack or an id map
+    assert kaggle_score([], gt) == 0.0
+    assert kaggle_score([], _idmap(gt)) == 0.0
+    assert kaggle_score(pred, []) == 0.0
+    assert kaggle_score([], []) == 1.0
+    assert kaggle_score([], np.zeros((4, 10), np.int32)) == 1.0
+    assert mask_iou_matrix([], gt).shape == (0, len(gt))
     # an empty mask in a stack is no object, like an id absent from an id map
     with_empty = np.concatenate([pred, np.zeros((1, 4, 10), bool)])
     assert kaggle_score(with_empty, gt) == pytest.approx(31 / 120)

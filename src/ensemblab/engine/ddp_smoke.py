@@ -6,7 +6,10 @@ strategy="ddp"`` (Lightning re-launches this module once per extra rank). During
 every rank feeds its own labels (:func:`rank_data`) to a
 :class:`~ensemblab.metrics.semantic.ConfusionMatrixEvaluator`; ``compute()`` all-reduces the
 matrix, and rank 0 writes ``DIR/ddp_smoke.json`` with the reduced matrix, each rank's local
-matrix (gathered) and the world size, so a test can check ``reduced == sum(local)``. A
+matrix (gathered) and the world size, so a test can check ``reduced == sum(local)``. A second
+confusion-matrix evaluator scores the :data:`PADDED_SAMPLES` samples of :func:`sample_data` in
+the order a ``DistributedSampler`` deals them, padding repeats included, with their sample ids,
+so a test can check that the repeated sample counts once. A
 :class:`~ensemblab.metrics.instance.KaggleScoreEvaluator` is gathered the same way
 (:func:`rank_instances`: one image per rank plus one image both ranks see).
 """
@@ -19,7 +22,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from ensemblab.engine import build_trainer, fit, seed_everything
 from ensemblab.io import write_json
@@ -28,6 +31,8 @@ from ensemblab.metrics.instance import KaggleScoreEvaluator
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 
 NUM_CLASSES = 3
+# An odd count over 2 ranks: the sampler repeats sample 0 on rank 1 to even them out.
+PADDED_SAMPLES = 5
 
 
 def rank_data(rank: int, n: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +41,20 @@ def rank_data(rank: int, n: int = 40) -> tuple[np.ndarray, np.ndarray]:
     target = rng.integers(0, NUM_CLASSES, n)
     pred = np.where(rng.random(n) < 0.6, target, rng.integers(0, NUM_CLASSES, n))
     return pred, target
+
+
+def sample_data(index: int, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Deterministic ``(pred, target)`` label vectors ``int64[n]`` of dataset sample ``index``."""
+    rng = np.random.default_rng(2000 + index)
+    target = rng.integers(0, NUM_CLASSES, n)
+    return rng.integers(0, NUM_CLASSES, n), target
+
+
+def padded_indices(rank: int, world_size: int) -> list[int]:
+    """The sample indices a ``DistributedSampler`` gives ``rank`` (padding repeats included)."""
+    sampler = DistributedSampler(range(PADDED_SAMPLES), num_replicas=world_size, rank=rank,
+                                 shuffle=False)
+    return list(sampler)
 
 
 def rank_instances(rank: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -56,6 +75,7 @@ class TinyClassifier(L.LightningModule):
         self.out_json = out_json
         self.net = torch.nn.Linear(4, NUM_CLASSES)
         self.evaluator = ConfusionMatrixEvaluator(NUM_CLASSES)
+        self.padded = ConfusionMatrixEvaluator(NUM_CLASSES)
         self.kaggle = KaggleScoreEvaluator()
 
     def training_step(self, batch, batch_idx):
@@ -66,11 +86,15 @@ class TinyClassifier(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self.evaluator.reset()
+        self.padded.reset()
         self.kaggle.reset()
 
     def validation_step(self, batch, batch_idx):
         if batch_idx == 0:  # the rank's own labels, once per epoch
             self.evaluator.update(*rank_data(self.global_rank))
+            for index in padded_indices(self.global_rank, self.trainer.world_size):
+                pred, target = sample_data(index)
+                self.padded.update(pred[None], target[None], sample_ids=[index])
             for image_id, pred, gt in rank_instances(self.global_rank):
                 self.kaggle.update(image_id, pred, gt)
 
@@ -79,6 +103,7 @@ class TinyClassifier(L.LightningModule):
         scores = self.evaluator.compute()  # collective: every rank calls it
         gathered = all_gather_objects(local.tolist())
         kaggle = self.kaggle.compute()  # collective as well
+        padded = self.padded.compute()
         self.log("val/miou", scores["miou"], sync_dist=True)  # equal on all ranks already
         if self.trainer.is_global_zero:
             write_json(self.out_json, {
@@ -86,6 +111,7 @@ class TinyClassifier(L.LightningModule):
                 "reduced": scores["confusion_matrix"],
                 "local": gathered,
                 "miou": scores["miou"],
+                "padded": padded["confusion_matrix"],
                 "kaggle": kaggle,
             })
 

@@ -25,7 +25,9 @@ from ensemblab.metrics.semantic import as_numpy
 
 
 def encode_masks(masks: Any) -> list[dict]:
-    """COCO RLEs (``counts`` as ``str``) of masks ``bool[N, H, W]``."""
+    """COCO RLEs (``counts`` as ``str``) of masks ``bool[N, H, W]`` (or ``[]``: no masks)."""
+    if isinstance(masks, (list, tuple)) and len(masks) == 0:
+        return []
     masks = as_numpy(masks).astype(np.uint8)
     if masks.ndim != 3:
         raise ValueError(f"masks must be [N, H, W], got shape {masks.shape}")

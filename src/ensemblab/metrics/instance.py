@@ -44,7 +44,10 @@ def _is_id_map(x: np.ndarray) -> bool:
     return x.ndim == 2 and x.dtype != bool
 
 
-def _check(x: Any, name: str) -> np.ndarray:
+def _check(x: Any, name: str) -> np.ndarray | None:
+    """Masks as an array; None for an empty list (no objects, size taken from the other side)."""
+    if isinstance(x, (list, tuple)) and len(x) == 0:
+        return None
     x = as_numpy(x)
     if x.ndim == 3:
         return x.astype(bool, copy=False)
@@ -94,8 +97,12 @@ def _joint_histogram(a: np.ndarray, b: np.ndarray):
     return rows, cols, inter[rows, cols], area_a[keep_a], area_b[keep_b]
 
 
-def _pair_intersections(a: np.ndarray, b: np.ndarray):
+def _pair_intersections(a: np.ndarray | None, b: np.ndarray | None):
     """Overlapping pairs as ``(rows, cols, intersection, area_a[Na], area_b[Nb])``."""
+    if a is None or b is None:  # an empty list: no objects on that side
+        size = (1, 1) if a is None and b is None else (a if b is None else b).shape[-2:]
+        a = np.zeros((0, *size), bool) if a is None else a
+        b = np.zeros((0, *size), bool) if b is None else b
     if a.shape[-2:] != b.shape[-2:]:
         raise ValueError(f"mask sizes differ: {a.shape[-2:]} vs {b.shape[-2:]}")
     if _is_id_map(a) and _is_id_map(b):
@@ -111,8 +118,9 @@ def mask_iou_matrix(a: Any, b: Any) -> np.ndarray:
     """IoU of every mask of ``a`` with every mask of ``b``.
 
     Args:
-        a: masks ``bool[Na, H, W]`` or an id map ``int[H, W]`` (rows = present ids ascending).
-        b: masks ``bool[Nb, H, W]`` or an id map, same ``H, W``.
+        a: masks ``bool[Na, H, W]`` or an id map ``int[H, W]`` (rows = present ids ascending);
+            an empty list stands for no masks.
+        b: masks ``bool[Nb, H, W]`` or an id map, same ``H, W``; or an empty list.
 
     Returns:
         ``float64[Na, Nb]``; 0 where masks do not touch (and for empty masks).
@@ -159,8 +167,9 @@ def kaggle_score(pred_masks: Any, gt_masks: Any) -> float:
     """Kaggle Sartorius score of one image (see the module docstring).
 
     Args:
-        pred_masks: predicted masks ``bool[Np, H, W]`` or an id map ``int[H, W]``.
-        gt_masks: true masks ``bool[Ng, H, W]`` or an id map ``int[H, W]``.
+        pred_masks: predicted masks ``bool[Np, H, W]`` or an id map ``int[H, W]``; an empty
+            list when the image has no predictions.
+        gt_masks: true masks ``bool[Ng, H, W]`` or an id map ``int[H, W]``; or an empty list.
 
     Returns:
         Mean over the 10 thresholds of ``TP / (TP + FP + FN)``, in ``[0, 1]``.
