@@ -1,4 +1,4 @@
-"""YAML configs with ``key=value`` overrides; the resolved config is saved in the run folder."""
+"""YAML configs with strict ``key=value`` overrides, saved resolved in the run folder."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from ensemblab.config_schema import check_against_base, check_value, closest_keys, is_free
 from ensemblab.errors import ConfigError
 from ensemblab.io import atomic_write_text
 
@@ -15,10 +16,13 @@ CONFIG_NAME = "config.yaml"
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Read a YAML config and apply dotted ``key=value`` overrides.
+    """Read a YAML config and apply dotted ``key=value`` overrides, strictly.
 
     A config may name a parent with ``_base_: other.yaml`` (relative to its own folder); the
-    child's keys are merged over the parent's, recursively.
+    child's keys are merged over the parent's, recursively. The root of the chain is the schema
+    (:mod:`ensemblab.config_schema`): a child key or override key it does not hold, or a value
+    of another type, is a :class:`~ensemblab.errors.ConfigError` naming the key, the file and
+    the closest valid keys.
 
     Args:
         path: YAML file.
@@ -27,7 +31,11 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     Returns:
         The resolved nested dict.
     """
-    path = Path(path)
+    cfg, schema = _load_chain(Path(path))
+    return apply_overrides(cfg, overrides or [], schema=schema, source=str(path))
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -36,10 +44,24 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
         raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
+    return cfg
+
+
+def config_chain(path: str | Path) -> list[Path]:
+    """The files of a ``_base_`` chain, root first, ending with ``path``."""
+    path = Path(path)
+    base = _read_yaml(path).get("_base_")
+    return [path] if base is None else [*config_chain(path.parent / base), path]
+
+
+def _load_chain(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(resolved config, root config)`` of a ``_base_`` chain; children checked on the root."""
+    cfg = _read_yaml(path)
     base = cfg.pop("_base_", None)
-    if base is not None:
-        cfg = merge(load_config(path.parent / base), cfg)
-    return apply_overrides(cfg, overrides or [])
+    if base is None:
+        return cfg, cfg
+    parent, root = _load_chain(path.parent / base)
+    return merge(parent, check_against_base(cfg, root, str(path))), root
 
 
 def find_config(name: str | Path, config_dir: str | Path) -> Path:
@@ -74,16 +96,42 @@ def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def apply_overrides(cfg: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` strings to a copy of ``cfg`` (values parsed as YAML)."""
+def apply_overrides(cfg: dict[str, Any], overrides: list[str],
+                    schema: dict[str, Any] | None = None, source: str | None = None
+                    ) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings to a copy of ``cfg`` (values parsed as YAML), strictly.
+
+    Args:
+        cfg: the resolved config.
+        overrides: ``key=value`` strings.
+        schema: the base config that declares keys and types (default: ``cfg``).
+        source: the config file, named in messages.
+
+    Raises:
+        ConfigError: a malformed override, a key the schema lacks (the message names the
+            closest valid keys) or a value of the wrong type.
+    """
     cfg = copy.deepcopy(cfg)
+    schema = cfg if schema is None else schema
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form key=value")
         key, raw = item.split("=", 1)
-        value = parse_value(raw)
+        key = key.strip()
+        where = f"override {item!r}" + (f" of {source}" if source else "")
+        parts = key.split(".")
+        declared: Any = schema
+        for i, part in enumerate(parts):
+            if is_free(declared):
+                declared = None
+                break
+            if not isinstance(declared, dict) or part not in declared:
+                parent = ".".join(parts[:i])
+                raise ConfigError(f"{where}: unknown key '{key}' "
+                                  f"({closest_keys(key, schema, parent)})")
+            declared = declared[part]
+        value = check_value(parse_value(raw), declared, key, where, raw=raw)
         node = cfg
-        parts = key.strip().split(".")
         for part in parts[:-1]:
             if not isinstance(node.get(part), dict):
                 node[part] = {}

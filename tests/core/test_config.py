@@ -6,14 +6,46 @@ import yaml
 from ensemblab.config import apply_overrides, load_config, load_run_config, save_config
 from ensemblab.errors import ConfigError
 
+BASE = {"train": {"epochs": 10, "lr": 0.1, "warmup": 1}, "model": {"name": "a", "flags": [0],
+                                                                  "weights": None, "extra": {}},
+        "seed": 0, "note": "x", "amp": False}
 
-def test_overrides_parse_yaml_scalars_and_create_nested_keys():
-    cfg = apply_overrides({"train": {"epochs": 10, "lr": 0.1}},
-                          ["train.epochs=3", "train.lr=1e-4", "model.name=resunet",
-                           "model.flags=[1, 2]", "seed=7", "empty="])
-    assert cfg["train"] == {"epochs": 3, "lr": 1e-4}
-    assert cfg["model"] == {"name": "resunet", "flags": [1, 2]}
-    assert cfg["seed"] == 7 and cfg["empty"] == ""
+
+def test_overrides_parse_yaml_scalars():
+    cfg = apply_overrides(BASE, ["train.epochs=3", "train.lr=1e-4", "model.name=resunet",
+                                 "model.flags=[1, 2]", "seed=7", "note=", "amp=true"])
+    assert cfg["train"] == {"epochs": 3, "lr": 1e-4, "warmup": 1}
+    assert cfg["model"]["name"] == "resunet" and cfg["model"]["flags"] == [1, 2]
+    assert cfg["seed"] == 7 and cfg["note"] == "" and cfg["amp"] is True
+    assert BASE["train"]["epochs"] == 10  # the input is not modified
+
+
+def test_override_of_an_unknown_key_names_it_and_the_closest_keys():
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(BASE, ["train.epoch=3"], source="cfg/quick.yaml")
+    message = str(err.value)
+    assert "'train.epoch'" in message and "cfg/quick.yaml" in message
+    assert "closest: train.epochs" in message
+    with pytest.raises(ConfigError, match=r"valid keys under train: epochs, lr, warmup"):
+        apply_overrides(BASE, ["train.zzzzzz=1"])
+    with pytest.raises(ConfigError, match="unknown key 'optimizer.lr'"):
+        apply_overrides(BASE, ["optimizer.lr=1"])
+
+
+def test_override_values_are_type_checked():
+    assert apply_overrides(BASE, ["train.lr=1"])["train"]["lr"] == 1.0  # int into a float slot
+    assert apply_overrides(BASE, ["train.warmup=0.5"])["train"]["warmup"] == 0.5
+    assert apply_overrides(BASE, ["train.epochs=4.0"])["train"]["epochs"] == 4
+    assert apply_overrides(BASE, ["note=007"])["note"] == "007"  # a string slot keeps the text
+    assert apply_overrides(BASE, ["train.epochs=null"])["train"]["epochs"] is None
+    # a null base value is an optional slot of any type; an empty mapping is free-form
+    assert apply_overrides(BASE, ["model.weights=w.pth"])["model"]["weights"] == "w.pth"
+    assert apply_overrides(BASE, ["model.extra.depth=3"])["model"]["extra"] == {"depth": 3}
+    for bad, want in [("train.epochs=three", "an integer"), ("amp=1", "a boolean"),
+                      ("model.flags=3", "a list"), ("model=resnet", "a mapping"),
+                      ("seed=true", "an integer")]:
+        with pytest.raises(ConfigError, match=want):
+            apply_overrides(BASE, [bad])
 
 
 def test_base_inheritance_merges_recursively(tmp_path):
@@ -21,6 +53,31 @@ def test_base_inheritance_merges_recursively(tmp_path):
     (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain: {epochs: 2}\n")
     cfg = load_config(tmp_path / "child.yaml", ["model.name=b"])
     assert cfg == {"train": {"epochs": 2, "lr": 0.1}, "model": {"name": "b"}}
+
+
+def test_child_config_keys_are_checked_against_the_base(tmp_path):
+    (tmp_path / "base.yaml").write_text("train: {epochs: 10, lr: 0.1}\nmodel: {name: a}\n")
+    (tmp_path / "typo.yaml").write_text("_base_: base.yaml\ntrain: {epoch: 2}\n")
+    with pytest.raises(ConfigError, match=r"typo.yaml: unknown key 'train.epoch' \(closest: "
+                                          r"train.epochs"):
+        load_config(tmp_path / "typo.yaml")
+    (tmp_path / "top.yaml").write_text("_base_: base.yaml\nmodels: {name: b}\n")
+    with pytest.raises(ConfigError, match="top.yaml: unknown key 'models' .closest: model"):
+        load_config(tmp_path / "top.yaml")
+    (tmp_path / "kind.yaml").write_text("_base_: base.yaml\ntrain: {lr: fast}\n")
+    with pytest.raises(ConfigError, match="kind.yaml: 'train.lr' must be a number"):
+        load_config(tmp_path / "kind.yaml")
+    (tmp_path / "deep_base.yaml").write_text("model: {encoder: {depth: 1, width: 2}}\n")
+    (tmp_path / "deep.yaml").write_text("_base_: deep_base.yaml\nmodel: {encoder: {dpth: 2}}\n")
+    with pytest.raises(ConfigError, match=r"'model.encoder.dpth' \(closest: model.encoder.depth"):
+        load_config(tmp_path / "deep.yaml")
+    # YAML 1.1 reads 1e-4 as text; a float slot parses it
+    (tmp_path / "lr.yaml").write_text("_base_: base.yaml\ntrain: {lr: 1e-4}\n")
+    assert load_config(tmp_path / "lr.yaml")["train"]["lr"] == 1e-4
+    # a grandchild is checked against the root, and overrides too
+    (tmp_path / "grand.yaml").write_text("_base_: lr.yaml\nmodel: {name: c}\n")
+    with pytest.raises(ConfigError, match="override 'model.nme=d' of .*grand.yaml"):
+        load_config(tmp_path / "grand.yaml", ["model.nme=d"])
 
 
 def test_bad_inputs_raise_config_errors(tmp_path):
