@@ -6,11 +6,17 @@ import argparse
 
 
 def add_train_args(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
-    """``--config CFG --data DIR --out RUN [--device D] [--resume] [key=value ...]``."""
+    """``--config CFG --data DIR --out RUN [--device D] [--resume] [--print-config] [key=value]``.
+
+    ``--out`` is required unless ``--print-config`` is given (checked by ``ensemblab.cli``).
+    """
     parser.add_argument("--config", required=config_required,
                         help="YAML config (a file, or a name from the project's configs/)")
     parser.add_argument("--data", required=False, help="dataset folder")
-    parser.add_argument("--out", required=True, help="run folder to create")
+    parser.add_argument("--out", default=None, help="run folder to create (required)")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the resolved config with its comments and exit")
+    parser.set_defaults(out_required=True)
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoints/last.ckpt")

@@ -29,3 +29,92 @@ def test_user_errors_are_one_line_with_exit_2(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ensemblab: error:")
     assert "Traceback" not in proc.stderr
+
+
+def _parser_with(verb):
+    """A parser whose ``boom --out DIR`` verb creates DIR and then runs ``verb(out)``."""
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="ensemblab")
+    sub = parser.add_subparsers(dest="command")
+    boom = sub.add_parser("boom")
+    boom.add_argument("--out", required=True)
+
+    def run(args):
+        out = Path(args.out)
+        out.mkdir()
+        (out / "partial.json").write_text("{")
+        return verb(out)
+
+    boom.set_defaults(func=run)
+    return parser
+
+
+def test_a_crash_is_one_line_with_a_crash_log_and_exit_1(tmp_path, capsys, monkeypatch):
+    import ensemblab.cli
+
+    def crash(out):
+        return 1 / 0
+
+    monkeypatch.setattr(ensemblab.cli, "build_parser", lambda: _parser_with(crash))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
+    assert main(["boom", "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err
+    assert lines[0].startswith("ensemblab: internal error: ZeroDivisionError: division by zero")
+    log = lines[0].split("(traceback in ")[1].rstrip(")")
+    assert log.startswith(str(tmp_path / "tmp"))
+    text = open(log).read()
+    assert "Traceback" in text and "1 / 0" in text and "boom --out" in text
+    assert not (tmp_path / "run").exists()  # the half-written output is gone
+
+
+def test_user_error_removes_created_output_but_keeps_checkpoints(tmp_path, capsys, monkeypatch):
+    import ensemblab.cli
+    from ensemblab.errors import DataError
+
+    def bad_data(out):
+        raise DataError(out / "x.csv", "row 3: text in a numeric column")
+
+    monkeypatch.setattr(ensemblab.cli, "build_parser", lambda: _parser_with(bad_data))
+    assert main(["boom", "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+    assert capsys.readouterr().err.strip().endswith("row 3: text in a numeric column")
+
+    def crash_after_checkpoint(out):
+        (out / "last.ckpt").write_bytes(b"weights")
+        raise RuntimeError("late failure")
+
+    monkeypatch.setattr(ensemblab.cli, "build_parser",
+                        lambda: _parser_with(crash_after_checkpoint))
+    assert main(["boom", "--out", str(tmp_path / "run2")]) == 1
+    assert (tmp_path / "run2" / "last.ckpt").is_file()  # resumable work is kept
+
+
+def test_print_config_shows_resolved_values_with_comments(capsys):
+    import yaml
+
+    from ensemblab.config import find_config, load_config
+
+    assert main(["battery_crystal", "train", "--config", "cpu_quick", "--print-config",
+                 "seed=5"]) == 0
+    text = capsys.readouterr().out
+    from ensemblab.projects.battery_crystal.cli import CONFIG_DIR
+
+    expected = load_config(find_config("cpu_quick", CONFIG_DIR), ["seed=5"])
+    assert yaml.safe_load(text) == expected and expected["seed"] == 5
+    assert sum(" # " in line for line in text.splitlines()) >= 5
+
+
+def test_config_typo_on_the_command_line_names_key_and_file(tmp_path, capsys):
+    code = main(["battery_crystal", "train", "--config", "cpu_quick", "--out",
+                 str(tmp_path / "run"), "sed=5"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "unknown key 'sed'" in err and "cpu_quick.yaml" in err and "closest: seed" in err
+    assert not (tmp_path / "run").exists()
