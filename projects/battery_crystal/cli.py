@@ -107,7 +107,11 @@ def _load_model(run_dir: Path):
     if not path.is_file():
         raise EnsemblabError(f"{run_dir}: no {MODEL_FILE}; run `battery_crystal train` first")
     with open(path, "rb") as fh:  # our own run folder; never load a model.pkl you did not make
-        return pickle.load(fh)
+        try:
+            return pickle.load(fh)
+        except Exception as exc:  # truncated or foreign pickles raise many kinds
+            raise DataError(path, f"not a readable model file ({type(exc).__name__}); "
+                                  "train the run again") from None
 
 
 def evaluate(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ from ensemblab.engine import (
     best_checkpoint,
     build_trainer,
     fit,
+    load_checkpoint,
+    load_weights,
     open_run,
     prepare_run_dir,
     seed_everything,
@@ -77,10 +79,13 @@ def load_trained(run_dir: str | Path, device: str = "auto"
                  ) -> tuple[torch.nn.Module, dict[str, Any], list[str]]:
     """``(SE-U-Net in eval mode on device, resolved config, class names)`` of a run."""
     run_dir, cfg = open_run(run_dir)
-    ckpt = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
+    path = best_checkpoint(run_dir)
+    ckpt = load_checkpoint(path, required=("state_dict", "hyper_parameters"))
+    if "class_names" not in ckpt["hyper_parameters"]:
+        raise DataError(path, "checkpoint has no class_names: not a fre_unet checkpoint")
     classes = list(ckpt["hyper_parameters"]["class_names"])
     module = build_module(cfg, classes)
-    module.load_state_dict(ckpt["state_dict"])
+    load_weights(module, ckpt["state_dict"], path)
     return module.model.eval().to(select_device(device)), cfg, classes
 
 

@@ -118,10 +118,10 @@ def _print_config(args: argparse.Namespace) -> int:
 def write_crash_log(argv: list[str]) -> Path:
     """Write the traceback of the exception being handled to a log file; returns its path.
 
-    The log goes to ``$TMPDIR/ensemblab/crash-<time>-<pid>.log`` so that it survives the
+    The log goes to ``$TMPDIR/ensemblab-crashes/crash-<time>-<pid>.log`` so that it survives the
     removal of a half-written output folder.
     """
-    folder = Path(tempfile.gettempdir()) / "ensemblab"
+    folder = Path(tempfile.gettempdir()) / "ensemblab-crashes"
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     log.write_text(f"ensemblab {__version__}\ncommand: ensemblab {' '.join(argv)}\n\n"

@@ -81,6 +81,9 @@ def test_user_error_removes_created_output_but_keeps_checkpoints(tmp_path, capsy
         raise DataError(out / "x.csv", "row 3: text in a numeric column")
 
     monkeypatch.setattr(ensemblab.cli, "build_parser", lambda: _parser_with(bad_data))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr("tempfile.tempdir", None)
     assert main(["boom", "--out", str(tmp_path / "run")]) == 2
     assert not (tmp_path / "run").exists()
     assert capsys.readouterr().err.strip().endswith("row 3: text in a numeric column")

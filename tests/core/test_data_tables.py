@@ -49,6 +49,7 @@ def test_allow_missing(tmp_path):
     (GOOD.replace("triclinic", "cubic"),
      "row 2 (line 3), column 'Crystal System': unknown label 'cubic'"),
     ("", "empty file"),
+    (GOOD.splitlines()[0] + "\n", "no data rows"),
 ])
 def test_errors_name_row_and_column(tmp_path, text, problem):
     path = _csv(tmp_path, text)

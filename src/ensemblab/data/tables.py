@@ -70,8 +70,8 @@ def read_table(path: str | Path, columns: Mapping[str, type | str], label: str |
         int/bool column with allowed missing cells becomes pandas' nullable Int64/boolean).
 
     Raises:
-        DataError: missing/unparsable file, a missing column, a missing value, a value that
-            is not of the column's type, or an unknown label, naming row and column.
+        DataError: missing/unparsable file, a missing column, no data rows, a missing value, a
+            value that is not of the column's type, or an unknown label, naming row and column.
     """
     path = Path(path)
     schema = {name: _DTYPE_NAMES.get(dt, dt) for name, dt in columns.items()}
@@ -93,6 +93,8 @@ def read_table(path: str | Path, columns: Mapping[str, type | str], label: str |
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(map(repr, missing))} "
                               f"(have: {', '.join(raw.columns)})")
+    if raw.empty:
+        raise DataError(path, "no data rows (only a header)")
     optional = set(allow_missing)
     out = {}
     for name, dt in schema.items():

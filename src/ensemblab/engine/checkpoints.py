@@ -39,7 +39,7 @@ def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("state_dict",
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds (zip, unpickling, EOF) for a bad file
         lines = str(exc).strip().splitlines()
-        reason = lines[0][:120] if lines else type(exc).__name__
+        reason = lines[0].split(". ")[0][:100] if lines else type(exc).__name__
         raise DataError(path, f"not a readable torch checkpoint, truncated or another format "
                               f"({reason})") from None
     if not isinstance(ckpt, Mapping):
