@@ -114,3 +114,19 @@ def test_find_config_takes_a_path_or_a_bundled_name(tmp_path):
         find_config("nope", bundled)
     with pytest.raises(ConfigError, match="no such config"):
         find_config(tmp_path / "sub" / "cpu_quick.yaml", bundled)
+
+
+def test_rendered_config_loads_back_and_keeps_the_comments_of_its_chain(tmp_path):
+    from ensemblab.config_print import render_config
+
+    (tmp_path / "base.yaml").write_text(
+        "train:              # schedule\n  epochs: 10   # passes over the data\n"
+        "  lr: 0.1  # Adam step\nname: 'a #1'\n")
+    (tmp_path / "child.yaml").write_text("_base_: base.yaml\ntrain:\n  lr: 0.5  # faster\n")
+    cfg = load_config(tmp_path / "child.yaml", ["train.epochs=2"])
+    text = render_config(cfg, tmp_path / "child.yaml")
+    assert yaml.safe_load(text) == cfg == {"train": {"epochs": 2, "lr": 0.5}, "name": "a #1"}
+    lines = text.splitlines()
+    assert lines[1].startswith("train:") and lines[1].endswith("# schedule")
+    assert "epochs: 2" in lines[2] and lines[2].endswith("# passes over the data")
+    assert "lr: 0.5" in lines[3] and lines[3].endswith("# faster")  # the child's comment wins
