@@ -141,7 +141,7 @@ def score_setup1(part1, cache, classes: list[str], device: str) -> dict:
     gts = [gt for _, _, gt, _ in cache]
     types = [r.cell_type for r, _, _, _ in cache]
     pcfg = part1.cfg.get("postprocess", {})
-    start = PostprocessParams.from_dict(pcfg)
+    start = PostprocessParams.from_config(pcfg)
 
     def score(idx, params) -> list[float]:
         return [kaggle_score(instances_to_idmap(finalize_part1(raws[i], params, classes)), gts[i])

@@ -48,7 +48,7 @@ def load_member(run_dir: str | Path, device: str = "auto", untrained: bool = Fal
         state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
         model.load_state_dict({k.removeprefix("model."): v
                                for k, v in state["state_dict"].items()})
-    params = ParamsByType(PostprocessParams.from_dict(cfg.get("postprocess", {})))
+    params = ParamsByType(PostprocessParams.from_config(cfg.get("postprocess", {})))
     path = run_dir / PARAMS_FILE
     if path.is_file() and not untrained:
         params = ParamsByType.from_dict(json.loads(path.read_text()))
@@ -110,7 +110,7 @@ def tune_and_save(run_dir: Path, model, cfg: dict, records: list[CellRecord],
     gts = [r.load_idmap() for r in records]
     pcfg = cfg.get("postprocess", {})
     params = tune_params(raws, gts, [r.cell_type for r in records], pcfg.get("search", {}),
-                         PostprocessParams.from_dict(pcfg))
+                         PostprocessParams.from_config(pcfg))
     write_json(Path(run_dir) / PARAMS_FILE, params.to_dict())
     return params
 

@@ -13,11 +13,14 @@ cells never holds 800 full-size arrays; the only full-size array is one int32 id
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 import torch
 from torchvision.ops import nms
+
+from ensemblab.errors import ConfigError
 
 
 @dataclass
@@ -96,10 +99,20 @@ class PostprocessParams:
     min_area: int = 8
 
     @classmethod
-    def from_dict(cls, values: dict) -> PostprocessParams:
-        """Build from a dict, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
+    def from_dict(cls, values: dict, source: str = "postprocess") -> PostprocessParams:
+        """Build from a dict; an unknown key is a ConfigError naming it and the valid ones."""
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], names, n=2)
+            hint = f"closest: {', '.join(close)}" if close else f"valid: {', '.join(names)}"
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} ({hint})")
+        return cls(**values)
+
+    @classmethod
+    def from_config(cls, pcfg: dict) -> PostprocessParams:
+        """From a config's ``postprocess`` section (its ``search`` grids left out)."""
+        return cls.from_dict({k: v for k, v in pcfg.items() if k != "search"})
 
     def to_dict(self) -> dict:
         return asdict(self)
