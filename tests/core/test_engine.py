@@ -83,3 +83,29 @@ def test_last_checkpoint_written_on_epochs_without_validation(tmp_path):
     trainer = build_trainer(run, 1, device="cpu", progress_bar=False, check_val_every_n_epoch=2)
     fit(trainer, LinearFit(), _loader(), _loader())
     assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_checkpoint_reading_names_bad_files(tmp_path):
+    from ensemblab.engine import load_checkpoint, load_weights
+    from ensemblab.errors import DataError
+
+    net = torch.nn.Linear(2, 3)
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": net.state_dict(), "epoch": 1}, good)
+    state = load_checkpoint(good)["state_dict"]
+    load_weights(torch.nn.Linear(2, 3), state, good)
+    bare = tmp_path / "bare.pth"
+    torch.save(net.state_dict(), bare)
+    assert set(load_checkpoint(bare, required=())) == {"weight", "bias"}
+    with pytest.raises(DataError, match="bare.pth: checkpoint has no state_dict"):
+        load_checkpoint(bare)
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(good.read_bytes()[:50])
+    with pytest.raises(DataError, match="cut.ckpt: not a readable torch checkpoint"):
+        load_checkpoint(cut)
+    with pytest.raises(DataError, match="missing.ckpt: checkpoint file not found"):
+        load_checkpoint(tmp_path / "missing.ckpt")
+    with pytest.raises(DataError, match=r"good.ckpt: .*0 missing, 0 unexpected, 2 mis-shaped"):
+        load_weights(torch.nn.Linear(2, 4), state, good)
+    with pytest.raises(DataError, match=r"2 missing, 2 unexpected"):
+        load_weights(torch.nn.Sequential(torch.nn.Linear(2, 3)), state, good)
