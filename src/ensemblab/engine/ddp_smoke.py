@@ -2,7 +2,8 @@
 
 ``python -m ensemblab.engine.ddp_smoke --out DIR`` trains a tiny LightningModule for one epoch
 through :func:`ensemblab.engine.build_trainer` with ``device="cpu", devices=2,
-strategy="ddp"`` (Lightning re-launches this module once per extra rank). During validation
+strategy="ddp"`` (Lightning re-launches this module once per extra rank); ``--device cuda
+--devices N`` runs the same on N GPUs with NCCL (``tools/gpu_check.py`` does). During validation
 every rank feeds its own labels (:func:`rank_data`) to a
 :class:`~ensemblab.metrics.semantic.ConfusionMatrixEvaluator`; ``compute()`` all-reduces the
 matrix, and rank 0 writes ``DIR/ddp_smoke.json`` with the reduced matrix, each rank's local
@@ -129,13 +130,16 @@ def _loader(seed: int) -> DataLoader:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (created)")
+    parser.add_argument("--device", default="cpu", help="cpu (gloo) | cuda (NCCL)")
+    parser.add_argument("--devices", type=int, default=2, help="processes, one per device")
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(0)
     module = TinyClassifier(str(out / "ddp_smoke.json"))
-    trainer = build_trainer(out, max_epochs=1, device="cpu", devices=2, strategy="ddp",
-                            progress_bar=False, log_every_n_steps=1, num_sanity_val_steps=0)
+    trainer = build_trainer(out, max_epochs=1, device=args.device, devices=args.devices,
+                            strategy="ddp", progress_bar=False, log_every_n_steps=1,
+                            num_sanity_val_steps=0)
     fit(trainer, module, _loader(0), _loader(1))
     return 0
 
