@@ -36,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
-from gpu_check_members import PROJECTS, Context, Member  # noqa: E402
+from gpu_check_members import Context, Member, battery, crossattn, fre, mineral  # noqa: E402
+from gpu_check_sartorius import sartorius  # noqa: E402
 
 from ensemblab.engine import build_trainer  # noqa: E402
 
@@ -49,9 +50,14 @@ logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 for message in (".*validation_step.*", ".*in eval mode.*", ".*LeafSpec.*", ".*autocast.*"):
     warnings.filterwarnings("ignore", message=message)
 
-# build_trainer keywords that only matter for a real run (validation, checkpoint choice, UI).
+# build_trainer keywords that only matter for a real run (validation, checkpoint choice, UI),
+# and the callbacks that act on validation or write checkpoints.
 RUN_ONLY = {"monitor", "mode", "device", "progress_bar", "num_sanity_val_steps",
             "check_val_every_n_epoch"}
+RUN_ONLY_CALLBACKS = (EarlyStopping, ModelCheckpoint)
+
+PROJECTS = {"sartorius_cells": sartorius, "mineral_ruel": mineral, "fre_unet": fre,
+            "crossattn_vl": crossattn, "battery_crystal": battery}
 
 
 class Report:
@@ -153,8 +159,8 @@ def lightning_steps(member: Member, ctx: Context, deadline: float) -> tuple[floa
     trainer = build_trainer(run_dir, device=ctx.device.type, progress_bar=False,
                             max_steps=ctx.steps, limit_val_batches=0, num_sanity_val_steps=0,
                             callbacks=[timer, *kwargs.pop("callbacks", ())], **kwargs)
-    # No checkpoint writes: the check measures steps, not disks.
-    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelCheckpoint)]
+    # No validation, so no early stopping; no checkpoint writes: the check measures steps.
+    trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, RUN_ONLY_CALLBACKS)]
     trainer.fit(member.module, train_dataloaders=member.train_loader,
                 datamodule=member.datamodule)
     step, items = timer.mean_step()

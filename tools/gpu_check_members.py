@@ -1,11 +1,12 @@
-"""The members ``tools/gpu_check.py`` measures, each built by its project's own train function.
+"""What ``tools/gpu_check.py`` measures, each member built by its project's own train function.
 
 Every project's train function runs on synthetic data of the real shapes until it calls the
 engine's ``fit``: :func:`run_until_fit` stands in for ``build_trainer``/``fit`` in that project's
 module and hands back the LightningModule, its loader (or data module) and the trainer keywords
 the project chose, so the check trains exactly what ``ensemblab <project> train`` would.
-Configs are found through each project's own ``resolve_config``; the Sartorius members are the
-ones its ``setup3_consensus`` manifest names. A :class:`Schedule` sizes the paper's full run.
+Configs are found through each project's own ``resolve_config``. A :class:`Schedule` sizes the
+paper's full run. This module holds the shared pieces and the single-model projects; the
+Sartorius members and their ensemble are in ``gpu_check_sartorius.py``.
 """
 
 from __future__ import annotations
@@ -14,39 +15,26 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from unittest import mock
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ensemblab.config import load_config
 
 # Training samples per epoch of the paper-scale data (what the projection multiplies).
-KAGGLE_TRAIN_IMAGES = 485  # 606 Sartorius training images, 4 of the 5 folds
-LUMENSTONE_TILES = 665  # 19 LumenStone training images (24 minus the 20% hold-out) x 35 tiles
+LUMENSTONE_TILES = 665  # LumenStone sample: 19 training images (24 less the hold-out) x 35 tiles
 SSTEM_TILES = 192  # 12 training sections (split 0-11) x 16 tiles of 256 px
 FLICKR8K_ITEMS = 30000  # Flickr8k training split: 6000 images x 5 captions
 BATTERY_ROWS = 339  # the Materials-Project table
 
-# --smoke: the same configs at CPU-test sizes (small images and batches, no loader workers),
-# by project or Sartorius member kind.
+# --smoke: the same configs at CPU-test sizes (small images and batches), by project.
 SMOKE = {
     "mineral_ruel": ["data.tile=64", "train.batch_size=2", "train.frozen_batch_size=2"],
     "fre_unet": ["data.tile=32", "data.batch_size=2"],
     "crossattn_vl": ["data.image_size=64", "train.batch_size=2", "data.tokenizer_vocab=200",
-              "eval.batch_size=2", "eval.max_length=4"],
-    "maskrcnn": ["model.image_size=128", "train.batch_size=2", "train.num_workers=0",
-                 "model.rpn_pre_nms_top_n_train=100", "model.rpn_post_nms_top_n_train=100",
-                 "model.box_batch_size_per_image=16", "model.rpn_pre_nms_top_n_test=100",
-                 "model.rpn_post_nms_top_n_test=32", "model.box_detections_per_img=16"],
-    "yolox": ["train.sizes=[128,128]", "train.batch_size=2", "predict.size=128",
-              "train.num_workers=0"],
-    "upernet_full": ["model.size=128", "train.crop=64", "train.batch_size=2",
-                     "train.num_workers=0"],
-    "upernet_crop": ["model.crop=32", "train.batch_size=4", "train.num_workers=0"],
+                     "eval.batch_size=2", "eval.max_length=4"],
 }
 
 
@@ -60,10 +48,6 @@ class Context:
     tmp: Path
     cache: dict = field(default_factory=dict)
 
-    @property
-    def cells_shape(self) -> tuple[int, int, int]:
-        """Dense Sartorius test image: (height, width, cells)."""
-        return (128, 128, 10) if self.smoke else (520, 704, 800)
 
 
 @dataclass
@@ -96,7 +80,6 @@ class Member:
     trainer_kwargs: dict = field(default_factory=dict)
     channels_last: bool = False
     fit_steps: Callable[[int], float] | None = None
-    cfg: dict = field(default_factory=dict)
 
 
 class _FitCalled(Exception):
@@ -129,13 +112,15 @@ def run_until_fit(namespace, call: Callable[[], Any]) -> tuple[Any, Any, Any, di
     raise RuntimeError(f"{namespace.__name__}: the train function returned without fitting")
 
 
-def _lightning_member(name, schedule, infer, unit, found, **extra) -> Member:
+def lightning_member(name, schedule, infer, unit, found, **extra) -> Member:
     module, loader, datamodule, kwargs = found
     return Member(name, schedule, infer, unit, module, loader, datamodule, kwargs, **extra)
 
 
-def _overrides(ctx: Context, key: str, always: list[str] = ()) -> list[str]:
-    return list(always) + (SMOKE[key] if ctx.smoke else [])
+def overrides(ctx: Context, key: str, always: list[str] = (),
+              smoke: dict[str, list[str]] = SMOKE) -> list[str]:
+    """``always`` plus, with ``--smoke``, the small sizes of ``smoke[key]``."""
+    return list(always) + (smoke[key] if ctx.smoke else [])
 
 
 def mineral(ctx: Context) -> list[Member]:
@@ -146,7 +131,7 @@ def mineral(ctx: Context) -> list[Member]:
     from ensemblab.synthetic.minerals import write_mineral_dataset
 
     config = "resunet_ce_e120"
-    over = _overrides(ctx, "mineral_ruel", ["train.frozen_epochs=0"])
+    over = overrides(ctx, "mineral_ruel", ["train.frozen_epochs=0", "data.classes=minerals9"])
     cfg = load_config(commands.resolve_config(config), over)
     tile, batch = int(cfg["data"]["tile"]), int(cfg["train"]["batch_size"])
     root = write_mineral_dataset(ctx.tmp / "mineral", n_train=6, n_val=1, size=2 * tile)
@@ -163,16 +148,14 @@ def mineral(ctx: Context) -> list[Member]:
 
     def ruel5(device) -> int:
         x = torch.rand(1, 3, tile, tile, device=device)
-        maps = [forward_logits(net, x, precision).argmax(1)[0].to(torch.uint8).cpu().numpy()
-                for _ in range(5)]
-        ruel.vote(np.stack(maps), ruel.Scheme(5, "wv"),
-                  found[0].hparams.num_classes)
+        logits = [forward_logits(net, x, precision) for _ in range(5)]
+        maps = np.stack([lg.argmax(1)[0].to(torch.uint8).cpu().numpy() for lg in logits])
+        ruel.vote(maps, ruel.Scheme(5, "wv"), logits[0].shape[1])
         return 1
 
-    name = f"mineral_ruel ({config})"
-    return [_lightning_member(name, Schedule(int(cfg["train"]["epochs"]), LUMENSTONE_TILES,
-                                             "tiles"), learner, "tiles", found,
-                              channels_last=True, cfg=cfg),
+    schedule = Schedule(int(cfg["train"]["epochs"]), LUMENSTONE_TILES, "tiles")
+    return [lightning_member(f"mineral_ruel ({config})", schedule, learner, "tiles", found,
+                              channels_last=True),
             Member(f"mineral_ruel RUEL-5-WV ({config} x 5)", None, ruel5, "tiles", found[0])]
 
 
@@ -182,7 +165,7 @@ def fre(ctx: Context) -> list[Member]:
     from ensemblab.synthetic.em import make_em_stack
 
     config = "fre"
-    cfg = cli.resolve_config(config, _overrides(
+    cfg = cli.resolve_config(config, overrides(
         ctx, "fre_unet", ["data.split.train=0-3", "data.split.val=4", "data.split.test=5"]))
     side = 128 if ctx.smoke else 1024
     make_em_stack(ctx.tmp / "em", n_slices=6, size=side)
@@ -193,9 +176,9 @@ def fre(ctx: Context) -> list[Member]:
         found[0].model(torch.rand(1, 1, side, side, device=device)).argmax(1).cpu()
         return 1
 
-    return [_lightning_member(f"fre_unet ({config})",
+    return [lightning_member(f"fre_unet ({config})",
                               Schedule(int(cfg["train"]["epochs"]), SSTEM_TILES, "tiles"),
-                              infer, "sections", found, channels_last=True, cfg=cfg)]
+                              infer, "sections", found, channels_last=True)]
 
 
 def crossattn(ctx: Context) -> list[Member]:
@@ -206,7 +189,9 @@ def crossattn(ctx: Context) -> list[Member]:
     from ensemblab.synthetic.shapes import write_shapes_dataset
 
     config = "paper"
-    cfg = cli.resolve_config(config, _overrides(ctx, "crossattn_vl"))
+    # random DenseNet weights: the same speed, and no local weights file needed
+    cfg = cli.resolve_config(config, overrides(ctx, "crossattn_vl",
+                                                ["model.image.pretrained=false"]))
     data = write_shapes_dataset(ctx.tmp / "vl", n_images=16 if ctx.smoke else 96, size=64)
     run_dir = ctx.tmp / "vl_run"
     found = run_until_fit(runner, lambda: runner.train_run(
@@ -223,125 +208,9 @@ def crossattn(ctx: Context) -> list[Member]:
                           e["max_length"], e["length_penalty"], e["batch_size"])
         return int(e["batch_size"])
 
-    return [_lightning_member(f"crossattn_vl ({config})",
+    return [lightning_member(f"crossattn_vl ({config})",
                               Schedule(int(cfg["train"]["epochs"]), FLICKR8K_ITEMS, "items"),
-                              infer, "captioned images", found, cfg=cfg)]
-
-
-def dense_cells(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """A dense shsy5y image ``uint8 [H, W]`` and the tight boxes of its cells ``float [N, 4]``."""
-    from ensemblab.synthetic.cells import make_cells_image
-
-    if "cells" not in ctx.cache:
-        h, w, n = ctx.cells_shape
-        image, ids = make_cells_image(0, "shsy5y", h, w, n_cells=n)
-        boxes = [(s[1].start, s[0].start, s[1].stop, s[0].stop)
-                 for s in ndimage.find_objects(ids) if s is not None]
-        ctx.cache["cells"] = image, np.array(boxes, np.float32)
-    return ctx.cache["cells"]
-
-
-def _cells_infer(kind: str, cfg: dict, module, ctx: Context) -> Callable[[torch.device], int]:
-    """One prediction of a Sartorius member on the dense image, as its ``predict`` runs it."""
-    from ensemblab.projects.sartorius_cells.maskrcnn import predict_images
-    from ensemblab.projects.sartorius_cells.upernet_predict import predict_crops, predict_full
-    from ensemblab.projects.sartorius_cells.yolox_member import predict_boxes
-
-    image, boxes = dense_cells(ctx)
-    m = cfg["model"]
-
-    def infer(device) -> int:
-        if kind == "maskrcnn":
-            predict_images(module.model, [image], int(m["image_size"]), device)
-        elif kind == "yolox":
-            predict_boxes(module.ema_model, image, device, **cfg["predict"])
-        elif kind == "upernet_full":
-            predict_full(module.net, image, device, int(m["size"]))
-        else:  # upernet_crop: one crop per true cell box
-            return len(predict_crops(module.net, image, boxes, device, int(m["crop"]),
-                                     float(m["context"]))[1])
-        return 1
-
-    return infer
-
-
-def _setup3(manifest, parts: list, ctx: Context) -> Callable[[torch.device], int]:
-    """Set-up 3 on the dense image: both detectors with their flips and WBF, then every mask
-    model on the windows of the true cell boxes (untrained detectors find few cells), the
-    consensus vote and overlap removal (``consensus.py``, as ``tools/bench_sartorius.py``)."""
-    from ensemblab.ensemble.fusion import instance_windows
-    from ensemblab.projects.sartorius_cells.consensus import (
-        Loaded,
-        RawConsensus,
-        detect,
-        finalize,
-        fuse_sets,
-        source_crops,
-    )
-    from ensemblab.projects.sartorius_cells.ensemble_fit import params_for
-
-    nets = {"maskrcnn": lambda m: m.model, "yolox": lambda m: m.ema_model}
-    image, boxes = dense_cells(ctx)
-    h, w = image.shape
-    windows = instance_windows(boxes, h, w, float(manifest.fusion.get("window_pad", 0.1)))
-    ones = np.ones(len(boxes), np.float32)
-    labels = ones.astype(np.int64)
-
-    def infer(device) -> int:
-        loaded = [Loaded(spec, nets.get(spec.kind, lambda m: m.net)(module), cfg, device)
-                  for spec, module, cfg in parts]
-        fuse_sets(loaded, detect(loaded, image), manifest, h, w)
-        sources = {m.spec.name: source_crops(m, image, boxes, labels, windows)
-                   for m in loaded if m.spec.mask_weight > 0 and m.spec.kind != "yolox"}
-        raw = RawConsensus(boxes, ones, labels, windows, sources, h, w)
-        finalize(raw, {m.spec.name: m.spec.mask_weight for m in loaded},
-                 params_for(manifest.thresholds, None))
-        return 1
-
-    return infer
-
-
-def sartorius(ctx: Context) -> list[Member]:
-    """The four members of the ``setup3_consensus`` manifest, each with its own config, and
-    the set-up 3 ensemble of them."""
-    from ensemblab.ensemble.manifest import load_manifest
-    from ensemblab.projects.sartorius_cells import cli, member_runs, training
-    from ensemblab.projects.sartorius_cells.data import load_records, split_records
-    from ensemblab.synthetic.cells import write_cells_dataset
-
-    h, w, _ = ctx.cells_shape
-    data = write_cells_dataset(ctx.tmp / "cells", images_per_type=4, height=h, width=w)
-    records = load_records(data)
-    args = SimpleNamespace(data=data, device=ctx.device.type, resume=False)
-    manifest = load_manifest(cli.resolve_config("setup3_consensus"))
-    members, parts = [], []
-    for spec in manifest.members:
-        cfg = load_config(cli.resolve_config(spec.config), _overrides(ctx, spec.kind))
-        run_dir, t = ctx.tmp / f"cells_{spec.name}", cfg["train"]
-        repeats = int(t.get("repeats", 1))
-        per_epoch = int(t.get("samples_per_epoch") or KAGGLE_TRAIN_IMAGES * repeats)
-        unit = "crops" if spec.kind == "upernet_crop" else "images"
-        # Synthetic epochs as long as the timed steps: loader workers restart every epoch.
-        if "repeats" in t:
-            n_train = len(split_records(records, cfg["data"]["split"])[0])
-            t["repeats"] = max(repeats, -(-ctx.steps * int(t["batch_size"]) // n_train))
-        if spec.kind == "maskrcnn":
-            cfg = training.resolve_classes(cfg, records)
-            found = run_until_fit(training, lambda c=cfg, r=run_dir: training.train_maskrcnn(
-                c, r, records, ctx.device.type, progress_bar=False))
-        else:
-            train = member_runs.train_yolox if spec.kind == "yolox" else member_runs.train_upernet
-            found = run_until_fit(member_runs, lambda f=train, c=cfg, r=run_dir: f(c, r, args))
-        infer = _cells_infer(spec.kind, cfg, found[0], ctx)
-        members.append(_lightning_member(
-            f"sartorius_cells/{spec.name} ({spec.config})",
-            Schedule(int(t["epochs"]), per_epoch, unit), infer, unit, found, cfg=cfg,
-            channels_last=spec.kind != "maskrcnn"))
-        parts.append((spec, found[0], cfg))
-    members.append(Member(f"sartorius_cells set-up 3 ({manifest.name})", None,
-                          _setup3(manifest, parts, ctx), "images",
-                          torch.nn.ModuleList([module for _, module, _ in parts])))
-    return members
+                              infer, "captioned images", found)]
 
 
 def battery(ctx: Context) -> list[Member]:
@@ -374,11 +243,4 @@ def battery(ctx: Context) -> list[Member]:
         return len(fitted["model"].predict_proba(df))
 
     schedule = Schedule(int(cfg["dnn"]["max_epochs"]) * groups, BATTERY_ROWS, "rows")
-    return [Member(f"battery_crystal ({config})", schedule, infer, "rows", fit_steps=fit_steps,
-                   cfg=cfg)]
-
-
-PROJECTS: dict[str, Callable[[Context], list[Member]]] = {
-    "sartorius_cells": sartorius, "mineral_ruel": mineral, "fre_unet": fre,
-    "crossattn_vl": crossattn, "battery_crystal": battery,
-}
+    return [Member(f"battery_crystal ({config})", schedule, infer, "rows", fit_steps=fit_steps)]
