@@ -1,4 +1,4 @@
-"""``ensemblab mineral_ruel {train,evaluate,ensemble,predict}``."""
+"""``ensemblab mineral_ruel {train,evaluate,ensemble,seeds,predict}``."""
 
 from __future__ import annotations
 
@@ -31,12 +31,20 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.set_defaults(func=_ensemble)
 
-    p = verbs.add_parser("predict", help="class-index PNGs + overlays from a run or ensemble")
+    p = verbs.add_parser("seeds", help="mean ± std over seeds of several ensemble folders")
+    p.add_argument("--ensembles", nargs="+", required=True,
+                   help="one `ensemble` output folder per seed (same learner names)")
+    p.add_argument("--out", required=True, help="output folder (seeds.json, seeds.md)")
+    p.set_defaults(func=_seeds)
+
+    p = verbs.add_parser("predict", help="full-resolution class-index PNGs + overlays from a "
+                                         "run or an ensemble")
     add_predict_args(p)
     p.add_argument("--scheme", help="RUEL-<n>-PV|WV for an ensemble folder (default: the one "
                                     "chosen on the hold-out)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
-                   help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX-512 BF16")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX-512 BF16 "
+                        "(default: bf16 for learners trained with train.bf16, else fp32)")
     p.set_defaults(func=_predict)
 
 
@@ -66,10 +74,18 @@ def _ensemble(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seeds(args: argparse.Namespace) -> int:
+    from ensemblab.projects.mineral_ruel.report import seed_summary
+
+    summary = seed_summary(args.ensembles, args.out)
+    print(f"{summary['sentence']} -> {args.out}/seeds.md")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ensemblab.projects.mineral_ruel.commands import predict
 
     written = predict(args.run, args.input, args.out, args.scheme, args.device,
                       args.precision)
-    print(f"{len(written)} label maps (+ overlays) -> {args.out}")
+    print(f"{len(written)} label maps (+ overlays, predict_stats.json) -> {args.out}")
     return 0

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,25 +18,23 @@ from typing import Any
 import numpy as np
 import torch
 
+from ensemblab.backbones import lightning_precision
 from ensemblab.config import find_config, load_config
 from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
-from ensemblab.engine import build_trainer, fit, prepare_run_dir, seed_everything
+from ensemblab.engine import (
+    build_trainer,
+    fit,
+    lightning_accelerator,
+    prepare_run_dir,
+    seed_everything,
+)
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_json
 from ensemblab.metrics.semantic import semantic_scores
 from ensemblab.projects.mineral_ruel import ruel
-from ensemblab.projects.mineral_ruel.data import (
-    holdout_split,
-    load_image,
-    resolve_classes,
-    split_pairs,
-)
-from ensemblab.projects.mineral_ruel.inference import (
-    Learner,
-    check_compatible,
-    module_from_config,
-    upsample_labels,
-)
+from ensemblab.projects.mineral_ruel.classes import resolve_classes
+from ensemblab.projects.mineral_ruel.data import holdout_split, load_image, split_pairs
+from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible, module_from_config
 from ensemblab.projects.mineral_ruel.module import MineralDataModule
 from ensemblab.projects.mineral_ruel.report import summarise, write_results
 from ensemblab.projects.mineral_ruel.visual import overlay
@@ -56,28 +55,37 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
     if not data:
         raise ConfigError("no dataset: give --data DIR (or data.root=DIR)")
     cfg["data"]["root"] = str(data)
-    cfg["data"]["classes"] = resolve_classes(cfg["data"]["classes"])
+    cfg["data"]["classes"] = classes = resolve_classes(cfg["data"]["classes"], data)
     seed_everything(int(cfg["seed"]))
     if cfg["train"].get("threads"):
         torch.set_num_threads(int(cfg["train"]["threads"]))
     d, t = cfg["data"], cfg["train"]
     datamodule = MineralDataModule(
-        data, len(d["classes"]), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
+        data, len(classes), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
         batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
-        frozen_epochs=t["frozen_epochs"], seed=int(cfg["seed"]), workers=d.get("workers", 0))
+        frozen_epochs=t["frozen_epochs"], crops_per_epoch=d.get("crops_per_epoch"),
+        seed=int(cfg["seed"]), workers=d.get("workers", 0))
     datamodule.setup()  # reads and validates every training image before a run folder exists
     run_dir = prepare_run_dir(out, cfg, resume=resume)
     module = module_from_config(cfg)
+    accelerator, _ = lightning_accelerator(device)
     trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/miou", mode="max",
+                            precision=lightning_precision(bool(t.get("bf16")), accelerator),
                             log_every_n_steps=t.get("log_every_n_steps", 10),
                             progress_bar=progress_bar, reload_dataloaders_every_n_epochs=1,
                             num_sanity_val_steps=0)
     start = time.perf_counter()
     fit(trainer, module, datamodule=datamodule, resume=resume)
+    seconds = time.perf_counter() - start
+    steps = sum(datamodule.steps_per_epoch(e) for e in range(t["epochs"]))
     write_json(run_dir / "train_summary.json", {
-        "seconds": time.perf_counter() - start, "train_tiles": len(datamodule.train_set),
+        "seconds": seconds, "steps": steps, "seconds_per_step": seconds / max(1, steps),
+        "precision": trainer.precision, "train_items_per_epoch": len(datamodule.train_set),
         "holdout_tiles": len(datamodule.rank_set), "epochs": t["epochs"],
-        "best_val_miou": _best_score(trainer)})
+        "best_val_miou": _best_score(trainer),
+        "classes": len(classes),
+        "classes_in_training_masks": [c for c, n in zip(classes, datamodule.class_pixels) if n],
+    })
     return run_dir
 
 
@@ -103,7 +111,7 @@ def evaluate(run: str, data: str | None = None, split: str = "val", device: str 
     tally = ruel.Tally(len(learner.classes))
     for image, mask in labelled_images(split_pairs(root, split), learner.classes):
         labels, seconds = learner.predict(image)
-        tally.add(upsample_labels(labels, mask.shape), mask, seconds)
+        tally.add(labels, mask, seconds)
     scores = semantic_scores(tally.cm, learner.classes)
     metrics = {**scores, "split": split, "data": str(root), "n_images": len(tally.seconds),
                "tpi_s": float(np.mean(tally.seconds)), "confusion_matrix": tally.cm.tolist()}
@@ -160,8 +168,8 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
     return manifest
 
 
-def _predictor(run: str, scheme: str | None, device: str, precision: str = "fp32"):
-    """A function image -> label map at working resolution, from a run or an ensemble folder."""
+def _predictor(run: str, scheme: str | None, device: str, precision: str | None = None):
+    """A function image -> full-resolution label map, from a run or an ensemble folder."""
     manifest_path = Path(run) / "ensemble.json"
     if not manifest_path.is_file():
         learner = Learner(run, device, precision=precision)
@@ -180,15 +188,17 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str = "fp32
     classes = check_compatible(learners)
 
     def predict_fn(image):
-        maps = ruel.common_size([lr.predict(image)[0] for lr in learners])
+        maps = [lr.predict(image)[0] for lr in learners]
         return ruel.vote(np.stack(maps), chosen, len(classes))
 
     return predict_fn, classes
 
 
 def predict(run: str, input_path: str, out: str, scheme: str | None = None,
-            device: str = "auto", precision: str = "fp32") -> list[Path]:
-    """Write ``OUT/<name>.png`` (class indices) and ``OUT/<name>_overlay.png`` per image."""
+            device: str = "auto", precision: str | None = None) -> list[Path]:
+    """Write ``OUT/<name>.png`` (class indices, the image's own size) and
+    ``OUT/<name>_overlay.png`` per image, and ``OUT/predict_stats.json`` (seconds per image,
+    peak resident memory of the process)."""
     predict_fn, classes = _predictor(run, scheme, device, precision)
     src = Path(input_path)
     if src.is_file():
@@ -199,11 +209,23 @@ def predict(run: str, input_path: str, out: str, scheme: str | None = None,
         raise DataError(src, "input not found")
     if not files:
         raise DataError(src, "no images to predict")
-    written = []
+    written, timings = [], []
     for path in files:
         image = load_image(path)
-        labels = upsample_labels(predict_fn(image), image.shape[:2])
+        start = time.perf_counter()
+        labels = predict_fn(image)
+        timings.append({"image": path.name, "height": image.shape[0], "width": image.shape[1],
+                        "seconds": time.perf_counter() - start})
         write_png(Path(out) / f"{path.stem}.png", labels)
         write_png(Path(out) / f"{path.stem}_overlay.png", overlay(image, labels, len(classes)))
         written.append(Path(out) / f"{path.stem}.png")
+    write_json(Path(out) / "predict_stats.json", {
+        "run": str(run), "scheme": scheme, "images": timings,
+        "mean_seconds": float(np.mean([t["seconds"] for t in timings])),
+        "peak_rss_mb": peak_rss_mb()})
     return written
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -23,32 +23,11 @@ from torch.utils.data import Dataset
 
 from ensemblab.data.images import list_pairs, read_image, read_label_png
 from ensemblab.data.tiling import extract_tiles, tile_boxes
-from ensemblab.errors import ConfigError, DataError
-from ensemblab.synthetic.minerals import MINERAL_CLASSES
+from ensemblab.errors import DataError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 Pair = tuple[Path, Path]
-
-LUMENSTONE_CLASSES = (
-    "background", "chalcopyrite", "galena", "magnetite", "bornite", "pyrrhotite",
-    "pyrite-marcasite", "pentlandite", "sphalerite", "arsenopyrite", "hematite",
-    "tennantite-tetrahedrite", "covellite",
-)
-CLASS_SETS = {"minerals9": MINERAL_CLASSES, "lumenstone": LUMENSTONE_CLASSES}
-
-
-def resolve_classes(value: str | Sequence[str]) -> list[str]:
-    """Class names from a set name (``minerals9``, ``lumenstone``) or an explicit list."""
-    if isinstance(value, str):
-        if value not in CLASS_SETS:
-            raise ConfigError(f"data.classes {value!r}: use {sorted(CLASS_SETS)} or a list")
-        return list(CLASS_SETS[value])
-    if not value or len(value) < 2:
-        raise ConfigError("data.classes needs at least two class names")
-    return [str(v) for v in value]
 
 
 def split_pairs(root: str | Path, split: str) -> list[Pair]:
@@ -120,8 +99,8 @@ def pad_to(array: np.ndarray, tile: int) -> np.ndarray:
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W, 3] -> normalised float [3, H, W] (ImageNet statistics)."""
-    return torch.from_numpy(((image.astype(np.float32) / 255 - MEAN) / STD).transpose(2, 0, 1))
+    """uint8 [H, W, 3] -> float [3, H, W] in [0, 1] (each learner normalises its own input)."""
+    return torch.from_numpy(image.transpose(2, 0, 1).astype(np.float32) / 255)
 
 
 def default_augment() -> A.Compose:
@@ -129,29 +108,37 @@ def default_augment() -> A.Compose:
     return A.Compose([A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)])
 
 
+def load_scaled(pairs: Sequence[Pair], num_classes: int, scale: float, tile: int
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Validated, rescaled images and masks, each padded to at least ``tile`` on both sides."""
+    images, masks = [], []
+    for pair in pairs:
+        image, mask = load_pair(pair, num_classes, scale)
+        images.append(pad_to(image, tile))
+        masks.append(pad_to(mask, tile))
+    return images, masks
+
+
 class TileDataset(Dataset):
-    """Non-overlapping ``tile`` x ``tile`` tiles of rescaled images, held in memory.
+    """Non-overlapping ``tile`` x ``tile`` tiles of rescaled images, held in memory (sec. 2.2).
 
     Args:
-        pairs: ``(image, mask)`` paths.
-        num_classes: classes (labels are validated against it).
+        images: rescaled RGB uint8 images ``[H, W, 3]`` (from :func:`load_scaled`).
+        masks: their class-index masks ``[H, W]``.
         tile: tile side (multiple of 32).
-        scale: rescale factor applied before tiling.
         augment: albumentations transform for training, None for evaluation.
 
-    Item: ``(image float [3, tile, tile], mask int64 [tile, tile])``.
+    Item: ``(image float [3, tile, tile] in [0, 1], mask int64 [tile, tile])``.
     """
 
-    def __init__(self, pairs: Sequence[Pair], num_classes: int, tile: int, scale: float = 1.0,
+    def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], tile: int,
                  augment: A.Compose | None = None):
         if tile % 32:
             raise DataError(None, f"tile {tile} must be a multiple of 32")
         self.augment = augment
         self.images: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
-        for pair in pairs:
-            image, mask = load_pair(pair, num_classes, scale)
-            image, mask = pad_to(image, tile), pad_to(mask, tile)
+        for image, mask in zip(images, masks):
             boxes = tile_boxes(image.shape[0], image.shape[1], tile, 0)
             self.images += extract_tiles(image, boxes)
             self.masks += extract_tiles(mask, boxes)
@@ -160,8 +147,59 @@ class TileDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.images[index], self.masks[index]
-        if self.augment is not None:
-            out = self.augment(image=image, mask=mask)
-            image, mask = out["image"], out["mask"]
-        return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(mask.astype(np.int64))
+        return _item(self.images[index], self.masks[index], self.augment)
+
+
+class RandomCropDataset(Dataset):
+    """``length`` random ``tile`` x ``tile`` crops of rescaled images, drawn afresh per item.
+
+    Each item picks an image with probability proportional to its area and a crop centre
+    uniformly in it (the crop is then shifted inside the image, so borders are seen as often as
+    the middle); an epoch of ``length`` crops never repeats the same tile grid (more variety
+    than fixed tiles on a small dataset).
+
+    Args:
+        images: rescaled RGB uint8 images ``[H, W, 3]``, each at least ``tile`` per side.
+        masks: their class-index masks ``[H, W]``.
+        tile: crop side (multiple of 32).
+        length: crops per epoch.
+        augment: albumentations transform applied to each crop.
+        seed: seed of the crop positions (item ``i`` of epoch ``e`` is reproducible).
+
+    Item: ``(image float [3, tile, tile] in [0, 1], mask int64 [tile, tile])``.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], tile: int,
+                 length: int, augment: A.Compose | None = None, seed: int = 0):
+        if tile % 32:
+            raise DataError(None, f"tile {tile} must be a multiple of 32")
+        self.images, self.masks, self.tile = list(images), list(masks), tile
+        self.length, self.augment, self.seed = int(length), augment, seed
+        self.epoch = 0
+        areas = np.array([m.shape[0] * m.shape[1] for m in self.masks], np.float64)
+        self.image_p = areas / areas.sum()
+
+    def __len__(self) -> int:
+        return self.length
+
+    def crop_box(self, index: int) -> tuple[int, int, int]:
+        """``(image index, y0, x0)`` of item ``index`` in the current ``epoch``."""
+        rng = np.random.default_rng((self.seed, self.epoch, index))
+        k = int(rng.choice(len(self.images), p=self.image_p))
+        h, w = self.masks[k].shape
+        y = min(max(int(rng.integers(0, h)) - self.tile // 2, 0), h - self.tile)
+        x = min(max(int(rng.integers(0, w)) - self.tile // 2, 0), w - self.tile)
+        return k, y, x
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, y, x = self.crop_box(index)
+        window = (slice(y, y + self.tile), slice(x, x + self.tile))
+        return _item(self.images[k][window], self.masks[k][window], self.augment)
+
+
+def _item(image: np.ndarray, mask: np.ndarray, augment: A.Compose | None
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    if augment is not None:
+        out = augment(image=image, mask=mask)
+        image, mask = out["image"], out["mask"]
+    return to_tensor(np.ascontiguousarray(image)), torch.from_numpy(mask.astype(np.int64))

@@ -1,9 +1,11 @@
-"""Whole-image inference of one trained learner: rescale, overlapping tiles, stitch, argmax.
+"""Whole-image inference of one trained learner at the original resolution.
 
-Per-tile class probabilities are averaged over tile overlaps (``ensemblab.data.tiling``), so
-tile seams do not show. Label maps come out at the model's working resolution (image size times
-``data.scale``); :func:`upsample_labels` brings them back to the original size with
-nearest-neighbour resampling for scoring against the full-resolution masks.
+The image is rescaled by the learner's ``data.scale`` (its training resolution) and cut into
+overlapping tiles; per-tile class probabilities are blended back with a window that fades at
+tile borders (:func:`ensemblab.data.tiling.stitch_tiles`), so no seams show; the stitched
+probabilities are then resized bilinearly to the original size (3396x2547 for LumenStone) in
+strips of rows, and the argmax there is the label map. Peak memory stays at one strip of
+full-resolution probabilities, not ``C x H x W``.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from torch import nn
 
 from ensemblab.data.tiling import extract_tiles, stitch_tiles, tile_boxes
-from ensemblab.engine import best_checkpoint, load_checkpoint, load_weights, open_run, select_device
+from ensemblab.engine import best_checkpoint, open_run, select_device
 from ensemblab.errors import EnsemblabError
+from ensemblab.projects.mineral_ruel.classes import resolve_classes
 from ensemblab.projects.mineral_ruel.data import pad_to, rescale, to_tensor
 from ensemblab.projects.mineral_ruel.module import MineralSegmenter
 
@@ -26,8 +29,9 @@ from ensemblab.projects.mineral_ruel.module import MineralSegmenter
 def module_from_config(cfg: dict[str, Any]) -> MineralSegmenter:
     """Build an untrained learner from a resolved config (see ``configs/base.yaml``)."""
     train = cfg["train"]
+    classes = resolve_classes(cfg["data"]["classes"], cfg["data"].get("root"))
     return MineralSegmenter(
-        num_classes=len(cfg["data"]["classes"]), class_names=cfg["data"]["classes"],
+        num_classes=len(classes), class_names=classes,
         model=dict(cfg["model"]), loss=dict(cfg["loss"]), lr=train["lr"],
         min_lr=train["min_lr"], warmup_epochs=train["warmup_epochs"],
         frozen_epochs=train["frozen_epochs"], epochs=train["epochs"])
@@ -54,40 +58,105 @@ def forward_logits(net: torch.nn.Module, batch: torch.Tensor, precision: str = "
         return net(batch).float()
 
 
-def upsample_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map [h, w] to ``shape`` (H, W)."""
-    if labels.shape == tuple(shape):
-        return labels
-    return np.asarray(Image.fromarray(labels.astype(np.uint8)).resize(
-        (shape[1], shape[0]), Image.NEAREST))
+def _bilinear_taps(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                          torch.Tensor]:
+    """Source indices ``i0, i1`` and weights ``t`` of a bilinear resize along one axis.
+
+    Same sampling as ``F.interpolate(mode="bilinear", align_corners=False)``: output pixel
+    ``o`` reads ``(o + 0.5) * size_in / size_out - 0.5``, clamped at 0.
+    """
+    src = ((torch.arange(size_out, dtype=torch.float64) + 0.5) * (size_in / size_out) - 0.5)
+    src = src.clamp(min=0)
+    i0 = src.floor().long().clamp(max=size_in - 1)
+    i1 = (i0 + 1).clamp(max=size_in - 1)
+    return i0, i1, (src - i0).float()
+
+
+def upsampled_argmax(probabilities: np.ndarray | torch.Tensor, shape: tuple[int, int],
+                     rows: int = 256) -> np.ndarray:
+    """Argmax of class probabilities resized bilinearly to ``shape``, a strip at a time.
+
+    Args:
+        probabilities: ``[C, h, w]`` float.
+        shape: output ``(H, W)``.
+        rows: output rows per strip (memory: ``C x rows x W`` floats).
+
+    Returns:
+        uint8 ``[H, W]``, equal to ``F.interpolate(p[None], shape, mode="bilinear").argmax(1)``.
+    """
+    probs = torch.as_tensor(probabilities, dtype=torch.float32)
+    height, width = int(shape[0]), int(shape[1])
+    if probs.shape[1:] == (height, width):
+        return probs.argmax(0).to(torch.uint8).numpy()
+    y0, y1, ty = _bilinear_taps(probs.shape[1], height)
+    x0, x1, tx = _bilinear_taps(probs.shape[2], width)
+    out = np.empty((height, width), np.uint8)
+    for start in range(0, height, rows):
+        sl = slice(start, min(start + rows, height))
+        wy = ty[sl].view(1, -1, 1)
+        strip = probs[:, y0[sl]] * (1 - wy) + probs[:, y1[sl]] * wy        # [C, r, w]
+        strip = strip[:, :, x0] * (1 - tx) + strip[:, :, x1] * tx          # [C, r, W]
+        out[sl] = strip.argmax(0).to(torch.uint8).numpy()
+    return out
+
+
+@torch.inference_mode()
+def tiled_probabilities(net: nn.Module, image: np.ndarray, tile: int, overlap: int,
+                        batch_size: int = 4, precision: str = "fp32",
+                        device: torch.device | str = "cpu") -> np.ndarray:
+    """Class probabilities of a whole image from overlapping, blended tiles.
+
+    Args:
+        net: ``[B, 3, t, t]`` in [0, 1] -> logits ``[B, C, t, t]``, in eval mode.
+        image: RGB uint8 ``[H, W, 3]`` at the network's working resolution.
+        tile: tile side ``t``.
+        overlap: overlap of neighbouring tiles (blended with a ramp of this width).
+        batch_size: tiles per forward pass.
+        precision: ``fp32`` or ``bf16`` (:func:`forward_logits`).
+        device: where the network runs.
+
+    Returns:
+        float32 ``[C, H, W]``; an image smaller than a tile is padded by reflection.
+    """
+    h, w = image.shape[:2]
+    padded = pad_to(image, tile)
+    boxes = tile_boxes(padded.shape[0], padded.shape[1], tile, overlap)
+    tiles = extract_tiles(padded, boxes)
+    out = []
+    for i in range(0, len(tiles), batch_size):
+        batch = torch.stack([to_tensor(t) for t in tiles[i:i + batch_size]])
+        logits = forward_logits(net, batch.to(device), precision)
+        out.append(logits.softmax(1).float().cpu())
+    probs = stitch_tiles(torch.cat(out).numpy(), boxes, padded.shape[0], padded.shape[1])
+    return probs[:, :h, :w]
 
 
 class Learner:
-    """A trained run ready for inference.
+    """A trained run ready for inference on full-resolution images.
 
     Args:
         run_dir: run folder (``config.yaml`` + ``checkpoints/``).
         device: ``auto | cpu | cuda[:N]``.
         batch_size: tiles per forward pass.
-        precision: ``fp32`` (exact) or ``bf16`` (autocast, channels-last; see
-            :func:`forward_logits`).
+        precision: ``fp32``, ``bf16`` (autocast, channels-last; see :func:`forward_logits`),
+            or None: ``bf16`` when the run trained with ``train.bf16``, else ``fp32``.
     """
 
     def __init__(self, run_dir: str | Path, device: str = "auto", batch_size: int = 4,
-                 precision: str = "fp32"):
+                 precision: str | None = None):
         self.run_dir, self.cfg = open_run(run_dir)
         self.device = select_device(device)
         self.batch_size = batch_size
         ckpt = best_checkpoint(self.run_dir)
-        state = load_checkpoint(ckpt)["state_dict"]
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
         self.module = module_from_config(self.cfg)
-        load_weights(self.module, state, ckpt)
+        self.module.load_state_dict(state)
         self.module.to(self.device).eval()
-        self.precision = precision
-        if precision == "bf16":
+        self.precision = precision or ("bf16" if self.cfg["train"].get("bf16") else "fp32")
+        if self.precision == "bf16":
             self.module.to(memory_format=torch.channels_last)
         data = self.cfg["data"]
-        self.classes: list[str] = list(data["classes"])
+        self.classes: list[str] = list(self.module.hparams.class_names)
         self.tile, self.scale = int(data["tile"]), float(data["scale"])
         self.overlap = int(data.get("overlap", self.tile // 8))
 
@@ -95,26 +164,16 @@ class Learner:
     def name(self) -> str:
         return self.run_dir.name
 
-    @torch.inference_mode()
     def probabilities(self, image: np.ndarray) -> np.ndarray:
         """Class probabilities [C, h, w] at the working resolution of an RGB uint8 image."""
-        small = rescale(image, self.scale, nearest=False)
-        h, w = small.shape[:2]
-        padded = pad_to(small, self.tile)
-        boxes = tile_boxes(padded.shape[0], padded.shape[1], self.tile, self.overlap)
-        tiles = extract_tiles(padded, boxes)
-        out = []
-        for i in range(0, len(tiles), self.batch_size):
-            batch = torch.stack([to_tensor(t) for t in tiles[i:i + self.batch_size]])
-            logits = forward_logits(self.module, batch.to(self.device), self.precision)
-            out.append(logits.softmax(1).float().cpu())
-        probs = stitch_tiles(torch.cat(out).numpy(), boxes, padded.shape[0], padded.shape[1])
-        return probs[:, :h, :w]
+        return tiled_probabilities(self.module, rescale(image, self.scale, nearest=False),
+                                   self.tile, self.overlap, self.batch_size, self.precision,
+                                   self.device)
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """Label map uint8 [h, w] at the working resolution and the seconds it took."""
+        """Label map uint8 ``[H, W]`` at the image's own resolution, and the seconds it took."""
         start = time.perf_counter()
-        labels = self.probabilities(image).argmax(0).astype(np.uint8)
+        labels = upsampled_argmax(self.probabilities(image), image.shape[:2])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         return labels, time.perf_counter() - start

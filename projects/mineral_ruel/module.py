@@ -14,14 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
+from ensemblab.projects.mineral_ruel.classes import class_pixel_counts
 from ensemblab.projects.mineral_ruel.data import (
+    RandomCropDataset,
     TileDataset,
     default_augment,
     holdout_split,
+    load_scaled,
     split_pairs,
 )
 from ensemblab.projects.mineral_ruel.losses import build_loss
@@ -29,39 +33,49 @@ from ensemblab.projects.mineral_ruel.models import build_model
 
 
 class MineralDataModule(L.LightningDataModule):
-    """Training tiles from ``ROOT/raw/train`` minus a ranking hold-out, validated on it.
+    """Training crops from ``ROOT/raw/train`` minus a ranking hold-out, validated on it.
 
     Args:
         root: dataset folder (``raw/``, ``seg/``).
         num_classes: classes.
-        tile: tile side.
+        tile: tile (crop) side.
         scale: rescale factor before tiling.
         holdout: fraction of training images held out for checkpoint choice and RUEL ranking.
         batch_size: stage-2 batch size.
         frozen_batch_size: stage-1 batch size.
         frozen_epochs: epochs of stage 1.
-        seed: seed of the hold-out split.
+        crops_per_epoch: ``None``: every fixed tile once per epoch (the paper's tiling);
+            ``N``: ``N`` random crops per epoch (:class:`~.data.RandomCropDataset`).
+        seed: seed of the hold-out split and the crop positions.
         workers: DataLoader workers.
     """
 
     def __init__(self, root: str | Path, num_classes: int, tile: int = 512, scale: float = 1.0,
                  holdout: float = 0.2, batch_size: int = 16, frozen_batch_size: int = 32,
-                 frozen_epochs: int = 0, seed: int = 0, workers: int = 0):
+                 frozen_epochs: int = 0, crops_per_epoch: int | None = None, seed: int = 0,
+                 workers: int = 0):
         super().__init__()
         self.root, self.num_classes, self.tile, self.scale = Path(root), num_classes, tile, scale
         self.holdout, self.seed, self.workers = holdout, seed, workers
         self.batch_size, self.frozen_batch_size = batch_size, frozen_batch_size
-        self.frozen_epochs = frozen_epochs
-        self.train_set: TileDataset | None = None
+        self.frozen_epochs, self.crops_per_epoch = frozen_epochs, crops_per_epoch
+        self.train_set: TileDataset | RandomCropDataset | None = None
         self.rank_set: TileDataset | None = None
+        self.class_pixels: np.ndarray | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         train, rank = holdout_split(split_pairs(self.root, "train"), self.holdout, self.seed)
-        self.train_set = TileDataset(train, self.num_classes, self.tile, self.scale,
-                                     default_augment())
-        self.rank_set = TileDataset(rank, self.num_classes, self.tile, self.scale)
+        images, masks = load_scaled(train, self.num_classes, self.scale, self.tile)
+        self.class_pixels = class_pixel_counts(masks, self.num_classes)
+        if self.crops_per_epoch:
+            self.train_set = RandomCropDataset(images, masks, self.tile, self.crops_per_epoch,
+                                               default_augment(), seed=self.seed)
+        else:
+            self.train_set = TileDataset(images, masks, self.tile, default_augment())
+        self.rank_set = TileDataset(*load_scaled(rank, self.num_classes, self.scale, self.tile),
+                                    self.tile)
 
     def batch_size_at(self, epoch: int) -> int:
         return self.frozen_batch_size if epoch < self.frozen_epochs else self.batch_size
@@ -72,6 +86,8 @@ class MineralDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if isinstance(self.train_set, RandomCropDataset):
+            self.train_set.epoch = epoch
         return DataLoader(self.train_set, batch_size=self.batch_size_at(epoch), shuffle=True,
                           num_workers=self.workers, drop_last=False)
 
@@ -112,7 +128,7 @@ class MineralSegmenter(L.LightningModule):
         self.evaluator = ConfusionMatrixEvaluator(num_classes, class_names=list(class_names))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, H, W]`` -> logits ``[B, C, H, W]``."""
+        """``[B, 3, H, W]`` in [0, 1] -> logits ``[B, C, H, W]``."""
         return self.net(x)
 
     def encoder_frozen(self) -> bool:
@@ -128,7 +144,8 @@ class MineralSegmenter(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, masks = batch
-        loss = self.criterion(self(images), masks)
+        # float32 loss under bf16 autocast: Dice/focal sums lose precision in bf16.
+        loss = self.criterion(self(images).float(), masks)
         self.log("train/loss", loss, prog_bar=True, on_step=False, on_epoch=True,
                  batch_size=images.shape[0])
         return loss
@@ -138,7 +155,7 @@ class MineralSegmenter(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, masks = batch
-        logits = self(images)
+        logits = self(images).float()
         self.log("val/loss", self.criterion(logits, masks), on_epoch=True,
                  batch_size=images.shape[0])
         self.evaluator.update(logits.argmax(1), masks)

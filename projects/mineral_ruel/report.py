@@ -4,10 +4,12 @@ Table 5: per learner / scheme the F1 of eq. 10 (from mPA and mRecall), the IoU o
 class, mIoU and TPI.
 Tables 6 and 7: per-class IoU and per-class F1. Scores are in percent as in the paper; a class
 absent from both truth and prediction of the test images is shown as ``-`` and left out of means.
+:func:`seed_summary` gives mean ± std of those rows over seeds.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,3 +88,58 @@ def write_results(out_dir: str | Path, rows: dict[str, dict[str, Any]], classes:
     ]) + "\n"
     atomic_write_text(out_dir / "tables.md", text)
     return out_dir / "tables.md"
+
+
+def _mean_std(values: Sequence[float]) -> str:
+    arr = 100 * np.asarray(values, np.float64)
+    return f"{arr.mean():.2f} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.2f}"
+
+
+def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
+    """Mean ± std over seeds of RUEL results, one ``ensemble`` output folder per seed.
+
+    Every folder holds ``results.json`` and ``ensemble.json`` of one seed; learners carry the
+    same run names in every seed. Besides every learner and scheme, two rows follow the
+    honest protocol (nothing chosen on the test split): the learner ranked first on the
+    hold-out, and the scheme chosen on the hold-out. Their paired per-seed difference answers
+    the paper's claim (the ensemble beats its best learner). Writes ``OUT/seeds.json`` and
+    ``OUT/seeds.md``.
+
+    Returns:
+        ``{"rows": {name: {metric: [per-seed values]}}, "gain_miou": [...], "sentence": str}``.
+    """
+    per_seed = []
+    for folder in ensemble_dirs:
+        folder = Path(folder)
+        results = json.loads((folder / "results.json").read_text())
+        manifest = json.loads((folder / "ensemble.json").read_text())
+        rows = results["rows"]
+        top = Path(manifest["members"][0]).name
+        rows = {**rows, "top-ranked learner (hold-out)": rows[top],
+                "chosen scheme (hold-out)": rows[manifest["chosen_scheme"]]}
+        per_seed.append((rows, top, manifest["chosen_scheme"], results["rank_label"]))
+    names = [n for n in per_seed[0][0] if all(n in rows for rows, *_ in per_seed)]
+    metrics = ("f1", "rank_iou", "miou")
+    table = {n: {m: [rows[n][m] for rows, *_ in per_seed] for m in metrics} for n in names}
+    gain = [a - b for a, b in zip(table["chosen scheme (hold-out)"]["miou"],
+                                  table["top-ranked learner (hold-out)"]["miou"])]
+    wins = sum(g > 0 for g in gain)
+    sentence = (f"The scheme chosen on the hold-out beats the learner ranked first on the "
+                f"hold-out in {wins} of {len(gain)} seeds: mIoU gain {_mean_std(gain)} points "
+                f"(paired, per seed: {', '.join(f'{100 * g:+.2f}' for g in gain)}).")
+    rank_label = per_seed[0][3]
+    lines = [f"| model | F1 (%) | IoU {rank_label} (%) | mIoU (%) |", "|---|---|---|---|"]
+    for n in names:
+        lines.append(f"| {n} | " + " | ".join(_mean_std(table[n][m]) for m in metrics) + " |")
+    picks = "; ".join(f"seed {i}: {top} / {scheme}" for i, (_, top, scheme, _) in
+                      enumerate(per_seed))
+    text = "\n\n".join([
+        f"## RUEL over {len(per_seed)} seeds (mean ± std, test split)",
+        "Top-ranked learner / chosen scheme per seed: " + picks + ".",
+        "\n".join(lines), sentence]) + "\n"
+    out_dir = Path(out_dir)
+    summary = {"ensembles": [str(f) for f in ensemble_dirs], "rows": table,
+               "gain_miou": gain, "sentence": sentence}
+    write_json(out_dir / "seeds.json", summary)
+    atomic_write_text(out_dir / "seeds.md", text)
+    return summary

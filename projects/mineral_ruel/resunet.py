@@ -2,8 +2,10 @@
 
 A torchvision ResNet encoder (ResNet-50: bottlenecks 3/4/6/3) whose every ReLU is replaced by
 LeakyReLU(0.1) (sec. 2.3.2), a U-Net decoder (bilinear x2 upsampling, concatenation with the
-encoder feature of the same stride, two 3x3 conv + BN + activation), a 1x1 classifier, and an
-optional spatial transformer in front of the encoder (:mod:`.stn`).
+encoder feature of the same stride, two 3x3 conv + BN + activation) and a 1x1 classifier. The
+optional spatial transformer in front of it is :class:`~.stn.STNInFront`, shared by every
+learner. Input images are in [0, 1]; the network normalises them with the ImageNet statistics
+its (optional) torchvision weights were trained on.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from ensemblab.backbones import InputNorm
 from ensemblab.errors import ConfigError
-from ensemblab.projects.mineral_ruel.stn import build_stn
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _RESNETS = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.models.resnet34,
             "resnet50": torchvision.models.resnet50, "resnet101": torchvision.models.resnet101}
 
@@ -120,27 +124,26 @@ class DecoderBlock(nn.Module):
 
 
 class ResUNet(nn.Module):
-    """STN (optional) -> ResNet encoder -> U-Net decoder -> 1x1 classifier.
+    """ImageNet input normalisation -> ResNet encoder -> U-Net decoder -> 1x1 classifier.
 
     Args:
         num_classes: output classes ``C``.
         backbone: encoder name (paper: ``resnet50``).
         activation: ``leaky_relu`` (paper, slope 0.1) or ``relu``, used in encoder and decoder.
-        stn: ``none``, ``trained`` (a learned affine STN) or ``identity`` (a fixed identity
-            resample: what the authors' code effectively runs, see :mod:`.stn`).
         decoder_channels: channels of the decoder blocks, deepest first (one per encoder stage).
-        weights: optional local ImageNet weights for the encoder.
+        slope: negative slope of LeakyReLU.
+        weights: optional local torchvision ImageNet weights for the encoder.
 
-    Forward: ``[B, 3, H, W]`` (H, W multiples of 2**depth) -> logits ``[B, C, H, W]``.
+    Forward: ``[B, 3, H, W]`` in [0, 1] (H, W multiples of 2**depth) -> logits ``[B, C, H, W]``.
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet50",
-                 activation: str = "leaky_relu", stn: str = "none",
+                 activation: str = "leaky_relu",
                  decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
                  slope: float = 0.1, weights: str | None = None):
         super().__init__()
         depth = len(decoder_channels)
-        self.stn = build_stn(stn)
+        self.input_norm = InputNorm(IMAGENET_MEAN, IMAGENET_STD)
         self.encoder = ResNetEncoder(backbone, activation, slope, weights, depth)
         enc = self.encoder.out_channels  # strides 2, 4, 8, ... (deepest last)
         skips = [*enc[-2::-1], 0]  # the full-resolution block has no skip
@@ -151,9 +154,7 @@ class ResUNet(nn.Module):
         self.head = nn.Conv2d(decoder_channels[-1], num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stn is not None:
-            x = self.stn(x)
-        feats = self.encoder(x)
+        feats = self.encoder(self.input_norm(x))
         y = feats[-1]
         for block, skip in zip(self.decoder, [*feats[-2::-1], None]):
             y = block(y, skip)

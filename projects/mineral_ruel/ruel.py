@@ -23,7 +23,7 @@ import numpy as np
 
 from ensemblab.errors import EnsemblabError
 from ensemblab.metrics.semantic import confusion_matrix, semantic_scores
-from ensemblab.projects.mineral_ruel.inference import Learner, upsample_labels
+from ensemblab.projects.mineral_ruel.inference import Learner
 from ensemblab.voting import plurality_vote, rank_weights, weighted_vote
 
 
@@ -94,25 +94,18 @@ def all_schemes(n_learners: int) -> list[Scheme]:
     return [Scheme(n, m) for n in range(3, n_learners + 1) for m in ("pv", "wv")]
 
 
-def common_size(maps: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Resize label maps of learners with different ``scale`` to the largest one (nearest)."""
-    shape = max((m.shape for m in maps), key=lambda s: s[0] * s[1])
-    return [upsample_labels(m, shape) for m in maps]
-
-
 def rank_learners(learners: Sequence[Learner], images: Sequence[tuple[np.ndarray, np.ndarray]],
                   class_index: int | None, num_classes: int):
     """Score every learner on the ranking images; return them best first.
 
     Returns:
-        ``(ranked learners, their scores, their label maps per image [M][image] at the common
-        working size)``; ties keep the given order (stable sort).
+        ``(ranked learners, their scores, their full-resolution label maps per image
+        [M][image])``; ties keep the given order (stable sort).
     """
     maps = [[learner.predict(image)[0] for image, _ in images] for learner in learners]
     scores = []
     for per_image in maps:
-        cm = sum(confusion_matrix(upsample_labels(p, m.shape), m, num_classes)
-                 for p, (_, m) in zip(per_image, images))
+        cm = sum(confusion_matrix(p, m, num_classes) for p, (_, m) in zip(per_image, images))
         scores.append(rank_score(cm, class_index))
     order = sorted(range(len(learners)), key=lambda i: -scores[i])
     return [learners[i] for i in order], [scores[i] for i in order], [maps[i] for i in order]
@@ -123,10 +116,9 @@ def score_schemes(maps: Sequence[Sequence[np.ndarray]], masks: Sequence[np.ndarr
     """Confusion matrix of every scheme over images, from precomputed ranked label maps."""
     cms = {s.name: np.zeros((num_classes, num_classes), np.int64) for s in schemes}
     for i, mask in enumerate(masks):
-        stack = np.stack(common_size([per_learner[i] for per_learner in maps]))
+        stack = np.stack([per_learner[i] for per_learner in maps])
         for scheme in schemes:
-            fused = vote(stack, scheme, num_classes)
-            cms[scheme.name] += confusion_matrix(upsample_labels(fused, mask.shape), mask,
+            cms[scheme.name] += confusion_matrix(vote(stack, scheme, num_classes), mask,
                                                  num_classes)
     return cms
 
@@ -151,14 +143,13 @@ def evaluate_test(learners: Sequence[Learner], schemes: Sequence[Scheme], images
         maps, secs = [], []
         for learner in learners:
             labels, seconds = learner.predict(image)
-            tallies[learner.name].add(upsample_labels(labels, mask.shape), mask, seconds)
+            tallies[learner.name].add(labels, mask, seconds)
             maps.append(labels)
             secs.append(seconds)
-        stack = np.stack(common_size(maps))
+        stack = np.stack(maps)
         for scheme in schemes:
             start = time.perf_counter()
             fused = vote(stack, scheme, num_classes)
             voted = time.perf_counter() - start
-            tallies[scheme.name].add(upsample_labels(fused, mask.shape), mask,
-                                     sum(secs[:scheme.n]) + voted, voted)
+            tallies[scheme.name].add(fused, mask, sum(secs[:scheme.n]) + voted, voted)
     return tallies

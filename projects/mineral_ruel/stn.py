@@ -72,6 +72,33 @@ class IdentityResample(nn.Module):
         return affine_resample(x, theta)
 
 
+class STNInFront(nn.Module):
+    """An optional STN in front of a segmentation network (sec. 2.3.6, Fig. 4).
+
+    Args:
+        net: the segmentation network; must have an ``encoder`` attribute (frozen in the first
+            training stage).
+        stn: ``none``, ``trained`` or ``identity`` (see :func:`build_stn`).
+
+    Forward: ``[B, 3, H, W]`` in [0, 1] -> the net's logits ``[B, C, H, W]``; the STN resamples
+    the image before the net normalises it (out-of-image samples are black, like the resin).
+    """
+
+    def __init__(self, net: nn.Module, stn: str = "none"):
+        super().__init__()
+        self.stn = build_stn(stn)
+        self.net = net
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stn is not None:
+            x = self.stn(x)
+        return self.net(x)
+
+
 def build_stn(mode: str) -> nn.Module | None:
     """``none`` -> None, ``trained`` -> :class:`SpatialTransformer`, ``identity`` ->
     :class:`IdentityResample`."""

@@ -2,11 +2,20 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from ensemblab.cli import main
-from ensemblab.errors import DataError
-from ensemblab.projects.mineral_ruel.data import TileDataset, holdout_split, load_pair, split_pairs
+from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.mineral_ruel.classes import resolve_classes
+from ensemblab.projects.mineral_ruel.data import (
+    RandomCropDataset,
+    TileDataset,
+    holdout_split,
+    load_pair,
+    load_scaled,
+    split_pairs,
+)
 from ensemblab.synthetic.minerals import MINERAL_CLASSES, make_mineral_image, write_mineral_dataset
 
 
@@ -32,9 +41,57 @@ def test_pairs_holdout_and_tiles(dataset):
     train, rank = holdout_split(pairs, 0.25, seed=0)
     assert len(rank) == 1 and len(train) == 3 and not set(rank) & set(train)
     assert holdout_split(pairs, 0.25, seed=0) == (train, rank)
-    tiles = TileDataset(train, 9, tile=32)
+    tiles = TileDataset(*load_scaled(train, 9, 1.0, 32), tile=32)
     image, mask = tiles[0]
     assert len(tiles) == 3 * 4 and image.shape == (3, 32, 32) and mask.shape == (32, 32)
+    assert 0 <= image.min() and image.max() <= 1  # learners normalise their own input
+
+
+def test_random_crops_are_aligned_reproducible_and_cover_the_images():
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8),
+              rng.integers(0, 256, (40, 32, 3), dtype=np.uint8)]
+    masks = [rng.integers(0, 9, im.shape[:2], dtype=np.uint8) for im in images]
+    crops = RandomCropDataset(images, masks, tile=32, length=300, seed=1)
+    assert len(crops) == 300
+    x, y = crops[5]
+    k, y0, x0 = crops.crop_box(5)
+    assert x.shape == (3, 32, 32) and y.shape == (32, 32)
+    assert np.array_equal(y.numpy(), masks[k][y0:y0 + 32, x0:x0 + 32])
+    assert np.allclose(x.numpy() * 255, images[k][y0:y0 + 32, x0:x0 + 32].transpose(2, 0, 1))
+    assert torch.equal(crops[5][0], x)  # same epoch, same item
+    first_epoch = [crops.crop_box(i) for i in range(20)]
+    crops.epoch = 1
+    assert sum(a != b for a, b in zip(first_epoch, [crops.crop_box(i) for i in range(20)])) > 15
+    crops.epoch = 0
+    # Every pixel of both images is seen, borders included, and images in proportion to area.
+    seen = [np.zeros(m.shape, int) for m in masks]
+    for i in range(len(crops)):
+        k, y0, x0 = crops.crop_box(i)
+        seen[k][y0:y0 + 32, x0:x0 + 32] += 1
+    assert all((s > 0).all() for s in seen)
+    share = sum(crops.crop_box(i)[0] == 0 for i in range(len(crops))) / len(crops)
+    assert abs(share - 64 * 96 / (64 * 96 + 40 * 32)) < 0.08
+
+
+def test_class_list_comes_from_the_dataset(dataset):
+    (dataset / "classes.txt").write_text("# name per line\nresin\nquartz\n\nore\n")
+    assert resolve_classes(None, dataset) == ["resin", "quartz", "ore"]
+    assert len(resolve_classes("lumenstone")) == 13 and len(resolve_classes("minerals9")) == 9
+    with pytest.raises(ConfigError, match="unknown mineral class set 'lumenston'"):
+        resolve_classes("lumenston")
+    (dataset / "classes.txt").unlink()
+    with pytest.raises(DataError, match="classes.txt: class list not found"):
+        resolve_classes(None, dataset)
+
+
+def test_label_outside_a_dataset_class_list_names_the_file_and_value(dataset, tmp_path, capsys):
+    (dataset / "classes.txt").write_text("background\ngangue\npyrite\n")  # 3 classes: 0..2
+    code = main(["mineral_ruel", "train", "--config", "synthetic_quick", "--data", str(dataset),
+                 "--out", str(tmp_path / "run"), "--device", "cpu", "data.classes=null"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "seg/train/000.png: label values" in err and "not in the allowed set" in err
 
 
 def test_corrupt_image_names_the_file(dataset):

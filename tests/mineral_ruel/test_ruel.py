@@ -1,11 +1,13 @@
 """RUEL ranking, voting schemes, timing and tables on hand-made label maps."""
 
+import json
+
 import numpy as np
 import pytest
 
 from ensemblab.errors import EnsemblabError
 from ensemblab.projects.mineral_ruel import ruel
-from ensemblab.projects.mineral_ruel.report import summarise, write_results
+from ensemblab.projects.mineral_ruel.report import seed_summary, summarise, write_results
 
 
 class FakeLearner:
@@ -69,7 +71,28 @@ def test_ranking_orders_by_class_iou_and_test_scores_and_times(tmp_path):
     assert "Table 6" in text and "Table 7" in text and (tmp_path / "results.json").is_file()
 
 
-def test_maps_of_different_scales_are_brought_to_one_size():
-    small, big = np.zeros((2, 3), np.uint8), np.ones((4, 6), np.uint8)
-    out = ruel.common_size([small, big])
-    assert all(m.shape == (4, 6) for m in out)
+def _seed_folder(root, seed, miou_a, miou_b, miou_scheme, chosen="RUEL-3-WV"):
+    row = lambda m: {"f1": m, "rank_iou": m, "miou": m}  # noqa: E731
+    folder = root / f"s{seed}"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"rank_label": "gangue", "rows": {
+        "a": row(miou_a), "b": row(miou_b), chosen: row(miou_scheme)}}))
+    top = "a" if seed != 2 else "b"  # the hold-out ranks b first in seed 2
+    (folder / "ensemble.json").write_text(json.dumps({
+        "members": [f"/runs/s{seed}/{top}", "/runs/x"], "chosen_scheme": chosen}))
+    return folder
+
+
+def test_seed_summary_pairs_the_chosen_scheme_with_the_top_ranked_learner(tmp_path):
+    folders = [_seed_folder(tmp_path, 0, 0.50, 0.40, 0.56),
+               _seed_folder(tmp_path, 1, 0.60, 0.50, 0.58),
+               _seed_folder(tmp_path, 2, 0.70, 0.52, 0.64)]
+    summary = seed_summary(folders, tmp_path / "out")
+    # top-ranked (hold-out): a, a, b -> 0.50, 0.60, 0.52; chosen scheme 0.56, 0.58, 0.64.
+    assert summary["rows"]["top-ranked learner (hold-out)"]["miou"] == [0.50, 0.60, 0.52]
+    assert summary["gain_miou"] == pytest.approx([0.06, -0.02, 0.12])
+    assert "in 2 of 3 seeds" in summary["sentence"]
+    text = (tmp_path / "out" / "seeds.md").read_text()
+    # a: 50, 60, 70 -> mean 60.00, sample std 10.00
+    assert "| a | 60.00 ± 10.00 | 60.00 ± 10.00 | 60.00 ± 10.00 |" in text
+    assert "seed 2: b / RUEL-3-WV" in text
