@@ -173,7 +173,7 @@ def to_torchvision_state(d2_state: dict[str, torch.Tensor], own: dict[str, torch
         DataError: one line naming the missing (ours without a source), unexpected (theirs
             without a place, except :data:`IGNORED`) and mis-shaped tensors.
     """
-    out, unexpected, misshaped = {}, [], []
+    out, unexpected, misshaped, placed = {}, [], [], set()
     for name, tensor in d2_state.items():
         ours = torchvision_name(name)
         if ours is None or ours not in own:
@@ -181,11 +181,12 @@ def to_torchvision_state(d2_state: dict[str, torch.Tensor], own: dict[str, torch
                 unexpected.append(name)
             continue
         value = _to_ours(ours, tensor)
+        placed.add(ours)
         if tuple(value.shape) != tuple(own[ours].shape):
             misshaped.append(f"{name} {list(tensor.shape)}")
             continue
         out[ours] = value.to(own[ours].dtype)
-    missing = [detectron2_name(k) or k for k in own if k not in out]
+    missing = [detectron2_name(k) or k for k in own if k not in placed]
     if missing or unexpected or misshaped:
         parts = [f"{len(v)} {kind} ({', '.join(v[:8])}{', ...' if len(v) > 8 else ''})"
                  for kind, v in (("missing", missing), ("unexpected", unexpected),

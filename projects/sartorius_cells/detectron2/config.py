@@ -16,6 +16,7 @@ key at once: a silent partial import would produce a different model.
 
 from __future__ import annotations
 
+import ast
 import copy
 from pathlib import Path
 from typing import Any
@@ -195,7 +196,13 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples -> lists, recursively (yacs treats them alike)."""
+    """A value as yacs decodes it: strings that are Python literals (``"(640, 672)"``, which
+    detectron2's configs use for tuples) are evaluated; tuples become lists."""
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            return value
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
