@@ -9,4 +9,15 @@ Sibling folders are mapped in as :mod:`ensemblab.ensemble`, :mod:`ensemblab.tabu
 
 __version__ = "0.1.0"
 
-PROJECTS = ("sartorius_cells", "mineral_ruel", "fre_unet", "crossattn_vl", "battery_crystal")
+
+def __getattr__(name: str):
+    """``ensemblab.PROJECTS``: names of the installed projects, in the demo's order.
+
+    Read from the ``ensemblab.projects`` entry-point group on first use
+    (:func:`ensemblab.installed_projects.installed_projects`).
+    """
+    if name == "PROJECTS":
+        from ensemblab.installed_projects import installed_projects
+
+        return tuple(installed_projects())
+    raise AttributeError(f"module 'ensemblab' has no attribute {name!r}")

@@ -1,9 +1,11 @@
 """The ``ensemblab`` console script.
 
 ``ensemblab demo`` runs every project on synthetic data. ``ensemblab <project> <verb> ...``
-dispatches to the project's own parser: each project package ``ensemblab.projects.<name>``
-has a ``cli`` module with ``register(subparsers)`` that adds a ``<name>`` sub-parser whose verbs
-set ``func(args) -> int``.
+dispatches to the project's own parser: each project found in the ``ensemblab.projects``
+entry-point group (:mod:`ensemblab.installed_projects`) names a ``cli`` module with
+``register(subparsers)`` that adds a ``<name>`` sub-parser whose verbs set
+``func(args) -> int``. The core then adds the verbs every project shares
+(:func:`ensemblab.cli_common.add_common_verbs`) where the project has not defined its own.
 
 Exit status: 0 on success; 2 with one line on stderr for an error a user can fix
 (:class:`ensemblab.errors.EnsemblabError`: bad data, config or path); 1 for any other exception,
@@ -15,8 +17,6 @@ checkpoint (which ``--resume`` can continue from).
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import os
 import shutil
 import sys
@@ -25,18 +25,10 @@ import time
 import traceback
 from pathlib import Path
 
-from ensemblab import PROJECTS, __version__
+from ensemblab import __version__
+from ensemblab.cli_common import add_common_verbs
 from ensemblab.errors import EnsemblabError
-
-
-def _project_cli(name: str):
-    module = f"ensemblab.projects.{name}.cli"
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    return importlib.import_module(module)
+from ensemblab.installed_projects import installed_projects
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run all five projects on built-in synthetic data")
     demo.add_argument("--out", default="demo_out", help="report folder (default: demo_out)")
-    demo.add_argument("--only", nargs="*", default=None, choices=PROJECTS,
+    projects = installed_projects()
+    demo.add_argument("--only", nargs="*", default=None, choices=tuple(projects),
                       help="run only these projects")
     demo.add_argument("--device", default="auto", help="auto | cpu | cuda")
     demo.set_defaults(func=_run_demo)
     from ensemblab.backbones.cli import register as register_weights
 
     register_weights(sub)
-    for name in PROJECTS:
-        cli = _project_cli(name)
+    for name, entry in projects.items():
+        cli = entry.load_cli()
         if cli is not None:
             cli.register(sub)
+            add_common_verbs(sub.choices[name])
     return parser
 
 
@@ -108,8 +102,7 @@ def _print_config(args: argparse.Namespace) -> int:
 
     if not args.config:
         raise EnsemblabError("--print-config needs --config")
-    package = importlib.import_module(f"ensemblab.projects.{args.command}")
-    path = find_config(args.config, Path(package.__file__).parent / "configs")
+    path = find_config(args.config, installed_projects()[args.command].config_dir())
     cfg = load_config(path, list(getattr(args, "overrides", [])))
     print(render_config(cfg, path), end="")
     return 0

@@ -1,30 +1,19 @@
 """``ensemblab demo``: every project on built-in synthetic data, one markdown report.
 
-Each project package provides ``ensemblab.projects.<name>.demo.run_demo(out_dir, device)``
-that generates its synthetic data under ``out_dir``, trains briefly, evaluates, predicts, and
-returns a markdown section (figures referenced relative to ``out_dir``). This module runs
-them in order and writes ``OUT/report.md``.
+Each installed project (:mod:`ensemblab.installed_projects`) may have a ``demo`` module beside
+its ``cli`` with ``run_demo(out_dir, device)`` that generates its synthetic data under
+``out_dir``, trains briefly, evaluates, predicts, and returns a markdown section (figures
+referenced relative to ``out_dir``). This module runs them in the order of
+:func:`~ensemblab.installed_projects.installed_projects` and writes ``OUT/report.md``.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from pathlib import Path
 
-from ensemblab import PROJECTS
+from ensemblab.installed_projects import installed_projects
 from ensemblab.io import atomic_write_text
-
-
-def _demo_module(name: str):
-    module = f"ensemblab.projects.{name}.demo"
-    try:
-        if importlib.util.find_spec(module) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    return importlib.import_module(module)
 
 
 def run_demo(out: str | Path, only: list[str] | None = None, device: str = "auto") -> Path:
@@ -34,8 +23,9 @@ def run_demo(out: str | Path, only: list[str] | None = None, device: str = "auto
     sections = ["# ensemblab demo report", "",
                 "Every project trained briefly on built-in synthetic data (see each section).", ""]
     summary = ["| project | status | seconds |", "|---|---|---|"]
-    for name in only or PROJECTS:
-        mod = _demo_module(name)
+    projects = installed_projects()
+    for name in only or projects:
+        mod = projects[name].load_demo() if name in projects else None
         if mod is None:
             summary.append(f"| {name} | not installed | - |")
             continue
