@@ -1,14 +1,12 @@
-"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes}``."""
+"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes,compare}``."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
 from ensemblab.config import find_config, load_config
-from ensemblab.errors import DataError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -79,18 +77,36 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _magnitudes(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes
+    from ensemblab.io import write_csv
+    from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes, read_magnitudes
 
     series = {}
     for run in args.runs:
-        path = Path(run) / "feature_magnitude.csv"
-        if not path.is_file():
-            raise DataError(path, "not found (train with train.track_magnitudes=true)")
-        with open(path) as fh:
-            rows = list(csv.DictReader(fh))
-        label = "/".join(Path(run).resolve().parts[-2:])  # e.g. fre/seed0: seed names repeat
-        series[label] = [(int(r["epoch"]), float(r["deep"]), float(r["skip"])) for r in rows]
-    print(plot_feature_magnitudes(series, args.out))
+        parts = Path(run).resolve().parts
+        # A seed run is labelled with its variant (fre/seed0); a folder of seeds by its name.
+        single = (Path(run) / "feature_magnitude.csv").is_file()
+        label = "/".join(parts[-2:]) if single else f"{parts[-1]} (mean of seeds)"
+        series[label] = read_magnitudes(run)
+    out = plot_feature_magnitudes(series, args.out)
+    write_csv(out.with_suffix(".csv"), ["series", "epoch", "deep", "skip"],
+              [(label, *row) for label, rows in series.items() for row in rows])
+    print(out)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from ensemblab.projects.fre_unet.paired import compare_runs
+
+    result = compare_runs(args.runs_a, args.runs_b, args.out, split=args.split, data=args.data,
+                          device=args.device, confidence=args.confidence)
+    r = result["rows"]["miou"]
+    print(f"{args.split} mIoU over seeds {result['seeds']}: "
+          f"{Path(args.runs_a).name} {100 * r['a_mean']:.2f} ± {100 * r['a_std']:.2f}, "
+          f"{Path(args.runs_b).name} {100 * r['b_mean']:.2f} ± {100 * r['b_std']:.2f}; "
+          f"paired difference {100 * r['diff_mean']:+.2f} "
+          f"[{100 * r['ci_low']:+.2f}, {100 * r['ci_high']:+.2f}] "
+          f"({round(100 * args.confidence)}% CI), p = {r['p_value']:.3f}; "
+          f"{Path(args.out) / 'compare.md'}")
     return 0
 
 
@@ -135,6 +151,18 @@ def register(subparsers) -> None:
     p.set_defaults(func=_table)
 
     p = verbs.add_parser("magnitudes", help="plot deep vs skip feature magnitudes of runs")
-    p.add_argument("runs", nargs="+", help="run folders holding feature_magnitude.csv")
-    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("runs", nargs="+", help="run folders holding feature_magnitude.csv, or "
+                                           "folders of seed runs (averaged over the seeds)")
+    p.add_argument("--out", required=True, help="PNG to write (and the series as .csv)")
     p.set_defaults(func=_magnitudes)
+
+    p = verbs.add_parser("compare", help="paired-seed comparison of two variants: mean ± std, "
+                                         "paired difference and its t interval")
+    p.add_argument("--runs-a", required=True, help="folder of variant A's seed runs (seed*/)")
+    p.add_argument("--runs-b", required=True, help="folder of variant B's seed runs (seed*/)")
+    p.add_argument("--out", required=True, help="folder for compare.json and compare.md")
+    p.add_argument("--data", required=False, help="dataset folder (default: the runs' own)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--split", default="test", help="train | val | test (default test)")
+    p.add_argument("--confidence", type=float, default=0.95, help="interval level")
+    p.set_defaults(func=_compare)

@@ -7,10 +7,16 @@ Three on-disk layouts are read (``data.format``):
 * ``folder``: any image folder and label folder paired by identical stems (``a.png`` <->
   ``a.png``), e.g. a mouse-liver-like 3-class set with class-index PNGs.
 * ``tiff_stack``: one multi-page TIFF of images and one of labels (ISBI 2012
-  ``train-volume.tif`` / ``train-labels.tif``, binary membranes).
+  ``train-volume.tif`` / ``train-labels.tif``, binary membranes). ``data.image_stack`` /
+  ``data.label_stack`` name them; left null, they are found in the folder: the label stack is
+  the one TIFF whose name contains ``label``, the image stack the other TIFF, or, when there
+  are several (ISBI also ships ``test-volume.tif``), the one whose name shares the longest
+  prefix with the label stack's (``train-``).
 
 Label files hold grey values; ``data.label_map`` turns them into class indices and any other
-value is an error naming the file. Pinned maps (Sec. 4 of the paper uses 4 ssTEM classes):
+value is an error naming the file. Left null it is ``isbi2012`` for ``tiff_stack`` and
+``sstem`` for ``slices``; ``folder`` needs an explicit one. Pinned maps (Sec. 4 of the paper
+uses 4 ssTEM classes):
 
 * ``sstem``: 0, 32, 64, 96 (membrane orientations) and 128 (junction) -> membrane (1);
   191 -> mitochondria (2); 223 -> synapse (3); 159 (glia) and 255 (intracellular) ->
@@ -38,6 +44,7 @@ ISBI_LABEL_MAP = {0: 1, 255: 0}
 PINNED_MAPS = {"sstem": (SSTEM_CLASSES, SSTEM_LABEL_MAP),
                "isbi2012": (ISBI_CLASSES, ISBI_LABEL_MAP)}
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+DEFAULT_MAPS = {"slices": "sstem", "tiff_stack": "isbi2012"}
 
 
 @dataclass
@@ -50,8 +57,17 @@ class Slice:
 
 
 def resolve_label_map(cfg: dict[str, Any]) -> tuple[tuple[str, ...], dict[int, int]]:
-    """``(class names, {grey value: class index})`` from ``data.label_map`` / ``data.classes``."""
-    spec = cfg.get("label_map", "sstem")
+    """``(class names, {grey value: class index})`` from ``data.label_map`` / ``data.classes``.
+
+    ``label_map`` is a pinned name, a mapping, or null (the pinned map of ``data.format``).
+    """
+    spec = cfg.get("label_map")
+    if spec is None:
+        fmt = cfg.get("format", "slices")
+        if fmt not in DEFAULT_MAPS:
+            raise ConfigError(f"data.label_map: needed for data.format={fmt!r} (a mapping grey "
+                              f"value -> class index, with data.classes)")
+        spec = DEFAULT_MAPS[fmt]
     if isinstance(spec, str):
         if spec not in PINNED_MAPS:
             raise ConfigError(f"data.label_map: unknown name {spec!r} (use {sorted(PINNED_MAPS)} "
@@ -104,6 +120,42 @@ def _numbered(folder: Path) -> dict[int, Path]:
     return out
 
 
+def _stem_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def find_stacks(root: Path, cfg: dict[str, Any]) -> tuple[Path, Path]:
+    """``(image stack, label stack)`` of a ``tiff_stack`` folder: configured or detected.
+
+    Raises:
+        DataError: the folder holds no single label TIFF or no matching image TIFF.
+    """
+    image, label = cfg.get("image_stack"), cfg.get("label_stack")
+    if image and label:
+        return root / image, root / label
+    tiffs = sorted(p for p in root.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
+    labels = [p for p in tiffs if "label" in p.name.lower()]
+    if label:
+        labels = [root / label]
+    if len(labels) != 1:
+        raise DataError(root, f"{len(labels)} label TIFFs (names with 'label': "
+                              f"{[p.name for p in labels]}); set data.label_stack")
+    if image:
+        return root / image, labels[0]
+    images = [p for p in tiffs if p != labels[0] and "label" not in p.name.lower()]
+    if not images:
+        raise DataError(root, f"no image TIFF beside {labels[0].name}; set data.image_stack")
+    scores = [_stem_prefix(p.stem.lower(), labels[0].stem.lower()) for p in images]
+    best = [p for p, s in zip(images, scores) if s == max(scores)]
+    if len(best) > 1:
+        raise DataError(root, f"image TIFFs {[p.name for p in best]} all match "
+                              f"{labels[0].name}; set data.image_stack")
+    return best[0], labels[0]
+
+
 def _checked(image: np.ndarray, label: np.ndarray, name: str, label_src: str | Path,
              mapping: dict[int, int]) -> Slice:
     if image.ndim == 3:
@@ -129,7 +181,7 @@ def load_slices(root: str | Path, cfg: dict[str, Any]) -> list[Slice]:
     _, mapping = resolve_label_map(cfg)
     fmt = cfg.get("format", "slices")
     if fmt == "tiff_stack":
-        img_path, lab_path = root / cfg["image_stack"], root / cfg["label_stack"]
+        img_path, lab_path = find_stacks(root, cfg)
         images, labels = read_tiff_stack(img_path), read_tiff_stack(lab_path)
         if images.shape != labels.shape:
             raise DataError(lab_path, f"label stack shape {labels.shape} != image stack "

@@ -3,7 +3,11 @@
 The paper crops each 1024x1024 ssTEM section into 16 tiles of 256x256 (Sec. 4). Here every
 slice is first resized by ``data.scale`` (1.0 in the paper configs, 0.5 on CPU: 16 tiles of
 128 covering the same fields), cropped to a multiple of ``data.tile`` and cut into a grid of
-non-overlapping tiles. Training tiles are flipped / rotated by multiples of 90 degrees.
+non-overlapping tiles. Validation and test always use that grid. Training tiles are flipped /
+rotated by multiples of 90 degrees; with ``data.random_crops`` each training tile is instead
+cut at a random position of a random training section (as many tiles per epoch as the grid
+holds), and ``data.intensity_jitter`` scales contrast and shifts brightness by up to that
+fraction (EM sections differ in contrast).
 """
 
 from __future__ import annotations
@@ -45,25 +49,69 @@ def tile_slices(slices: list[Slice], tile: int, scale: float = 1.0
     return np.stack(images), np.stack(labels)
 
 
+def augment_pair(x: torch.Tensor, y: torch.Tensor, jitter: float = 0.0
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random rotation by k * 90 degrees, flip, and contrast/brightness jitter.
+
+    Args:
+        x: image ``[1, t, t]`` in [0, 1].
+        y: labels ``[t, t]``.
+        jitter: contrast factor in ``[1 - j, 1 + j]`` about 0.5, brightness shift in ``[-j, j]``.
+    """
+    k = int(torch.randint(0, 4, ()))
+    x, y = torch.rot90(x, k, (1, 2)), torch.rot90(y, k, (0, 1))
+    if torch.rand(()) < 0.5:
+        x, y = x.flip(2), y.flip(1)
+    if jitter > 0:
+        contrast, shift = (jitter * (2 * torch.rand(2) - 1)).tolist()
+        x = ((x - 0.5) * (1.0 + contrast) + 0.5 + shift).clamp(0.0, 1.0)
+    return x.contiguous(), y.contiguous()
+
+
 class TileDataset(Dataset):
     """``(image float[1, t, t] in [0, 1], label int64[t, t])`` pairs, optionally augmented."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: bool = False):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, augment: bool = False,
+                 jitter: float = 0.0):
         self.images = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
         self.labels = torch.from_numpy(labels.astype(np.int64))
         self.augment = augment
+        self.jitter = jitter
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = self.images[i], self.labels[i]
-        if self.augment:
-            k = int(torch.randint(0, 4, ()))
-            x, y = torch.rot90(x, k, (1, 2)), torch.rot90(y, k, (0, 1))
-            if torch.rand(()) < 0.5:
-                x, y = x.flip(2), y.flip(1)
-        return x.contiguous(), y.contiguous()
+        return augment_pair(x, y, self.jitter) if self.augment else (x, y)
+
+
+class RandomCropDataset(Dataset):
+    """Augmented ``tile x tile`` crops at random positions of whole sections.
+
+    Args:
+        slices: the training sections (already rescaled), each at least ``tile`` on a side.
+        tile: crop side.
+        length: crops per epoch.
+        jitter: see :func:`augment_pair`.
+    """
+
+    def __init__(self, slices: list[Slice], tile: int, length: int, jitter: float = 0.0):
+        self.images = [torch.from_numpy(s.image).float().div_(255.0)[None] for s in slices]
+        self.labels = [torch.from_numpy(s.label.astype(np.int64)) for s in slices]
+        self.tile, self.length, self.jitter = tile, length, jitter
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k = int(torch.randint(0, len(self.images), ()))
+        h, w = self.labels[k].shape
+        top = int(torch.randint(0, h - self.tile + 1, ()))
+        left = int(torch.randint(0, w - self.tile + 1, ()))
+        window = (slice(top, top + self.tile), slice(left, left + self.tile))
+        return augment_pair(self.images[k][(slice(None), *window)], self.labels[k][window],
+                            self.jitter)
 
 
 class EMTileData(L.LightningDataModule):
@@ -79,7 +127,7 @@ class EMTileData(L.LightningDataModule):
         self.root = Path(root)
         self.cfg = cfg
         self.classes, _ = resolve_label_map(cfg)
-        self.tiles: dict[str, TileDataset] = {}
+        self.tiles: dict[str, Dataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.tiles:
@@ -87,9 +135,15 @@ class EMTileData(L.LightningDataModule):
         split = self.cfg.get("split") or DEFAULT_SPLIT
         parts = split_slices(load_slices(self.root, self.cfg), split)
         tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
+        jitter = float(self.cfg.get("intensity_jitter") or 0.0)
         for name, slices in parts.items():
             images, labels = tile_slices(slices, tile, scale)
-            self.tiles[name] = TileDataset(images, labels, augment=name == "train")
+            if name == "train" and self.cfg.get("random_crops"):
+                sections = [Slice(s.name, *rescale(s.image, s.label, scale)) for s in slices]
+                self.tiles[name] = RandomCropDataset(sections, tile, len(images), jitter)
+            else:
+                self.tiles[name] = TileDataset(images, labels, augment=name == "train",
+                                               jitter=jitter)
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         self.setup()

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ensemblab.backbones import lightning_precision
 from ensemblab.data.images import read_image, write_png
 from ensemblab.engine import (
     best_checkpoint,
     build_trainer,
     fit,
+    lightning_accelerator,
     load_checkpoint,
     load_weights,
     open_run,
@@ -48,7 +50,8 @@ def build_module(cfg: dict[str, Any], class_names: list[str]) -> FRESegmentation
                            weight_decay=float(train.get("weight_decay", 0.0)),
                            supervision_lambda=float(train.get("supervision_lambda", 0.5)),
                            seed=int(cfg.get("seed", 0)),
-                           schedule=str(train.get("schedule", "cosine")))
+                           schedule=str(train.get("schedule", "cosine")),
+                           loss=str(train.get("loss", "ce")))
 
 
 def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
@@ -67,8 +70,10 @@ def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
     module = build_module(cfg, list(datamodule.classes))
     train = cfg.get("train", {})
     callbacks = [FeatureMagnitudeTracker(run_dir)] if train.get("track_magnitudes", True) else []
+    precision = lightning_precision(bool(train.get("bf16")), lightning_accelerator(device)[0])
     trainer = build_trainer(run_dir, int(train.get("epochs", 10)), device=device,
-                            monitor="val/miou", mode="max", callbacks=callbacks,
+                            precision=precision, monitor="val/miou", mode="max",
+                            callbacks=callbacks,
                             log_every_n_steps=int(train.get("log_every_n_steps", 10)),
                             progress_bar=progress_bar)
     fit(trainer, module, datamodule=datamodule, resume=resume)

@@ -3,11 +3,19 @@
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image
 
 from ensemblab.errors import ConfigError, DataError
-from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, load_slices, split_slices
-from ensemblab.projects.fre_unet.datamodule import EMTileData, tile_slices
+from ensemblab.projects.fre_unet.data import (
+    SSTEM_LABEL_MAP,
+    Slice,
+    find_stacks,
+    load_slices,
+    resolve_label_map,
+    split_slices,
+)
+from ensemblab.projects.fre_unet.datamodule import EMTileData, RandomCropDataset, tile_slices
 from ensemblab.synthetic.em import make_em_stack
 from ensemblab.testing import real_data
 
@@ -63,6 +71,63 @@ def test_isbi_tiff_stack_and_mismatch(tmp_path):
     tifffile.imwrite(tmp_path / "train-labels.tif", lab[:, :8])
     with pytest.raises(DataError, match="train-labels.tif: label stack shape"):
         load_slices(tmp_path, cfg)
+
+
+def test_tiff_stacks_found_by_name_with_format_default_map(tmp_path):
+    vol = np.random.default_rng(0).integers(0, 255, (2, 8, 8), dtype=np.uint8)
+    lab = np.where(vol > 128, 255, 0).astype(np.uint8)
+    # ISBI 2012's download: two volumes, one label stack; the train volume shares its prefix.
+    tifffile.imwrite(tmp_path / "train-volume.tif", vol)
+    tifffile.imwrite(tmp_path / "test-volume.tif", vol[::-1])
+    tifffile.imwrite(tmp_path / "train-labels.tif", lab)
+    cfg = {"format": "tiff_stack", "image_stack": None, "label_stack": None,
+           "label_map": None, "classes": None}
+    assert find_stacks(tmp_path, cfg) == (tmp_path / "train-volume.tif",
+                                          tmp_path / "train-labels.tif")
+    assert resolve_label_map(cfg) == (("background", "membrane"), {0: 1, 255: 0})
+    slices = load_slices(tmp_path, cfg)
+    assert np.array_equal(slices[0].image, vol[0])
+    assert np.array_equal(slices[1].label, (lab[1] == 0).astype(np.uint8))
+    assert find_stacks(tmp_path, {**cfg, "image_stack": "test-volume.tif"})[0].name == \
+        "test-volume.tif"
+    tifffile.imwrite(tmp_path / "train-volumf.tif", vol)
+    with pytest.raises(DataError, match="all match train-labels.tif; set data.image_stack"):
+        find_stacks(tmp_path, cfg)
+    tifffile.imwrite(tmp_path / "val-labels.tif", lab)
+    with pytest.raises(DataError, match="2 label TIFFs .*set data.label_stack"):
+        find_stacks(tmp_path, cfg)
+    with pytest.raises(ConfigError, match="needed for data.format='folder'"):
+        resolve_label_map({"format": "folder", "label_map": None})
+
+
+def test_binary_stack_with_custom_mapping(tmp_path):
+    lab = np.zeros((2, 8, 8), np.uint8)
+    lab[:, :, :2] = 1
+    tifffile.imwrite(tmp_path / "em.tif", np.full((2, 8, 8), 7, np.uint8))
+    tifffile.imwrite(tmp_path / "em_labels.tif", lab)
+    cfg = {"format": "tiff_stack", "label_map": {0: 0, 1: 1}, "classes": ["cell", "membrane"]}
+    slices = load_slices(tmp_path, cfg)
+    assert [s.label.sum() for s in slices] == [16, 16]
+    with pytest.raises(DataError, match=r"em_labels.tif \(slice 0\): unknown label values \[1\]"):
+        load_slices(tmp_path, {"format": "tiff_stack"})
+
+
+def test_random_crops_keep_image_and_label_aligned():
+    label = (np.arange(40 * 48).reshape(40, 48) % 7 % 4).astype(np.uint8)
+    section = Slice("s", (label * 60).astype(np.uint8), label)
+    torch.manual_seed(0)
+    crops = RandomCropDataset([section, section], tile=16, length=30)
+    assert len(crops) == 30
+    corners = set()
+    for i in range(len(crops)):
+        x, y = crops[i]
+        assert x.shape == (1, 16, 16) and y.shape == (16, 16)
+        assert torch.equal((x[0] * 255 / 60).round().long(), y)
+        corners.add(tuple(x[0, :2, :2].flatten().tolist()))
+    assert len(corners) > 10  # positions and D4 transforms vary
+    jittered = RandomCropDataset([section], tile=16, length=8, jitter=0.2)
+    xs = torch.stack([jittered[i][0] for i in range(8)])
+    assert xs.min() >= 0 and xs.max() <= 1
 
 
 def test_folder_with_class_list(tmp_path):

@@ -3,11 +3,14 @@
 import json
 
 import numpy as np
+import tifffile
 import torch
 from PIL import Image
 
 from ensemblab.cli import main
+from ensemblab.projects.fre_unet.data import load_slices
 from ensemblab.projects.fre_unet.datamodule import EMTileData
+from ensemblab.projects.fre_unet.magnitude import read_magnitudes
 from ensemblab.projects.fre_unet.module import evaluate_loader
 from ensemblab.projects.fre_unet.runner import build_module, evaluate_run, train_run
 
@@ -60,3 +63,37 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["fre_unet", "train", "--config", "nope", "--data", str(bad),
                  "--out", str(tmp_path / "r")]) == 2
     assert not (tmp_path / "r").exists()
+
+
+def test_binary_membrane_tiff_stack_learns_with_the_cpu_schedule(em_stack, tmp_path):
+    # A binary-membrane stack in the ISBI 2012 layout (membrane 0, cells 255), read with the
+    # isbi2012_cpu config (stacks and label map found without overrides), bf16, Dice + CE,
+    # random crops, FRE on.
+    slices = load_slices(em_stack, {"format": "slices"})
+    root = tmp_path / "isbi"
+    root.mkdir()
+    tifffile.imwrite(root / "train-volume.tif", np.stack([s.image for s in slices]))
+    tifffile.imwrite(root / "train-labels.tif",
+                     np.where(np.stack([s.label for s in slices]) == 1, 0, 255).astype(np.uint8))
+    run = tmp_path / "fre" / "seed0"
+    assert main(["fre_unet", "train", "--config", "isbi2012_cpu_fre", "--data", str(root),
+                 "--out", str(run), "--device", "cpu", "data.tile=32", "model.width=0.125",
+                 "model.fre.num_enhanced=1", "train.epochs=8", "train.lr=0.01",
+                 "data.split={train: 0-4, val: '5', test: 6-7}"]) == 0
+    metrics = evaluate_run(run, device="cpu")
+    assert list(metrics["iou"]) == ["background", "membrane"]
+    assert metrics["iou"]["membrane"] > 0.6 and metrics["miou"] > 0.7
+    assert len((run / "feature_magnitude.csv").read_text().splitlines()) == 1 + 8
+
+
+def test_magnitudes_of_a_seed_folder_are_averaged(tmp_path):
+    for seed, (deep, skip) in enumerate(((1.0, 4.0), (3.0, 2.0))):
+        folder = tmp_path / "fre" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        (folder / "feature_magnitude.csv").write_text(
+            f"epoch,deep,skip\n0,{deep},{skip}\n1,{2 * deep},{skip}\n")
+    assert read_magnitudes(tmp_path / "fre") == [(0, 2.0, 3.0), (1, 4.0, 3.0)]
+    assert main(["fre_unet", "magnitudes", str(tmp_path / "fre"), str(tmp_path / "fre/seed1"),
+                 "--out", str(tmp_path / "mag.png")]) == 0
+    rows = (tmp_path / "mag.csv").read_text().splitlines()
+    assert rows[1] == "fre (mean of seeds),0,2.0,3.0" and rows[3] == "fre/seed1,0,3.0,2.0"
