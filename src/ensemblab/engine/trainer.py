@@ -2,7 +2,9 @@
 
 One call gives: device auto-selection (CPU, one GPU, several GPUs or nodes through DDP),
 a CSV logger in ``RUN/logs``, checkpoints ``RUN/checkpoints/{best,last}.ckpt``, resume from
-``last.ckpt``, a progress bar, and a PNG of the logged curves after fitting.
+``last.ckpt`` that repeats the interrupted run exactly (the generators' state is checkpointed,
+:class:`~ensemblab.engine.rng_state.RngStateCheckpoint`), a progress bar, and a PNG of the
+logged curves after fitting.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressB
 from lightning.pytorch.loggers import CSVLogger
 
 from ensemblab.engine.curves import plot_curves
+from ensemblab.engine.rng_state import RngStateCheckpoint
 from ensemblab.engine.runs import lightning_accelerator
 
 # Lightning warns about few dataloader workers and small logging intervals on tiny CPU runs;
@@ -72,7 +75,8 @@ def build_trainer(
     # ``last.ckpt`` at every training-epoch end, also when validation runs less often.
     cbs: list[Callback] = [ModelCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                                            every_n_epochs=1, save_on_train_epoch_end=True,
-                                           enable_version_counter=False)]
+                                           enable_version_counter=False),
+                         RngStateCheckpoint()]
     if monitor:
         cbs.append(ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=monitor, mode=mode,
                                    save_top_k=1, enable_version_counter=False))
