@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+HELD_OUT_SPLIT = "val"
+ALL_ITEMS = "all"
+AUTO_SPLIT = "auto"
 
 
 def add_train_args(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -29,6 +34,59 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder of a trained model")
     parser.add_argument("--data", required=False, help="dataset folder")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def add_split_arg(parser: argparse.ArgumentParser,
+                  splits: tuple[str, ...] = (HELD_OUT_SPLIT, ALL_ITEMS)) -> None:
+    """``--split {auto, *splits}``, default ``auto`` in every project (see :func:`resolve_split`).
+
+    Args:
+        parser: an ``evaluate`` (or ``ensemble``) verb's parser.
+        splits: the named splits the project can score besides ``auto``.
+    """
+    parser.add_argument(
+        "--split", default=AUTO_SPLIT, choices=(AUTO_SPLIT, *splits),
+        help=f"items to score (default {AUTO_SPLIT}: the run's held-out '{HELD_OUT_SPLIT}' "
+             f"split on its own training data, every labelled item of any other folder)")
+
+
+def resolve_split(split: str, data: str | Path | None, run_data: str | Path | None) -> str:
+    """The split ``evaluate`` scores; ``auto`` is the one default of every project.
+
+    ``auto`` means ``"val"``, the run's held-out split, when the data given is the data the run
+    was trained on (``data`` is None, or the same folder as ``run_data``): its training items
+    must not be scored. On any other folder, which was never split, it means ``"all"``: every
+    labelled item is scored. A run that did not record its data folder (``run_data`` None)
+    cannot show a folder is its own, so it gets ``"all"``. A named split is returned as given.
+
+    Args:
+        split: ``--split`` as given.
+        data: ``--data`` as given (None: the run's own data).
+        run_data: the training data folder recorded in the run's config.
+
+    Returns:
+        The split name, e.g. ``"val"`` or ``"all"``.
+    """
+    if split != AUTO_SPLIT:
+        return split
+    if data is None:
+        return HELD_OUT_SPLIT
+    own = run_data is not None and Path(data).resolve() == Path(run_data).resolve()
+    return HELD_OUT_SPLIT if own else ALL_ITEMS
+
+
+def scored_items_line(count: int, data: str | Path, split: str) -> str:
+    """The line ``evaluate`` prints before scoring, so a user sees how many items are scored.
+
+    E.g. ``scoring 15 labelled items of DIR (split all)``.
+
+    Args:
+        count: items about to be scored.
+        data: the dataset folder.
+        split: the resolved split (:func:`resolve_split`).
+    """
+    noun = "item" if count == 1 else "items"
+    return f"scoring {count} labelled {noun} of {data} (split {split})"
 
 
 def add_predict_args(parser: argparse.ArgumentParser) -> None:
