@@ -80,16 +80,22 @@ class MineralDataModule(L.LightningDataModule):
     def batch_size_at(self, epoch: int) -> int:
         return self.frozen_batch_size if epoch < self.frozen_epochs else self.batch_size
 
+    def _drop_last(self, epoch: int) -> bool:
+        # A last batch of one item breaks BatchNorm at a 1x1 deepest map; drop partial batches
+        # unless the data holds less than one batch.
+        return len(self.train_set) > self.batch_size_at(epoch)
+
     def steps_per_epoch(self, epoch: int) -> int:
         self.setup()
-        return math.ceil(len(self.train_set) / self.batch_size_at(epoch))
+        items, batch = len(self.train_set), self.batch_size_at(epoch)
+        return items // batch if self._drop_last(epoch) else math.ceil(items / batch)
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if isinstance(self.train_set, RandomCropDataset):
             self.train_set.epoch = epoch
         return DataLoader(self.train_set, batch_size=self.batch_size_at(epoch), shuffle=True,
-                          num_workers=self.workers, drop_last=False)
+                          num_workers=self.workers, drop_last=self._drop_last(epoch))
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.rank_set, batch_size=self.batch_size, num_workers=self.workers)
