@@ -64,8 +64,10 @@ def _search(args: argparse.Namespace) -> int:
     cfg = resolve_config(args.config, args.overrides)
     study = run_search(cfg, args.data, args.out, space=args.space, trials=args.trials,
                        study=args.study, device=args.device, seed=args.seed)
-    print(f"best {study.best_params} val mIoU {study.best_value:.4f}; "
-          f"config: {Path(args.out) / f'best_{args.space}.yaml'}")
+    values = [t.value for t in study.trials if t.value is not None]
+    print(f"best {study.best_params} val mIoU {study.best_value:.4f}; trials span "
+          f"{min(values):.4f}-{max(values):.4f} over {len(values)} (compare with the seed noise "
+          f"of the config); config: {Path(args.out) / f'best_{args.space}.yaml'}")
     return 0
 
 

@@ -3,7 +3,7 @@
 Loss (Sec. 3/4 of the paper): ``L = CE(logits, y)``; with supervision at the encoder end,
 ``L = (1 - lambda) * L1 + lambda * L2`` where ``L1`` is the output's loss and ``L2`` the loss
 of the upsampled 1x1-conv prediction from the deepest features. ``loss="dice_ce"`` adds the
-multi-class soft Dice loss to CE (SMP ``DiceLoss``, classes absent from a batch skipped): the
+multi-class soft Dice loss to CE (SMP ``DiceLoss``; a class absent from a batch counts 0): the
 CPU schedule uses it so that synapses (under 1 % of the ssTEM pixels) are learnt in few steps.
 Validation logs ``val/miou`` and per-class IoU; the run keeps the checkpoint of the best
 validation mIoU (the paper evaluates at the best validation mIoU).

@@ -145,7 +145,9 @@ def write_report(study: optuna.Study, cfg: dict[str, Any], space: str, out: Path
                    label=f"best lambda={best.params['lambda']:.3f}")
         ax.set_xlabel("lambda")
         ax.set_ylabel("validation mIoU")
-    ax.set_title(f"TPE search ({space}, {len(complete)} trials)")
+    values = [t.value for t in complete]
+    ax.set_title(f"TPE search ({space}, {len(complete)} trials, val mIoU "
+                 f"{100 * min(values):.1f}-{100 * max(values):.1f} %)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     save_figure(fig, out / f"search_{space}.png")

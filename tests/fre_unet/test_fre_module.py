@@ -1,6 +1,7 @@
 """FRE: exact identity at evaluation, exactly B channels scaled by X in a training step."""
 
 import copy
+import math
 
 import pytest
 import torch
@@ -82,3 +83,22 @@ def test_fixed_variant_keeps_channels():
 def test_too_many_channels_is_a_config_error():
     with pytest.raises(ConfigError, match="B=20"):
         FeatureRandomEnhancement(16, 20, 2.0)
+
+
+def test_dice_ce_adds_the_dice_term_and_unknown_loss_is_a_config_error():
+    torch.manual_seed(0)
+    ce = FRESegmentation({"width": 0.125}, CLASSES, loss="ce")
+    dice_ce = FRESegmentation({"width": 0.125}, CLASSES, loss="dice_ce")
+    y = torch.zeros(1, 4, 4, dtype=torch.long)
+    y[0, :2] = 1
+    confident = torch.full((1, 4, 4, 4), -20.0)
+    confident.scatter_(1, y[:, None], 20.0)
+    # A confident correct prediction: CE ~ 0 and Dice ~ 0. Uniform logits: CE = ln 4; Dice per
+    # present class (n_c = 8 of 16 pixels, p = 1/4) is 1 - 2 (8 / 4) / (16 / 4 + 8) = 2/3, an
+    # absent class counts 0, and the mean runs over the 4 classes: (2/3 + 2/3) / 4 = 1/3.
+    assert dice_ce.criterion(confident, y) < 1e-6
+    uniform = torch.zeros(1, 4, 4, 4)
+    assert ce.criterion(uniform, y) == pytest.approx(math.log(4), abs=1e-6)
+    assert dice_ce.criterion(uniform, y) == pytest.approx(math.log(4) + 1 / 3, abs=1e-5)
+    with pytest.raises(ConfigError, match="train.loss: 'focal'"):
+        FRESegmentation({"width": 0.125}, CLASSES, loss="focal")
