@@ -51,6 +51,12 @@ def test_multi_seed_evaluate_reports_mean_std(em_stack, tiny_overrides, tmp_path
     assert np.isclose(summary["miou_mean"], np.mean(mious))
     assert np.isclose(summary["miou_std"], np.std(mious, ddof=1))
     assert main(["fre_unet", "table", str(tmp_path / "v")]) == 0
+    # A resumed run keeps the feature magnitudes of the epochs before it stopped.
+    assert main(["fre_unet", "train", "--config", "cpu_quick", "--data", str(em_stack),
+                 "--out", str(tmp_path / "v" / "seed0"), "--device", "cpu", "--resume",
+                 *tiny_overrides, "train.epochs=2"]) == 0
+    rows = (tmp_path / "v" / "seed0" / "feature_magnitude.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch", "0", "1"]
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
