@@ -1,13 +1,13 @@
 """Tiles of the pinned slice split as a Lightning data module.
 
 The paper crops each 1024x1024 ssTEM section into 16 tiles of 256x256 (Sec. 4). Here every
-slice is first resized by ``data.scale`` (1.0 in the paper configs, 0.5 on CPU: 16 tiles of
-128 covering the same fields), cropped to a multiple of ``data.tile`` and cut into a grid of
-non-overlapping tiles. Validation and test always use that grid. Training tiles are flipped /
-rotated by multiples of 90 degrees; with ``data.random_crops`` each training tile is instead
-cut at a random position of a random training section (as many tiles per epoch as the grid
-holds), and ``data.intensity_jitter`` scales contrast and shifts brightness by up to that
-fraction (EM sections differ in contrast).
+slice is first resized by ``data.scale`` (1.0 in the paper configs and ``sstem_cpu``, 0.5 in
+``search_proxy``: 16 tiles of 128 covering the same fields), cropped to a multiple of
+``data.tile`` and cut into a grid of non-overlapping tiles. Validation and test always use
+that grid. Training tiles are flipped / rotated by multiples of 90 degrees; with
+``data.random_crops`` each training tile is instead cut at a random position of a random
+training section (as many tiles per epoch as the grid holds), and ``data.intensity_jitter``
+scales contrast and shifts brightness by up to that fraction (EM sections differ in contrast).
 """
 
 from __future__ import annotations
