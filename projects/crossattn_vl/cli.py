@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.cli_common import (
+    add_evaluate_args,
+    add_predict_args,
+    add_split_arg,
+    add_train_args,
+)
 from ensemblab.config import find_config, load_config
 from ensemblab.errors import ConfigError
 
@@ -36,7 +41,7 @@ def _evaluate(args) -> int:
     from ensemblab.projects.crossattn_vl.runner import evaluate_run
 
     _need_data(args)
-    metrics = evaluate_run(args.run, args.data, args.device)
+    metrics = evaluate_run(args.run, args.data, args.device, args.split)
     print(json.dumps(metrics, indent=2))
     return 0
 
@@ -50,36 +55,39 @@ def _predict(args) -> int:
 
 def _ablate(args) -> int:
     from ensemblab.projects.crossattn_vl.ablation import run_ablation
+    from ensemblab.projects.crossattn_vl.network import VARIANTS
 
     _need_data(args)
     table = run_ablation(resolve_config(args.config, args.overrides), args.data, args.out,
-                         args.variants, args.device)
+                         args.variants or VARIANTS, args.seeds, args.device)
     print(table.read_text())
     return 0
 
 
 def register(subparsers) -> None:
     """Add the ``crossattn_vl`` parser and its verbs."""
-    from ensemblab.projects.crossattn_vl.network import VARIANTS
-
     parser = subparsers.add_parser("crossattn_vl", help="cross-attention vision-language model")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     train = verbs.add_parser("train", help="train a model")
     add_train_args(train)
     train.set_defaults(func=_train)
-    evaluate = verbs.add_parser("evaluate", help="test-split metrics -> RUN/metrics.json")
+    evaluate = verbs.add_parser("evaluate", help="metrics on a dataset folder -> RUN/metrics.json")
     add_evaluate_args(evaluate)
+    add_split_arg(evaluate, ("test", "val", "train", "all"))
     evaluate.set_defaults(func=_evaluate)
     predict = verbs.add_parser("predict", help="caption an image folder / answer a JSON")
     add_predict_args(predict)
     predict.set_defaults(func=_predict)
-    ablate = verbs.add_parser("ablate", help="train+evaluate every variant, tabulate")
+    ablate = verbs.add_parser("ablate", help="train+evaluate every variant and seed, tabulate")
     ablate.add_argument("--config", required=True, help="base config (file or name)")
     ablate.add_argument("--data", required=True, help="dataset folder")
     ablate.add_argument("--out", required=True, help="folder for the variant runs + table")
     ablate.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ablate.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
-                        help="variants to run (default: all)")
+    ablate.add_argument("--variants", nargs="+", default=None,
+                        help="variants to run (default: full no_cross_attention no_cbam "
+                             "visual_only text_only)")
+    ablate.add_argument("--seeds", nargs="+", type=int, default=[0],
+                        help="seeds per variant (table: mean ± std)")
     ablate.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides")
     ablate.set_defaults(func=_ablate)

@@ -1,10 +1,11 @@
-"""Splits, answer vocabulary, image loading and the training/evaluation datasets.
+"""Splits, answer vocabulary, image loading and the training datasets.
 
 Training items are (image, caption) pairs (each caption of a training image is one item) with,
 when the dataset has questions, one question of the same image; a VQA-only dataset yields one
-item per question. The collate function tokenises captions and questions and marks which
-(image, caption) pairs of the batch match (``same [B, B]``): every mismatched pair is a
-negative of the contrastive matching loss.
+item per question. The collate function tokenises the captions for the decoder, gives the text
+encoder its input (token ids, or cached token states, see :mod:`.features`) and marks which
+(image, caption) pairs of the batch match (``same [B, B]``): every other pair is a negative of
+the matching loss.
 """
 
 from __future__ import annotations
@@ -22,9 +23,6 @@ from ensemblab.errors import DataError
 from ensemblab.metrics.vqa import normalize_answer
 from ensemblab.projects.crossattn_vl.readers import VLData
 
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
-
 
 def split_keys(data: VLData, fractions=(0.75, 0.125, 0.125), seed: int = 0):
     """Image keys per split: the source's split when it has one, else a seeded split by image.
@@ -34,9 +32,8 @@ def split_keys(data: VLData, fractions=(0.75, 0.125, 0.125), seed: int = 0):
     """
     keys = sorted(data.images)
     if data.splits:
-        out = {s: sorted(k for k in keys if data.splits.get(k) == s) for s in ("train", "val",
-                                                                                "test")}
-        return out
+        return {s: sorted(k for k in keys if data.splits.get(k) == s)
+                for s in ("train", "val", "test")}
     perm = [keys[i] for i in np.random.default_rng(seed).permutation(len(keys))]
     n_train = int(round(fractions[0] * len(keys)))
     n_val = int(round(fractions[1] * len(keys)))
@@ -60,7 +57,10 @@ def soft_target(answers: list[str], index: dict[str, int]) -> torch.Tensor:
 
 
 def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """RGB image resized to ``size x size`` and ImageNet-normalised: ``[3, size, size]``."""
+    """RGB image resized to ``size x size``, values in [0, 1]: ``[3, size, size]``.
+
+    The image encoders normalise their input themselves.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "image file not found")
@@ -69,49 +69,52 @@ def load_image(path: str | Path, size: int) -> torch.Tensor:
             img = img.convert("RGB").resize((size, size), Image.BILINEAR)
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(path, f"cannot read image ({exc.__class__.__name__})") from None
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
-    return (x - MEAN) / STD
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
 
 class ImageStore:
-    """Image key -> model input: pixels, or cached frozen-backbone maps after :meth:`cache`."""
+    """Image key -> model input: pixels ``[3, S, S]``, or cached trunk maps after
+    :meth:`attach` (one of ``V`` augmented views, each ``[C, h, w]``)."""
 
     def __init__(self, paths: dict[str, Path], size: int):
         self.paths, self.size = paths, size
-        self.features: dict[str, torch.Tensor] | None = None
+        self.features: np.ndarray | None = None
+        self.rows: dict[str, int] = {}
 
     @property
     def is_features(self) -> bool:
         return self.features is not None
 
-    def __getitem__(self, key: str) -> torch.Tensor:
-        if self.features is not None:
-            return self.features[key]
-        return load_image(self.paths[key], self.size)
+    @property
+    def views(self) -> int:
+        return 1 if self.features is None else self.features.shape[1]
 
-    @torch.no_grad()
-    def cache(self, backbone_fn, keys, batch_size: int = 32, device="cpu") -> None:
-        """Run ``backbone_fn`` once over ``keys`` and keep the maps in memory."""
-        keys = list(keys)
-        feats = {}
-        for i in range(0, len(keys), batch_size):
-            chunk = keys[i:i + batch_size]
-            x = torch.stack([load_image(self.paths[k], self.size) for k in chunk]).to(device)
-            for k, f in zip(chunk, backbone_fn(x).cpu()):
-                feats[k] = f.clone()
-        self.features = feats
+    def attach(self, features: np.ndarray, keys: list[str]) -> None:
+        """Serve ``features [N, V, C, h, w]`` (rows in ``keys`` order) instead of pixels."""
+        self.features, self.rows = features, {k: i for i, k in enumerate(keys)}
+
+    def get(self, key: str, view: int = 0) -> torch.Tensor:
+        if self.features is None:
+            return load_image(self.paths[key], self.size)
+        return torch.from_numpy(np.asarray(self.features[self.rows[key], view],
+                                           dtype=np.float32))
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self.get(key)
 
 
 class VLTrainDataset(Dataset):
     """Training items: (image, caption[, question, answer target]).
 
     With ``per_image`` an epoch visits each image once with one of its captions drawn at
-    random (a shorter epoch for CPU schedules); otherwise every caption is one item.
+    random (a shorter epoch); otherwise every caption is one item. With ``random_view`` each
+    item reads a random cached augmented view of its image.
     """
 
     def __init__(self, data: VLData, keys: list[str], store: ImageStore,
-                 answers: list[str] | None = None, seed: int = 0, per_image: bool = False):
-        self.store = store
+                 answers: list[str] | None = None, seed: int = 0, per_image: bool = False,
+                 random_view: bool = False):
+        self.store, self.random_view = store, random_view
         self.rng = random.Random(seed)
         self.index = {a: i for i, a in enumerate(answers or [])}
         self.by_key: dict[str, list[dict]] = {}
@@ -142,25 +145,35 @@ class VLTrainDataset(Dataset):
         if q is not None and self.index:
             item["question"], item["target"] = q["question"], soft_target(q["answers"],
                                                                         self.index)
-        item["image"] = self.store[item["key"]]
+        view = self.rng.randrange(self.store.views) if self.random_view else 0
+        item["image"] = self.store.get(item["key"], view)
         return item
 
 
 class VLCollate:
-    """Stack images, tokenise texts, mark matching pairs ``same [B, B]`` (image keys equal)."""
+    """Stack images, encode texts, mark matching pairs ``same [B, B]`` (image keys equal).
 
-    def __init__(self, tokenizer, prompt: str = ""):
-        self.tok, self.prompt = tokenizer, prompt
+    Args:
+        decoder_tokenizer: the caption decoder's tokenizer (targets ``cap_dec [B, T]``).
+        text_inputs: a :class:`~ensemblab.projects.crossattn_vl.features.TextInputs` giving
+            the text encoder's input (``{"pad", "ids" | "hidden"}``) for a list of texts.
+        prompt: text fed to the cross-attention when captioning.
+    """
+
+    def __init__(self, decoder_tokenizer, text_inputs, prompt: str = ""):
+        self.dec, self.text, self.prompt = decoder_tokenizer, text_inputs, prompt
 
     def __call__(self, items: list[dict]) -> dict:
         batch = {"keys": [it["key"] for it in items],
-                 "image": torch.stack([it["image"] for it in items])}
-        batch["prompt_ids"], batch["prompt_pad"] = self.tok.encode([self.prompt] * len(items))
+                 "image": torch.stack([it["image"] for it in items]),
+                 "prompt": self.text([self.prompt] * len(items))}
         if all(it.get("caption") for it in items):
-            batch["cap_ids"], batch["cap_pad"] = self.tok.encode([it["caption"] for it in items])
+            captions = [it["caption"] for it in items]
+            batch["cap_dec"] = self.dec.encode(captions)[0]
+            batch["cap"] = self.text(captions)
             keys = batch["keys"]
             batch["same"] = torch.tensor([[a == b for b in keys] for a in keys])
         if all("question" in it for it in items):
-            batch["q_ids"], batch["q_pad"] = self.tok.encode([it["question"] for it in items])
+            batch["q"] = self.text([it["question"] for it in items])
             batch["target"] = torch.stack([it["target"] for it in items])
         return batch

@@ -38,23 +38,22 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
         (sample / p.name).write_bytes(p.read_bytes())
     predict_run(run, sample, pred_dir, device)
     preds = json.loads((pred_dir / "captions.json").read_text())
-    caps = json.loads((run / "captions_test.json").read_text())
-    c, r, v = m["captioning"], m["retrieval"], m["vqa"]
+    caps = json.loads((run / f"captions_{m['split']}.json").read_text())
     lines = [
         f"Synthetic shapes scenes (200 images, 64 px; split 150/25/25 by image), "
         f"`cpu_quick` config, {EPOCHS} epochs, multi-task (captioning + matching + VQA), "
         f"{time.perf_counter() - start:.0f} s in all.",
         "",
         "| metric (test) | ours | chance |", "|---|---|---|",
-        f"| VQA accuracy | {100 * v['vqa_accuracy']:.1f} | "
-        f"{100 * v['chance_vqa_accuracy']:.1f} (most frequent answer) |",
-        f"| image->text Top-1 / Top-5 | {100 * r['i2t_top1']:.1f} / {100 * r['i2t_top5']:.1f} "
-        f"| {100 * r['chance_top1']:.1f} / {500 * r['chance_top1']:.1f} |",
-        f"| text->image Top-1 / Top-5 | {100 * r['t2i_top1']:.1f} / {100 * r['t2i_top5']:.1f} "
-        f"| {100 * r['chance_top1']:.1f} / {500 * r['chance_top1']:.1f} |",
-        f"| BLEU-1 / BLEU-4 | {100 * c['Bleu_1']:.1f} / {100 * c['Bleu_4']:.1f} | |",
-        f"| METEOR / ROUGE-L | {100 * c['METEOR']:.1f} / {100 * c['ROUGE_L']:.1f} | |",
-        f"| CIDEr | {100 * c['CIDEr']:.1f} | |",
+        f"| VQA accuracy | {100 * m['vqa_accuracy']:.1f} | "
+        f"{100 * m['chance_vqa_accuracy']:.1f} (most frequent answer) |",
+        f"| image->text Top-1 / Top-5 | {100 * m['i2t_top1']:.1f} / {100 * m['i2t_top5']:.1f} "
+        f"| {100 * m['chance_top1']:.1f} / {500 * m['chance_top1']:.1f} |",
+        f"| text->image Top-1 / Top-5 | {100 * m['t2i_top1']:.1f} / {100 * m['t2i_top5']:.1f} "
+        f"| {100 * m['chance_top1']:.1f} / {500 * m['chance_top1']:.1f} |",
+        f"| BLEU-1 / BLEU-4 | {100 * m['Bleu_1']:.1f} / {100 * m['Bleu_4']:.1f} | |",
+        f"| METEOR / ROUGE-L | {100 * m['METEOR']:.1f} / {100 * m['ROUGE_L']:.1f} | |",
+        f"| CIDEr | {100 * m['CIDEr']:.1f} | |",
         "",
         "Generated test captions (first reference in brackets):", "",
     ]

@@ -1,6 +1,7 @@
 """The cross-attention vision-language network (paper Fig. 1) and its ablation variants.
 
-image -> DenseNet121/CNN -> CBAM -> regions {I}      text -> ALBERT -> tokens {T}
+image -> CNN grid (EfficientNet-Lite / DenseNet121) -> CBAM -> regions {I}
+text -> ALBERT / MiniLM -> tokens {T}
         \\____________ bidirectional cross-attention ____________/
                       concat + linear -> {Y_C}, pooled y
         heads: classification(y), matching(pooled I, pooled T), caption decoder({Y_C})
@@ -31,12 +32,14 @@ class VLNet(nn.Module):
     """All parts of the model, built from explicit keyword arguments.
 
     Args:
-        vocab_size, pad_id, bos_id, eos_id: tokenizer facts.
+        vocab_size, pad_id, bos_id, eos_id: caption decoder tokenizer facts.
         num_answers: classification classes (0 = no classification head).
         dim: shared width d. heads, layers: cross-attention heads and layers.
         variant: one of :data:`VARIANTS`.
-        image: kwargs of :class:`ImageEncoder` (minus ``dim``/``use_cbam``).
-        text: kwargs of :class:`TextEncoder` (minus ``dim``/``vocab_size``/``pad_id``).
+        image: kwargs of :class:`ImageEncoder` (minus ``dim``/``use_cbam``): ``encoder``,
+            ``finetune``, ``pretrained``, ``weights``, ``width``.
+        text: kwargs of :class:`TextEncoder` (minus ``dim``); ``vocab_size``/``pad_id`` are
+            those of the text encoder's tokenizer (the decoder's may differ).
         decoder_layers: caption decoder layers (0 = no caption head).
         matching_dim: embedding width of the matching head (0 = no matching head).
         max_length: longest caption in tokens. dropout: dropout everywhere.
@@ -54,8 +57,7 @@ class VLNet(nn.Module):
         self.use_image = variant != "text_only"
         self.use_text = variant != "visual_only"
         self.image_encoder = ImageEncoder(dim, use_cbam=variant != "no_cbam", **(image or {}))
-        self.text_encoder = TextEncoder(dim, vocab_size=vocab_size, pad_id=pad_id,
-                                        max_length=max(64, max_length), **(text or {}))
+        self.text_encoder = TextEncoder(dim, max_length=max(64, max_length), **(text or {}))
         self.cross = (BidirectionalCrossAttention(dim, heads, layers, dropout=dropout)
                       if variant not in ("no_cross_attention", "visual_only", "text_only")
                       else None)
@@ -70,9 +72,10 @@ class VLNet(nn.Module):
         """``[B,3,H,W]`` pixels (or cached maps) -> ``(regions [B,n,d], gate [B,1,h,w]|None)``."""
         return self.image_encoder(x, features=features)
 
-    def encode_text(self, ids: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
-        """``ids [B,T]``, ``pad [B,T]`` -> tokens ``[B,T,d]``."""
-        return self.text_encoder(ids, pad)
+    def encode_text(self, pad: torch.Tensor, ids: torch.Tensor | None = None,
+                    hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """``pad [B,T]`` + ``ids [B,T]`` (or cached states ``hidden [B,T,H]``) -> ``[B,T,d]``."""
+        return self.text_encoder(pad, ids=ids, hidden=hidden)
 
     def fuse(self, regions: torch.Tensor, tokens: torch.Tensor, pad: torch.Tensor):
         """Cross-attention + fusion of one image-text pair per row.
@@ -88,7 +91,10 @@ class VLNet(nn.Module):
         memory, memory_pad, pooled = self.fusion(img, txt, pad if txt is not None else None)
         return memory, memory_pad, pooled, attn
 
-    def embed_pair(self, regions: torch.Tensor, tokens: torch.Tensor, pad: torch.Tensor):
-        """Matching embeddings ``([B,e], [B,e])`` from the pooled uni-modal streams."""
-        return (self.matcher.embed_image(regions.mean(dim=1)),
-                self.matcher.embed_text(masked_mean(tokens, pad)))
+    def embed_image(self, regions: torch.Tensor) -> torch.Tensor:
+        """Matching embedding ``[B, e]`` of regions ``[B, n, d]`` (mean-pooled)."""
+        return self.matcher.embed_image(regions.mean(dim=1))
+
+    def embed_text(self, tokens: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """Matching embedding ``[B, e]`` of tokens ``[B, T, d]`` (masked mean)."""
+        return self.matcher.embed_text(masked_mean(tokens, pad))

@@ -6,6 +6,7 @@ layer averaged over text tokens (reshaped to the region grid), each upsampled on
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -18,7 +19,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from ensemblab.io import save_figure  # noqa: E402
-from ensemblab.projects.crossattn_vl.data import MEAN, STD, load_image  # noqa: E402
+from ensemblab.projects.crossattn_vl.data import load_image  # noqa: E402
 
 
 def _upsample(grid: torch.Tensor, size: int) -> np.ndarray:
@@ -29,17 +30,20 @@ def _upsample(grid: torch.Tensor, size: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def attention_overlay(net, tokenizer, image_path: str | Path, text: str, title: str,
+def attention_overlay(net, text_inputs, image_path: str | Path, text: str, title: str,
                       out_path: str | Path, size: int, device="cpu") -> Path:
-    """Write a 3-panel PNG (image, CBAM gate, text->image attention) for one image + text."""
+    """Write a 3-panel PNG (image, CBAM gate, text->image attention) for one image + text.
+
+    ``text_inputs`` maps a list of texts to the text encoder's input (see
+    :class:`~ensemblab.projects.crossattn_vl.features.TextInputs`).
+    """
     x = load_image(image_path, size)[None].to(device)
-    maps = net.image_encoder.backbone(x)
-    h, w = maps.shape[-2:]
-    regions, gate = net.image_encoder.head(maps)
-    ids, pad = tokenizer.encode([text])
-    ids, pad = ids.to(device), pad.to(device)
-    _, _, _, attn = net.fuse(regions, net.encode_text(ids, pad), pad)
-    rgb = (x[0].cpu() * STD + MEAN).clamp(0, 1).permute(1, 2, 0).numpy()
+    regions, gate = net.encode_image(x)
+    h = w = math.isqrt(regions.shape[1])  # square images: an h x h region grid
+    t = {k: v.to(device) for k, v in text_inputs([text]).items()}
+    pad = t["pad"]
+    _, _, _, attn = net.fuse(regions, net.encode_text(**t), pad)
+    rgb = x[0].cpu().clamp(0, 1).permute(1, 2, 0).numpy()
     panels = [("image", None)]
     if gate is not None:
         panels.append(("CBAM spatial gate", _upsample(gate[0, 0], size)))

@@ -14,6 +14,7 @@ from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.crossattn_vl import inference
 from ensemblab.projects.crossattn_vl.data import ImageStore
+from ensemblab.projects.crossattn_vl.features import TextInputs
 from ensemblab.projects.crossattn_vl.overlays import attention_overlay
 from ensemblab.projects.crossattn_vl.readers import IMAGE_EXTS
 from ensemblab.projects.crossattn_vl.runner import load_run
@@ -41,8 +42,9 @@ def _questions(path: Path) -> list[dict]:
 
 def predict_run(run_dir, input_path, out, device: str = "auto") -> Path:
     """Caption images or answer questions with a trained run; returns the main output file."""
-    cfg, module, tok, answers, _ = load_run(run_dir, device)
+    cfg, module, decoder, text_tok, answers, _ = load_run(run_dir, device)
     net, e, size = module.net, cfg["eval"], cfg["data"]["image_size"]
+    text = TextInputs(text_tok)
     input_path, out = Path(input_path), Path(out)
     if input_path.is_dir():
         images = sorted(p for p in input_path.iterdir() if p.suffix.lower() in IMAGE_EXTS)
@@ -52,12 +54,13 @@ def predict_run(run_dir, input_path, out, device: str = "auto") -> Path:
             raise EnsemblabError(f"{run_dir}: this model has no caption head")
         store = ImageStore({p.name: p for p in images}, size)
         regions = inference.image_regions(net, store, list(store.paths), module.device)
-        caps = inference.generate_captions(net, tok, regions, cfg["data"]["caption_prompt"],
-                                           e["beam"], e["max_length"], e["length_penalty"])
+        caps = inference.generate_captions(net, text, decoder, regions,
+                                           cfg["data"]["caption_prompt"], e["beam"],
+                                           e["max_length"], e["length_penalty"])
         write_json(out / "captions.json", caps)
         write_csv(out / "captions.csv", ["image", "caption"], sorted(caps.items()))
         for p in images[:MAX_OVERLAYS]:
-            attention_overlay(net, tok, p, cfg["data"]["caption_prompt"], caps[p.name],
+            attention_overlay(net, text, p, cfg["data"]["caption_prompt"], caps[p.name],
                               out / "overlays" / f"{p.stem}.png", size, module.device)
         return out / "captions.json"
     if not input_path.is_file():
@@ -67,11 +70,11 @@ def predict_run(run_dir, input_path, out, device: str = "auto") -> Path:
     qs = _questions(input_path)
     store = ImageStore({q["key"]: q["image"] for q in qs}, size)
     regions = inference.image_regions(net, store, list(store.paths), module.device)
-    preds = inference.answer_questions(net, tok, regions, qs, answers)
+    preds = inference.answer_questions(net, text, regions, qs, answers)
     rows = [{"image": str(q["image"]), "question": q["question"], "answer": a}
             for q, a in zip(qs, preds)]
     write_json(out / "answers.json", rows)
     for i, q in enumerate(qs[:MAX_OVERLAYS]):
-        attention_overlay(net, tok, q["image"], q["question"], f"{q['question']} -> {preds[i]}",
+        attention_overlay(net, text, q["image"], q["question"], f"{q['question']} -> {preds[i]}",
                           out / "overlays" / f"question_{i}.png", size, module.device)
     return out / "answers.json"

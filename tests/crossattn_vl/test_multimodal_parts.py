@@ -15,6 +15,7 @@ from ensemblab.multimodal.losses import (
     contrastive_loss,
     sequence_loss,
     soft_cross_entropy,
+    triplet_ranking_loss,
     weighted_sum,
 )
 
@@ -72,18 +73,37 @@ def test_concat_fusion_shapes():
 
 
 def test_image_encoder_region_vectors():
-    enc = ImageEncoder(24, backbone="small_cnn", width=8)
-    regions, gate = enc(torch.randn(2, 3, 32, 32))
+    enc = ImageEncoder(24, encoder="small_cnn", finetune="all", pretrained=False, width=8)
+    regions, gate = enc(torch.rand(2, 3, 32, 32))
     assert regions.shape == (2, 16, 24) and gate.shape == (2, 1, 4, 4)
-    dense = ImageEncoder(24, backbone="densenet121", use_cbam=False, freeze_backbone=True).eval()
-    regions, gate = dense(torch.randn(1, 3, 64, 64))
-    assert regions.shape == (1, 4, 24) and gate is None
-    assert not any(p.requires_grad for p in dense.backbone.parameters())
+    assert not enc.has_trunk
+    lite = ImageEncoder(24, encoder="efficientnet_lite0", use_cbam=False).eval()
+    regions, gate = lite(torch.rand(1, 3, 64, 64))
+    assert regions.shape == (1, 4, 24) and gate is None  # stride 32: a 2 x 2 grid
+    assert lite.has_trunk and not any(p.requires_grad for p in lite.trunk.parameters())
 
 
-def test_image_encoder_missing_weights_file(tmp_path):
-    with pytest.raises(ConfigError, match="weights file not found"):
-        ImageEncoder(8, backbone="densenet121", weights=str(tmp_path / "nope.pth"))
+def test_last_stage_split_gives_the_frozen_encoder_maps():
+    """Trunk (to stride 16) + trainable tail = the whole pretrained encoder, before training."""
+    torch.manual_seed(0)
+    whole = ImageEncoder(8, encoder="efficientnet_lite0", finetune="none").eval()
+    split = ImageEncoder(8, encoder="efficientnet_lite0", finetune="last_stage").eval()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        maps16 = split.trunk_features(x)
+        assert maps16.shape == (2, 112, 6, 6)
+        assert torch.allclose(split.tail(maps16), whole.trunk_features(x), atol=1e-5)
+    assert all(p.requires_grad for p in split.tail.parameters())
+    assert not any(p.requires_grad for p in split.trunk.parameters())
+
+
+def test_image_encoder_bad_options(tmp_path):
+    with pytest.raises(ConfigError, match="nope.pth"):
+        ImageEncoder(8, encoder="densenet121", weights=str(tmp_path / "nope.pth"))
+    with pytest.raises(ConfigError, match="finetune"):
+        ImageEncoder(8, encoder="efficientnet_lite0", finetune="half")
+    with pytest.raises(ConfigError, match="EfficientNet"):
+        ImageEncoder(8, encoder="resnet18", pretrained=False, finetune="last_stage")
 
 
 def test_beam_one_equals_greedy():
@@ -105,6 +125,27 @@ def test_contrastive_loss_hand_computed():
     # (0.5 + max(0, 1-0.2) + max(0, 1-1.5) + 0) / 4 = (0.5 + 0.8 + 0 + 0) / 4
     assert contrastive_loss(d, y, margin=1.0).item() == pytest.approx(0.325)
     assert contrastive_loss(d, y, margin=2.0).item() == pytest.approx((0.5 + 1.8 + 0.5) / 4)
+
+
+def test_triplet_ranking_loss_hand_computed():
+    sim = torch.tensor([[0.9, 0.8, 0.1],
+                        [0.5, 0.6, 0.7],
+                        [0.0, 0.2, 0.3]])
+    positive = torch.eye(3, dtype=torch.bool)
+    # image anchors, hardest negative: row 0: 0.2 - 0.9 + 0.8 = 0.1; row 1: 0.2 - 0.6 + 0.7 =
+    # 0.3; row 2: 0.2 - 0.3 + 0.2 = 0.1. Text anchors (columns): col 0: 0.2 - 0.9 + 0.5 -> 0;
+    # col 1: 0.2 - 0.6 + 0.8 = 0.4; col 2: 0.2 - 0.3 + 0.7 = 0.6.
+    hardest = (0.1 + 0.3 + 0.1) / 3 + (0.0 + 0.4 + 0.6) / 3
+    assert triplet_ranking_loss(sim, positive, 0.2).item() == pytest.approx(hardest)
+    # sum: rows: 0.1 + 0, 0.1 + 0.3, 0 + 0.1; columns: 0 + 0, 0.4 + 0, 0.0 + 0.6
+    summed = (0.1 + 0.4 + 0.1) / 3 + (0.0 + 0.4 + 0.6) / 3
+    assert triplet_ranking_loss(sim, positive, 0.2, hardest=False).item() == \
+        pytest.approx(summed)
+    # Rows 0 and 1 show the same image: not negatives of each other. Image anchors: 0, 0.3,
+    # 0.2 - 0.3 + 0.2 = 0.1; text anchors: 0, 0, 0.2 - 0.3 + 0.7 = 0.6.
+    same = torch.tensor([[1, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    assert triplet_ranking_loss(sim, same, 0.2).item() == pytest.approx((0.4 + 0.6) / 3)
+    assert triplet_ranking_loss(sim[:1, :1], same[:1, :1], 0.2).item() == 0.0
 
 
 def test_other_losses_hand_computed():
@@ -139,10 +180,12 @@ def test_every_ablation_variant_computes_its_losses(variant):
                                        "model.dim=16", "model.text.hidden=16"])
     module = VLModule(cfg, vocab_size=20, pad_id=0, bos_id=2, eos_id=3, num_answers=5)
     ids = torch.tensor([[2, 7, 8, 3, 0], [2, 9, 3, 0, 0]])
-    batch = {"image": torch.randn(2, 3, 32, 32), "prompt_ids": ids[:, :2] * 0 + 2,
-             "prompt_pad": torch.zeros(2, 2, dtype=torch.bool), "cap_ids": ids,
-             "cap_pad": ids == 0, "same": torch.eye(2, dtype=torch.bool), "q_ids": ids,
-             "q_pad": ids == 0, "target": torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]])}
+    text = {"ids": ids, "pad": ids == 0}
+    batch = {"image": torch.rand(2, 3, 32, 32),
+             "prompt": {"ids": torch.tensor([[2, 3], [2, 3]]),
+                        "pad": torch.zeros(2, 2, dtype=torch.bool)},
+             "cap_dec": ids, "cap": text, "same": torch.eye(2, dtype=torch.bool), "q": text,
+             "target": torch.tensor([[1.0, 0, 0, 0, 0], [0, 1.0, 0, 0, 0]])}
     losses = module.losses(batch)
     unimodal = variant in ("visual_only", "text_only")
     assert set(losses) == ({"seq", "ce"} if unimodal else {"seq", "ce", "cl"})
