@@ -190,8 +190,8 @@ def train_part(member: Member, ctx: Context, deadline: float):
 
 
 def infer_part(member: Member, ctx: Context, repeats: int):
-    if member.module is not None:
-        member.module.to(ctx.device).eval()
+    if member.network is not None:
+        member.network.to(ctx.device).eval()
     reset_peak(ctx.device)
     with torch.inference_mode():
         if not ctx.smoke:
@@ -199,8 +199,8 @@ def infer_part(member: Member, ctx: Context, repeats: int):
         start = _clock(ctx.device)
         items = sum(member.infer(ctx.device) for _ in range(repeats))
         seconds = (_clock(ctx.device) - start) / repeats
-    if member.module is not None:
-        member.module.cpu()
+    if member.network is not None:
+        member.network.cpu()
     return (f"{seconds:.4g} s/call | {items / repeats / seconds:.4g} {member.infer_unit}/s | "
             f"{peak(ctx.device)}"), None
 

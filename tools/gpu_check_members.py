@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,11 @@ class Member:
     """One model (or ensemble) ready to measure.
 
     ``infer(device)`` runs one inference call on real-shaped input and returns how many
-    ``infer_unit`` it processed. Lightning members carry ``module`` + ``train_loader`` or
-    ``datamodule`` + the project's ``trainer_kwargs``; ``fit_steps(n)`` members train outside
-    Lightning (seconds for ``n`` steps, one step = one pass over ``schedule.samples``). An
-    ensemble has no ``schedule`` (inference only); its ``module`` holds all its networks.
+    ``infer_unit`` it processed, with ``network`` (default: ``module``) moved to ``device``.
+    Lightning members carry ``module`` + ``train_loader`` or ``datamodule`` + the project's
+    ``trainer_kwargs``; ``fit_steps(n)`` members train outside Lightning (seconds for ``n``
+    steps, one step = one pass over ``schedule.samples``). An ensemble has no ``schedule``
+    (inference only); its ``network`` holds all its networks.
     """
 
     name: str
@@ -80,6 +82,11 @@ class Member:
     trainer_kwargs: dict = field(default_factory=dict)
     channels_last: bool = False
     fit_steps: Callable[[int], float] | None = None
+    network: Any = None
+
+    def __post_init__(self) -> None:
+        if self.network is None:
+            self.network = self.module
 
 
 class _FitCalled(Exception):
@@ -88,8 +95,13 @@ class _FitCalled(Exception):
         self.found = module, train_loader, datamodule, trainer_kwargs
 
 
-def run_until_fit(namespace, call: Callable[[], Any]) -> tuple[Any, Any, Any, dict]:
-    """Run a project's train function up to its ``fit`` call.
+def run_until_fit(call: Callable[[], Any], *namespaces) -> tuple[Any, Any, Any, dict]:
+    """Run a project's train function ``call`` up to its ``fit`` call.
+
+    Args:
+        call: runs the project's train function.
+        namespaces: the project modules that call the engine's ``build_trainer`` and ``fit``
+            (imported by name there, so the stand-ins replace them in those modules).
 
     Returns:
         ``(LightningModule, train loader, data module, build_trainer keywords)``.
@@ -103,13 +115,17 @@ def run_until_fit(namespace, call: Callable[[], Any]) -> tuple[Any, Any, Any, di
             resume=False):
         raise _FitCalled(module, train_dataloaders, datamodule, dict(kwargs))
 
-    with mock.patch.object(namespace, "build_trainer", build_trainer), \
-            mock.patch.object(namespace, "fit", fit):
+    stand_ins = {"build_trainer": build_trainer, "fit": fit}
+    with ExitStack() as stack:
+        for namespace in namespaces:
+            for name, stand_in in stand_ins.items():
+                if hasattr(namespace, name):
+                    stack.enter_context(mock.patch.object(namespace, name, stand_in))
         try:
             call()
         except _FitCalled as caught:
             return caught.found
-    raise RuntimeError(f"{namespace.__name__}: the train function returned without fitting")
+    raise RuntimeError(f"{namespaces[0].__name__}: the train function returned without fitting")
 
 
 def lightning_member(name, schedule, infer, unit, found, **extra) -> Member:
@@ -135,9 +151,9 @@ def mineral(ctx: Context) -> list[Member]:
     cfg = load_config(commands.resolve_config(config), over)
     tile, batch = int(cfg["data"]["tile"]), int(cfg["train"]["batch_size"])
     root = write_mineral_dataset(ctx.tmp / "mineral", n_train=6, n_val=1, size=2 * tile)
-    found = run_until_fit(commands, lambda: commands.train(
+    found = run_until_fit(lambda: commands.train(
         config, str(root), str(ctx.tmp / "mineral_run"), over, ctx.device.type,
-        progress_bar=False))
+        progress_bar=False), commands)
     precision = "bf16" if ctx.device.type == "cuda" else "fp32"  # the project's fast path
     net = found[0].net
 
@@ -156,7 +172,8 @@ def mineral(ctx: Context) -> list[Member]:
     schedule = Schedule(int(cfg["train"]["epochs"]), LUMENSTONE_TILES, "tiles")
     return [lightning_member(f"mineral_ruel ({config})", schedule, learner, "tiles", found,
                               channels_last=True),
-            Member(f"mineral_ruel RUEL-5-WV ({config} x 5)", None, ruel5, "tiles", found[0])]
+            Member(f"mineral_ruel RUEL-5-WV ({config} x 5)", None, ruel5, "tiles",
+                   network=found[0])]
 
 
 def fre(ctx: Context) -> list[Member]:
@@ -169,8 +186,8 @@ def fre(ctx: Context) -> list[Member]:
         ctx, "fre_unet", ["data.split.train=0-3", "data.split.val=4", "data.split.test=5"]))
     side = 128 if ctx.smoke else 1024
     make_em_stack(ctx.tmp / "em", n_slices=6, size=side)
-    found = run_until_fit(runner, lambda: runner.train_run(
-        cfg, ctx.tmp / "em", ctx.tmp / "em_run", ctx.device.type, progress_bar=False))
+    found = run_until_fit(lambda: runner.train_run(
+        cfg, ctx.tmp / "em", ctx.tmp / "em_run", ctx.device.type, progress_bar=False), runner)
 
     def infer(device) -> int:  # one pass over a whole section, as ``predict`` runs it
         found[0].model(torch.rand(1, 1, side, side, device=device)).argmax(1).cpu()
@@ -194,8 +211,8 @@ def crossattn(ctx: Context) -> list[Member]:
                                                 ["model.image.pretrained=false"]))
     data = write_shapes_dataset(ctx.tmp / "vl", n_images=16 if ctx.smoke else 96, size=64)
     run_dir = ctx.tmp / "vl_run"
-    found = run_until_fit(runner, lambda: runner.train_run(
-        cfg, data, run_dir, ctx.device.type, progress_bar=False))
+    found = run_until_fit(lambda: runner.train_run(
+        cfg, data, run_dir, ctx.device.type, progress_bar=False), runner)
     tok = TextTokenizer.from_file(run_dir / "tokenizer.json", cfg["data"]["max_length"])
     size, e = int(cfg["data"]["image_size"]), cfg["eval"]
 

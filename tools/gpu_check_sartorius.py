@@ -1,11 +1,17 @@
-"""The Sartorius members for ``tools/gpu_check.py``: the four networks its ``setup3_consensus``
-manifest names (each trained by the project's own member code, on synthetic cells of the Kaggle
-520x704 shape) and the set-up 3 ensemble of them on a dense 800-cell image."""
+"""The Sartorius members for ``tools/gpu_check.py``, from the ``paper_ensemble`` manifest.
+
+Every distinct member config of the manifest (a seed variant costs what its config costs) is
+trained by its member kind's own ``train`` on synthetic cells of the Kaggle 520x704 shape and
+predicts through the kind's ``load(..., untrained=True)`` network: its role in the ensemble
+(detector boxes, or mask probabilities on the windows of the cells). Set-up 3 runs all the
+manifest's members on a dense 800-cell image.
+"""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from collections.abc import Callable
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -14,6 +20,7 @@ from scipy import ndimage
 
 from ensemblab.config import load_config
 
+MANIFEST = "paper_ensemble"
 KAGGLE_TRAIN_IMAGES = 485  # 606 Sartorius training images, 4 of the 5 folds
 
 # --smoke sizes by member kind (the manifest's ``kind``).
@@ -30,122 +37,120 @@ SMOKE = {
 }
 
 
-def cells_shape(ctx: Context) -> tuple[int, int, int]:
-    """The dense test image: (height, width, cells)."""
-    return (128, 128, 10) if ctx.smoke else (520, 704, 800)
-
-
-def dense_cells(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
-    """A dense shsy5y image ``uint8 [H, W]`` and the tight boxes of its cells ``float [N, 4]``."""
+def dense_cells(ctx: Context) -> dict[str, np.ndarray]:
+    """A dense shsy5y image ``uint8 [H, W]``, its cells' boxes ``float [N, 4]``, their windows
+    ``int64 [N, 4]`` and labels ``int64 [N]`` (the mask stage's input)."""
+    from ensemblab.ensemble.fusion import instance_windows
     from ensemblab.synthetic.cells import make_cells_image
 
     if "cells" not in ctx.cache:
-        h, w, n = cells_shape(ctx)
+        h, w, n = (128, 128, 10) if ctx.smoke else (520, 704, 800)
         image, ids = make_cells_image(0, "shsy5y", h, w, n_cells=n)
-        boxes = [(s[1].start, s[0].start, s[1].stop, s[0].stop)
-                 for s in ndimage.find_objects(ids) if s is not None]
-        ctx.cache["cells"] = image, np.array(boxes, np.float32)
+        boxes = np.array([(s[1].start, s[0].start, s[1].stop, s[0].stop)
+                          for s in ndimage.find_objects(ids) if s is not None], np.float32)
+        ctx.cache["cells"] = {"image": image, "boxes": boxes, "labels": np.ones(len(boxes), int),
+                              "windows": instance_windows(boxes, h, w, 0.1)}
     return ctx.cache["cells"]
 
 
-def _cells_infer(kind: str, cfg: dict, module, ctx: Context) -> Callable[[torch.device], int]:
-    """One prediction of a Sartorius member on the dense image, as its ``predict`` runs it."""
-    from ensemblab.projects.sartorius_cells.maskrcnn import predict_images
-    from ensemblab.projects.sartorius_cells.upernet_predict import predict_crops, predict_full
-    from ensemblab.projects.sartorius_cells.yolox_member import predict_boxes
-
-    image, boxes = dense_cells(ctx)
-    m = cfg["model"]
+def _member_infer(loaded, ctx: Context) -> tuple[Callable[[torch.device], int], str]:
+    """The member's ensemble role on the dense image: a detector's boxes, or a mask source's
+    probabilities on the windows of every cell."""
+    cells = dense_cells(ctx)
 
     def infer(device) -> int:
-        if kind == "maskrcnn":
-            predict_images(module.model, [image], int(m["image_size"]), device)
-        elif kind == "yolox":
-            predict_boxes(module.ema_model, image, device, **cfg["predict"])
-        elif kind == "upernet_full":
-            predict_full(module.net, image, device, int(m["size"]))
-        else:  # upernet_crop: one crop per true cell box
-            return len(predict_crops(module.net, image, boxes, device, int(m["crop"]),
-                                     float(m["context"]))[1])
-        return 1
+        loaded.device = device
+        if loaded.kind.detector:
+            loaded.detect(cells["image"])
+            return 1
+        return len(loaded.window_probs(cells["image"], cells["boxes"], cells["labels"],
+                                       cells["windows"]))
 
-    return infer
+    return infer, "images" if loaded.kind.detector else "cells"
 
 
-def _setup3(manifest, parts: list, ctx: Context) -> Callable[[torch.device], int]:
-    """Set-up 3 on the dense image: both detectors with their flips and WBF, then every mask
-    model on the windows of the true cell boxes (untrained detectors find few cells), the
-    consensus vote and overlap removal (``consensus.py``, as ``tools/bench_sartorius.py``)."""
-    from ensemblab.ensemble.fusion import instance_windows
-    from ensemblab.projects.sartorius_cells.consensus import (
-        Loaded,
+def _setup3(manifest, entries: list, ctx: Context) -> Callable[[torch.device], int]:
+    """Set-up 3 on the dense image: every detector with its flips and the box fusion, then
+    every mask source on the windows of the true cells (untrained detectors find few cells),
+    the consensus vote and overlap removal (``ensemble/consensus.py``)."""
+    from ensemblab.projects.sartorius_cells.ensemble.consensus import (
         RawConsensus,
         detect,
         finalize,
         fuse_sets,
-        source_crops,
+        window_probs,
     )
-    from ensemblab.projects.sartorius_cells.ensemble_fit import params_for
+    from ensemblab.projects.sartorius_cells.ensemble.fitting import params_for
 
-    nets = {"maskrcnn": lambda m: m.model, "yolox": lambda m: m.ema_model}
-    image, boxes = dense_cells(ctx)
-    h, w = image.shape
-    windows = instance_windows(boxes, h, w, float(manifest.fusion.get("window_pad", 0.1)))
-    ones = np.ones(len(boxes), np.float32)
-    labels = ones.astype(np.int64)
+    c = dense_cells(ctx)
+    h, w = c["image"].shape
 
     def infer(device) -> int:
-        loaded = [Loaded(spec, nets.get(spec.kind, lambda m: m.net)(module), cfg, device)
-                  for spec, module, cfg in parts]
-        fuse_sets(loaded, detect(loaded, image), manifest, h, w)
-        sources = {m.spec.name: source_crops(m, image, boxes, labels, windows)
-                   for m in loaded if m.spec.mask_weight > 0 and m.spec.kind != "yolox"}
-        raw = RawConsensus(boxes, ones, labels, windows, sources, h, w)
-        finalize(raw, {m.spec.name: m.spec.mask_weight for m in loaded},
+        for entry in entries:
+            entry.member.device = device
+        fuse_sets(entries, detect(entries, c["image"]), manifest, h, w)
+        sources = {e.spec.name: window_probs(e, c["image"], c["boxes"], c["labels"],
+                                             c["windows"]) for e in entries if e.votes}
+        raw = RawConsensus(c["boxes"], np.ones(len(c["boxes"]), np.float32), c["labels"],
+                           c["windows"], sources, h, w)
+        finalize(raw, {e.spec.name: e.spec.mask_weight for e in entries},
                  params_for(manifest.thresholds, None))
         return 1
 
     return infer
 
 
+def _member(spec, config: str, over: list[str], records, ctx: Context):
+    """``(Member, loaded untrained member)`` of one manifest entry's config."""
+    from ensemblab.projects.sartorius_cells import commands
+    from ensemblab.projects.sartorius_cells.data import split_records
+    from ensemblab.projects.sartorius_cells.members import base, member_kind, resolve_classes
+
+    cfg = load_config(commands.resolve_config(config),
+                      overrides(ctx, spec.kind, over, smoke=SMOKE))
+    kind = member_kind(str(cfg["model"]["kind"]))
+    cfg, t = resolve_classes(cfg, records), cfg["train"]
+    repeats = int(t.get("repeats", 1))
+    per_epoch = int(t.get("samples_per_epoch") or KAGGLE_TRAIN_IMAGES * repeats)
+    schedule = Schedule(int(t["epochs"]), per_epoch,
+                        "crops" if spec.kind == "upernet_crop" else "images")
+    if "repeats" in t:  # synthetic epochs outlast the timed steps (workers restart per epoch)
+        n_train = len(split_records(records, cfg["data"]["split"])[0])
+        t["repeats"] = max(repeats, -(-ctx.steps * int(t["batch_size"]) // n_train))
+    run_dir = ctx.tmp / f"cells_{spec.name}"
+    # progress_bar=True keeps the kind's progress-line callback out (the bar itself is not built)
+    found = run_until_fit(lambda: kind.train(cfg, records, run_dir, ctx.device.type,
+                                             progress_bar=True),
+                          base, sys.modules[type(kind).__module__])
+    loaded = kind.load(run_dir, cfg, "cpu", untrained=True)
+    infer, unit = _member_infer(loaded, ctx)
+    name = f"sartorius_cells/{spec.name} ({' '.join([config, *over])})"
+    return lightning_member(name, schedule, infer, unit, found, network=loaded.net,
+                            channels_last=spec.kind != "maskrcnn"), loaded
+
+
 def sartorius(ctx: Context) -> list[Member]:
-    """The four members of the ``setup3_consensus`` manifest, each with its own config, and
-    the set-up 3 ensemble of them."""
+    """One member per distinct config of the manifest, then set-up 3 of all its members."""
     from ensemblab.ensemble.manifest import load_manifest
-    from ensemblab.projects.sartorius_cells import cli, member_runs, training
-    from ensemblab.projects.sartorius_cells.data import load_records, split_records
+    from ensemblab.projects.sartorius_cells import commands
+    from ensemblab.projects.sartorius_cells.data import load_records
+    from ensemblab.projects.sartorius_cells.ensemble.consensus import EnsembleMember
     from ensemblab.synthetic.cells import write_cells_dataset
 
-    h, w, _ = cells_shape(ctx)
-    data = write_cells_dataset(ctx.tmp / "cells", images_per_type=4, height=h, width=w)
-    records = load_records(data)
-    args = SimpleNamespace(data=data, device=ctx.device.type, resume=False)
-    manifest = load_manifest(cli.resolve_config("setup3_consensus"))
-    members, parts = [], []
+    manifest = load_manifest(commands.resolve_manifest(MANIFEST))
+    h, w = (128, 128) if ctx.smoke else (520, 704)
+    records = load_records(write_cells_dataset(ctx.tmp / "cells", images_per_type=4,
+                                               height=h, width=w))
+    members, loaded, entries = [], {}, []
     for spec in manifest.members:
-        cfg = load_config(cli.resolve_config(spec.config), overrides(ctx, spec.kind, smoke=SMOKE))
-        run_dir, t = ctx.tmp / f"cells_{spec.name}", cfg["train"]
-        repeats = int(t.get("repeats", 1))
-        per_epoch = int(t.get("samples_per_epoch") or KAGGLE_TRAIN_IMAGES * repeats)
-        unit = "crops" if spec.kind == "upernet_crop" else "images"
-        # Synthetic epochs as long as the timed steps: loader workers restart every epoch.
-        if "repeats" in t:
-            n_train = len(split_records(records, cfg["data"]["split"])[0])
-            t["repeats"] = max(repeats, -(-ctx.steps * int(t["batch_size"]) // n_train))
-        if spec.kind == "maskrcnn":
-            cfg = training.resolve_classes(cfg, records)
-            found = run_until_fit(training, lambda c=cfg, r=run_dir: training.train_maskrcnn(
-                c, r, records, ctx.device.type, progress_bar=False))
-        else:
-            train = member_runs.train_yolox if spec.kind == "yolox" else member_runs.train_upernet
-            found = run_until_fit(member_runs, lambda f=train, c=cfg, r=run_dir: f(c, r, args))
-        infer = _cells_infer(spec.kind, cfg, found[0], ctx)
-        members.append(lightning_member(
-            f"sartorius_cells/{spec.name} ({spec.config})",
-            Schedule(int(t["epochs"]), per_epoch, unit), infer, unit, found,
-            channels_last=spec.kind != "maskrcnn"))
-        parts.append((spec, found[0], cfg))
+        config, *over = shlex.split(spec.config)
+        over = [o for o in over if not o.startswith("seed=")]  # same cost
+        key = " ".join([config, *over])
+        if key not in loaded:
+            member, loaded[key] = _member(spec, config, over, records, ctx)
+            members.append(member)
+        entries.append(EnsembleMember(spec, loaded[key]))
+    nets = torch.nn.ModuleList([m.net for m in loaded.values()])
     members.append(Member(f"sartorius_cells set-up 3 ({manifest.name})", None,
-                          _setup3(manifest, parts, ctx), "images",
-                          torch.nn.ModuleList([module for _, module, _ in parts])))
+                          _setup3(manifest, entries, ctx), "images", network=nets))
     return members
