@@ -4,12 +4,14 @@
         [--only PROJECT ...] [--smoke]
 
 1. Training: each project's own train function builds its paper-scale model and loader on
-   synthetic data of the real shapes (``tools/gpu_check_members.py`` says which configs), and
-   ``--steps`` steps run through ``ensemblab.engine.build_trainer`` with its defaults (16-mixed
-   on GPU, float32 on CPU; channels-last for the convolutional members on GPU), without
-   validation or checkpoints. One line per member: step time (the first step is a warm-up),
-   images (or tiles, crops, rows) per second, peak memory (GPU, or resident set on CPU) and the
-   projected wall time of the paper's full schedule (training steps only).
+   synthetic data of the real shapes (``tools/gpu_check_members.py`` and
+   ``tools/gpu_check_sartorius.py`` say which configs), and ``--steps`` steps run through
+   ``ensemblab.engine.build_trainer`` with the project's trainer settings and the engine's
+   defaults (16-mixed on GPU unless the config asks for bf16, float32 on CPU; channels-last for
+   the convolutional members on GPU), without validation or checkpoints. One line per member:
+   step time (the first step is a warm-up), images (or tiles, crops, rows) per second, peak
+   memory (GPU, or resident set on CPU) and the projected wall time of the paper's full
+   schedule (training steps only).
 2. Inference: one line per member, then the Sartorius set-up 3 ensemble and RUEL-5-WV.
 3. DDP: ``ensemblab.engine.ddp_smoke`` on all visible GPUs with NCCL (one process when there is
    one GPU), or two gloo processes with ``--device cpu``.
@@ -161,11 +163,13 @@ def lightning_steps(member: Member, ctx: Context, deadline: float) -> tuple[floa
                             callbacks=[timer, *kwargs.pop("callbacks", ())], **kwargs)
     # No validation, so no early stopping; no checkpoint writes: the check measures steps.
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, RUN_ONLY_CALLBACKS)]
-    trainer.fit(member.module, train_dataloaders=member.train_loader,
-                datamodule=member.datamodule)
+    try:
+        trainer.fit(member.module, train_dataloaders=member.train_loader,
+                    datamodule=member.datamodule)
+    finally:  # free the device for the next part, also after a failure
+        member.module.trainer = None  # let the optimizer state go
+        member.module.cpu()
     step, items = timer.mean_step()
-    member.module.trainer = None  # let the optimizer state go
-    member.module.cpu()
     layout = ", channels-last" if member.channels_last and cuda else ""
     return step, items, f"{trainer.precision}{layout}, {len(timer.items)} steps"
 
@@ -193,14 +197,16 @@ def infer_part(member: Member, ctx: Context, repeats: int):
     if member.network is not None:
         member.network.to(ctx.device).eval()
     reset_peak(ctx.device)
-    with torch.inference_mode():
-        if not ctx.smoke:
-            member.infer(ctx.device)  # warm-up: allocations, cuDNN algorithm choice
-        start = _clock(ctx.device)
-        items = sum(member.infer(ctx.device) for _ in range(repeats))
-        seconds = (_clock(ctx.device) - start) / repeats
-    if member.network is not None:
-        member.network.cpu()
+    try:
+        with torch.inference_mode():
+            if not ctx.smoke:
+                member.infer(ctx.device)  # warm-up: allocations, cuDNN algorithm choice
+            start = _clock(ctx.device)
+            items = sum(member.infer(ctx.device) for _ in range(repeats))
+            seconds = (_clock(ctx.device) - start) / repeats
+    finally:
+        if member.network is not None:
+            member.network.cpu()
     return (f"{seconds:.4g} s/call | {items / repeats / seconds:.4g} {member.infer_unit}/s | "
             f"{peak(ctx.device)}"), None
 

@@ -2,9 +2,9 @@
 
 Every distinct member config of the manifest (a seed variant costs what its config costs) is
 trained by its member kind's own ``train`` on synthetic cells of the Kaggle 520x704 shape and
-predicts through the kind's ``load(..., untrained=True)`` network: its role in the ensemble
-(detector boxes, or mask probabilities on the windows of the cells). Set-up 3 runs all the
-manifest's members on a dense 800-cell image.
+predicts through the kind's ``load(..., untrained=True)`` network (the same cost as the trained
+one): instances, boxes, or mask probabilities on the windows of the cells. Set-up 3 runs all
+the manifest's members on a dense 800-cell image.
 """
 
 from __future__ import annotations
@@ -54,17 +54,20 @@ def dense_cells(ctx: Context) -> dict[str, np.ndarray]:
 
 
 def _member_infer(loaded, ctx: Context) -> tuple[Callable[[torch.device], int], str]:
-    """The member's ensemble role on the dense image: a detector's boxes, or a mask source's
-    probabilities on the windows of every cell."""
+    """The member's prediction on the dense image: an instance model's post-processed
+    instances, a detector's boxes, or a mask source's probabilities on every cell's window."""
     cells = dense_cells(ctx)
 
     def infer(device) -> int:
         loaded.device = device
-        if loaded.kind.detector:
+        if loaded.kind.instance_model:
+            loaded.instances(cells["image"])
+        elif loaded.kind.detector:
             loaded.detect(cells["image"])
-            return 1
-        return len(loaded.window_probs(cells["image"], cells["boxes"], cells["labels"],
-                                       cells["windows"]))
+        else:
+            return len(loaded.window_probs(cells["image"], cells["boxes"], cells["labels"],
+                                           cells["windows"]))
+        return 1
 
     return infer, "images" if loaded.kind.detector else "cells"
 
