@@ -26,7 +26,7 @@ setup(
     packages=packages,
     package_dir=package_dir,
     package_data={
-        "ensemblab.projects": ["*/configs/*.yaml", "*/README.md"],
+        "ensemblab.projects": ["*/configs/*.yaml", "*/configs/*/*.yaml", "*/README.md"],
     },
     include_package_data=True,
 )

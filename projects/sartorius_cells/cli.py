@@ -1,119 +1,72 @@
-"""``ensemblab sartorius_cells train|evaluate|predict|submit|validate-submission``.
+"""``ensemblab sartorius_cells train|evaluate|predict|submit|validate-submission|ensemble``.
 
-Part 2 of the project (YOLOX, UPerNet, the ensemble) plugs in without editing this file: when
-the module ``ensemblab.projects.sartorius_cells.cli_ensemble`` exists, its
-``register_verbs(subparsers)`` adds its verbs, ``MEMBER_KINDS[cfg.model.kind]`` trains and
-evaluates other members, and ``submit --manifest`` calls its ``submit_manifest(args)``.
+Argument parsing only; every verb's body is a plain function in ``commands.py``.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import importlib.util
-from pathlib import Path
-
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import find_config, load_config
-from ensemblab.errors import ConfigError, EnsemblabError
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-ENSEMBLE_MODULE = "ensemblab.projects.sartorius_cells.cli_ensemble"
 
 
-def _ensemble_cli():
-    try:
-        if importlib.util.find_spec(ENSEMBLE_MODULE) is None:
-            return None
-    except ModuleNotFoundError:
-        return None
-    return importlib.import_module(ENSEMBLE_MODULE)
+def _train(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    commands.train(args.config, args.data, args.out, args.device, args.resume, args.overrides)
+    return 0
 
 
-def resolve_config(name: str) -> Path:
-    """A config file path, or a bare name of a file in ``configs/``."""
-    return find_config(name, CONFIG_DIR)
+def _evaluate(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    commands.evaluate(args.run, args.data, args.split, args.device, args.untrained)
+    return 0
 
 
-def _member_kind(cfg: dict):
-    kind = cfg.get("model", {}).get("kind", "maskrcnn")
-    if kind == "maskrcnn":
-        return None
-    ext = _ensemble_cli()
-    if ext is None or kind not in getattr(ext, "MEMBER_KINDS", {}):
-        raise ConfigError(f"model.kind {kind!r} is not available (only 'maskrcnn' is built in)")
-    return ext.MEMBER_KINDS[kind]
+def _predict(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    return commands.predict(args.run, args.input, args.out, args.device, args.overlays)
 
 
-def _train(args: argparse.Namespace) -> int:
-    from ensemblab.engine import prepare_run_dir
-    from ensemblab.projects.sartorius_cells.workflow import train_run
-
-    if args.data is None:
-        raise ConfigError("train needs --data DIR")
-    cfg = load_config(resolve_config(args.config), args.overrides)
-    member = _member_kind(cfg)
-    if member is not None:
-        run_dir = prepare_run_dir(args.out, cfg, resume=args.resume)
-        return int(member.train(cfg, run_dir, args))
-    return train_run(cfg, args.data, args.out, args.device, args.resume)
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.engine import open_run
-    from ensemblab.projects.sartorius_cells.workflow import evaluate_run
-
-    _, cfg = open_run(args.run)
-    member = _member_kind(cfg)
-    if member is not None:
-        return int(member.evaluate(Path(args.run), args))
-    if args.data is None:
-        raise ConfigError("evaluate needs --data DIR")
-    return evaluate_run(args.run, args.data, args.split, args.device, args.untrained)
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from ensemblab.projects.sartorius_cells.workflow import predict_run
-
-    return predict_run(args.run, args.input, args.out, args.device, args.overlays)
-
-
-def _submit(args: argparse.Namespace) -> int:
-    from ensemblab.projects.sartorius_cells.workflow import submit_run
+def _submit(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
 
     if args.manifest:
-        ext = _ensemble_cli()
-        if ext is None or not hasattr(ext, "submit_manifest"):
-            raise EnsemblabError("submit --manifest needs the ensemble part "
-                                 "(ensemblab.projects.sartorius_cells.cli_ensemble)")
-        return int(ext.submit_manifest(args))
-    return submit_run(args.run, args.images, args.out, args.device)
+        return commands.submit_manifest(args.manifest, args.images, args.out, args.device)
+    return commands.submit_run(args.run, args.images, args.out, args.device)
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from ensemblab.projects.sartorius_cells.workflow import validate_run
+def _validate(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
 
-    return validate_run(args.csv, args.images, args.sizes)
+    return commands.validate(args.csv, args.images, args.sizes)
+
+
+def _ensemble(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    commands.ensemble(args.manifest, args.data, args.out, args.device)
+    return 0
 
 
 def register(subparsers) -> None:
     """Add the ``sartorius_cells`` parser and its verbs to the top-level CLI."""
     parser = subparsers.add_parser(
         "sartorius_cells", help="neuronal cell instance segmentation (Kaggle Sartorius)",
-        description="Mask R-CNN member, Kaggle score, submissions (paper: YOLOX + Mask R-CNN "
-                    "+ UPerNet ensemble).")
+        description="YOLOX + Mask R-CNN + UPerNet members, their ensemble, Kaggle score and "
+                    "submissions.")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB")
 
-    p = verbs.add_parser("train", help="train a member (Mask R-CNN by default)")
+    p = verbs.add_parser("train", help="train a member (model.kind of the config)")
     add_train_args(p)
     p.set_defaults(func=_train)
 
-    p = verbs.add_parser("evaluate", help="Kaggle score, per cell type, COCO mask AP")
+    p = verbs.add_parser("evaluate", help="score a member on its validation split")
     add_evaluate_args(p)
     p.add_argument("--split", choices=("val", "all"), default="val",
                    help="score the run's validation split (default) or every image")
     p.add_argument("--untrained", action="store_true",
-                   help="score the randomly initialised model (the learning baseline); "
+                   help="score the member's initialisation (the learning baseline); "
                         "writes metrics_untrained.json")
     p.set_defaults(func=_evaluate)
 
@@ -125,7 +78,8 @@ def register(subparsers) -> None:
     p = verbs.add_parser("submit", help="write a Kaggle submission CSV (id,predicted)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--run", help="run folder of a trained member")
-    src.add_argument("--manifest", help="ensemble manifest (part 2)")
+    src.add_argument("--manifest", help="ensemble manifest (a file or a name in "
+                                        "configs/ensembles/), e.g. OUT/manifest_fitted.yaml")
     p.add_argument("--images", required=True, help="folder of test images")
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -138,6 +92,11 @@ def register(subparsers) -> None:
     sizes.add_argument("--sizes", help="CSV with columns id,width,height (e.g. train.csv)")
     p.set_defaults(func=_validate)
 
-    ext = _ensemble_cli()
-    if ext is not None and hasattr(ext, "register_verbs"):
-        ext.register_verbs(verbs)
+    p = verbs.add_parser("ensemble", help="train the manifest's unfinished members, then fit "
+                                          "and score the three set-ups")
+    p.add_argument("--manifest", required=True,
+                   help="ensemble manifest (a file or a name in configs/ensembles/)")
+    p.add_argument("--data", help="dataset folder (the members' split is used)")
+    p.add_argument("--out", required=True, help="output folder (scores, fitted manifest)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.set_defaults(func=_ensemble)

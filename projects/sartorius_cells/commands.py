@@ -1,89 +1,111 @@
-"""The bodies of the CLI verbs: train, evaluate, predict, submit, validate-submission."""
+"""The verbs of ``ensemblab sartorius_cells``: plain arguments in, an exit status out.
+
+``train`` / ``evaluate`` / ``predict`` / ``submit --run`` work for every member kind the
+registry holds (``model.kind`` of the config or run); ``ensemble`` trains the manifest's members
+that have not finished yet, then fits and scores the paper's three set-ups; ``submit
+--manifest`` writes the fitted ensemble's submission. ``cli.py`` only parses arguments.
+"""
 
 from __future__ import annotations
 
+import json
+import shlex
+import time
 from pathlib import Path
 
-import pandas as pd
-from PIL import Image
+import torch
 
+from ensemblab.config import find_config, load_config
 from ensemblab.engine import prepare_run_dir
-from ensemblab.ensemble.submission import (
-    validate_submission,
-    write_validated_submission,
-)
-from ensemblab.errors import DataError
+from ensemblab.ensemble.manifest import Manifest, load_manifest
+from ensemblab.ensemble.submission import validate_submission, write_validated_submission
+from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.sartorius_cells.data import (
+    image_sizes_from_csv,
+    image_sizes_from_folder,
     list_images,
     load_records,
     read_gray_uint8,
     split_records,
 )
-from ensemblab.projects.sartorius_cells.inference import (
-    evaluate_records,
-    finalize,
-    instances_to_rles,
-    load_member,
-    predict_raw,
-    tune_and_save,
-)
+from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest
+from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, submit_ensemble
+from ensemblab.projects.sartorius_cells.members import load_member, member_kind, resolve_classes
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import image_cell_type
-from ensemblab.projects.sartorius_cells.training import resolve_classes, train_maskrcnn
+from ensemblab.projects.sartorius_cells.structures import instances_to_rles
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+TRAIN_TIME_FILE = "train_time.json"
 
 
-def train_run(cfg: dict, data: str | Path, out: str | Path, device: str = "auto",
-              resume: bool = False, progress_bar: bool = True) -> int:
-    """Train the Mask R-CNN member, then tune its thresholds on the validation split."""
+def resolve_config(name: str | Path) -> Path:
+    """A member config: a file, or a bare name in ``configs/members/``."""
+    return find_config(name, CONFIG_DIR / "members")
+
+
+def resolve_manifest(name: str | Path) -> Path:
+    """An ensemble manifest: a file, or a bare name in ``configs/ensembles/``."""
+    return find_config(name, CONFIG_DIR / "ensembles")
+
+
+def _need(value, what: str):
+    if value is None:
+        raise ConfigError(f"{what} needs --data DIR")
+    return value
+
+
+def train(config: str | Path, data: str | Path | None, out: str | Path, device: str = "auto",
+          resume: bool = False, overrides: list[str] | None = None,
+          progress_bar: bool = True) -> Path:
+    """Train the member a config describes (its ``model.kind``) into the run folder ``out``.
+
+    Writes ``OUT/config.yaml`` (classes resolved from the data), the checkpoints, and
+    ``OUT/train_time.json`` (wall seconds, threads) when training ends.
+    """
+    _need(data, "train")
+    cfg = load_config(resolve_config(config), overrides or [])
+    kind = member_kind(str(cfg["model"].get("kind")))
     records = load_records(data)
     cfg = resolve_classes(cfg, records)
     run_dir = prepare_run_dir(out, cfg, resume=resume)
-    module = train_maskrcnn(cfg, run_dir, records, device, resume, progress_bar)
-    _, val = split_records(records, cfg["data"]["split"])
-    if val:
-        params = tune_and_save(run_dir, module.model, cfg, val, device)
-        print(f"thresholds tuned on {len(val)} validation images: {run_dir / 'postprocess.json'}")
-        for cell_type, p in params.per_type.items():
-            print(f"  {cell_type}: {p.to_dict()}")
-    return 0
+    time_file = run_dir / TRAIN_TIME_FILE
+    before = json.loads(time_file.read_text())["seconds"] if resume and time_file.is_file() else 0
+    start = time.perf_counter()
+    kind.train(cfg, records, run_dir, device, resume, progress_bar)
+    write_json(time_file, {"seconds": before + time.perf_counter() - start,
+                           "threads": torch.get_num_threads(), "device": device})
+    return run_dir
 
 
-def evaluate_run(run: str | Path, data: str | Path, split: str = "val", device: str = "auto",
-                 untrained: bool = False) -> int:
-    """Write ``RUN/metrics.json`` (``metrics_untrained.json`` for the random-init baseline)."""
-    model, cfg, params = load_member(run, device, untrained=untrained)
+def evaluate(run: str | Path, data: str | Path | None, split: str = "val",
+             device: str = "auto", untrained: bool = False) -> dict:
+    """Write ``RUN/metrics.json`` (``metrics_untrained.json`` for the initialisation)."""
+    _need(data, "evaluate")
+    member = load_member(run, device, untrained=untrained)
     records = load_records(data)
     if split == "val":
-        _, records = split_records(records, cfg["data"]["split"])
-    metrics = evaluate_records(model, cfg, params, records, device)
-    metrics.update({"split": split, "data": str(data), "untrained": untrained,
-                    "postprocess": params.to_dict()})
+        _, records = split_records(records, member.cfg["data"]["split"])
+    metrics = member.kind.evaluate(member, records)
+    metrics.update({"kind": member.kind.name, "split": split, "data": str(data),
+                    "untrained": untrained})
     path = Path(run) / ("metrics_untrained.json" if untrained else "metrics.json")
     write_json(path, metrics)
-    per_type = ", ".join(f"{k} {v:.3f}" for k, v in metrics["per_cell_type"].items())
-    print(f"kaggle_score {metrics['kaggle_score']:.4f} ({per_type}); "
-          f"COCO mask AP {metrics['coco_mask_ap']:.4f}; {metrics['n_images']} images -> {path}")
-    return 0
+    print(f"{member.kind.summary(metrics)}; {metrics['n_images']} images -> {path}")
+    return metrics
 
 
-def _predictions(run, images: list[tuple[str, Path]], device: str):
-    """Yield ``(image_id, image, post-processed instances, cell type)`` one image at a time."""
-    model, cfg, params = load_member(run, device)
-    classes = list(cfg["model"]["classes"])
-    for image_id, path in images:
-        image = read_gray_uint8(path)
-        raw = predict_raw(model, cfg, [image], device)[0]
-        yield image_id, image, finalize(raw, params, classes), image_cell_type(raw, classes)
-
-
-def predict_run(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
-                n_overlays: int = 4) -> int:
+def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
+            n_overlays: int = 4) -> int:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``."""
+    member = load_member(run, device)
     out = Path(out)
     rows, n_inst = [], 0
-    for k, (image_id, image, inst, cell_type) in enumerate(
-            _predictions(run, list_images(input_dir), device)):
+    for k, (image_id, path) in enumerate(list_images(input_dir)):
+        image = read_gray_uint8(path)
+        inst = member.instances(image)
+        cell_type = image_cell_type(inst, member.classes)
         rles = instances_to_rles(inst)
         rows += [(image_id, r, f"{s:.4f}", cell_type) for r, s in zip(rles, inst.scores)]
         rows += [] if rles else [(image_id, "", "", cell_type or "")]
@@ -95,47 +117,74 @@ def predict_run(run: str | Path, input_dir: str | Path, out: str | Path, device:
     return 0
 
 
-def image_sizes_from_folder(folder: str | Path) -> dict[str, tuple[int, int]]:
-    """``{image_id: (height, width)}`` read from image headers."""
-    sizes = {}
-    for image_id, path in list_images(folder):
-        try:
-            with Image.open(path) as im:
-                sizes[image_id] = (im.size[1], im.size[0])
-        except OSError as exc:
-            raise DataError(path, f"cannot read image header ({exc})") from None
-    return sizes
-
-
-def image_sizes_from_csv(path: str | Path) -> dict[str, tuple[int, int]]:
-    """``{image_id: (height, width)}`` from a CSV with ``id,width,height`` columns."""
-    try:
-        df = pd.read_csv(path, usecols=["id", "width", "height"], dtype={"id": str})
-    except (ValueError, FileNotFoundError) as exc:
-        raise DataError(path, f"needs columns id,width,height ({str(exc).splitlines()[0]})"
-                        ) from None
-    df = df.drop_duplicates("id")
-    return {i: (int(h), int(w)) for i, w, h in zip(df["id"], df["width"], df["height"])}
-
-
 def submit_run(run: str | Path, images_dir: str | Path, out: str | Path,
                device: str = "auto") -> int:
-    """Predict every test image and write a validated ``id,predicted`` submission."""
+    """Predict every test image with one member and write a validated submission."""
+    member = load_member(run, device)
     images = list_images(images_dir)
-    rles = {image_id: instances_to_rles(inst)
-            for image_id, _, inst, _ in _predictions(run, images, device)}
+    rles = {image_id: instances_to_rles(member.instances(read_gray_uint8(path)))
+            for image_id, path in images}
     write_validated_submission(out, rles, [i for i, _ in images],
                                image_sizes_from_folder(images_dir))
-    print(f"{sum(max(1, len(r)) for r in rles.values())} rows, {len(images)} images -> {out} "
+    print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
           "(validated)")
     return 0
 
 
-def validate_run(csv: str | Path, images: str | Path | None, sizes: str | Path | None) -> int:
-    """Print every violation; exit status 1 when there is any."""
+def submit_manifest(manifest: str | Path, images_dir: str | Path, out: str | Path,
+                    device: str = "auto") -> int:
+    """Predict every test image with a (fitted) ensemble and write a validated submission."""
+    return submit_ensemble(resolve_manifest(manifest), images_dir, out, device)
+
+
+def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | None) -> int:
+    """Print every violation of a submission; exit status 1 when there is any."""
     table = image_sizes_from_folder(images) if images else image_sizes_from_csv(sizes)
     problems = validate_submission(csv, table)
     for problem in problems:
         print(problem)
     print(f"{csv}: {'INVALID, ' + str(len(problems)) + ' problems' if problems else 'valid'}")
     return 1 if problems else 0
+
+
+def train_missing_members(manifest: Manifest, data: str | Path, device: str = "auto",
+                          progress_bar: bool = True) -> list[str]:
+    """Train every member whose run has not finished (no ``train_time.json``) with the
+    manifest's ``config`` (``NAME [key=value ...]``), resuming a started run.
+
+    Returns:
+        The names of the members trained.
+    """
+    trained = []
+    for spec in manifest.members:
+        run = manifest.run_path(spec)
+        if (run / TRAIN_TIME_FILE).is_file():
+            continue
+        if not spec.config:
+            raise ConfigError(f"member {spec.name!r}: {run} holds no finished run and the "
+                              "manifest gives no config to train it")
+        config, *overrides = shlex.split(spec.config)
+        print(f"training member {spec.name} ({spec.config}) -> {run}", flush=True)
+        train(config, data, run, device, resume=(run / "config.yaml").is_file(),
+              overrides=overrides, progress_bar=progress_bar)
+        trained.append(spec.name)
+    return trained
+
+
+def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
+             device: str = "auto", progress_bar: bool = True) -> dict:
+    """Train the manifest's unfinished members, then fit and score the three set-ups.
+
+    Writes ``OUT/scores.csv``, ``OUT/scores.json``, ``OUT/manifest_fitted.yaml`` and overlays.
+    """
+    _need(data, "ensemble")
+    path = resolve_manifest(manifest)
+    train_missing_members(check_manifest(load_manifest(path), str(path)), data, device,
+                          progress_bar)
+    results = run_ensemble(path, data, out, device)
+    for entry, r in results.items():
+        if isinstance(r, dict) and entry != "train_seconds":
+            shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
+            print(f"{entry:40s} {shown}")
+    print(f"-> {Path(out) / 'scores.csv'}, {Path(out) / 'manifest_fitted.yaml'}")
+    return results

@@ -1,4 +1,4 @@
-"""Cell instance datasets in three on-disk layouts, folds, and the Mask R-CNN training set.
+"""Cell instance datasets in three on-disk layouts, folds, image reading and standardisation.
 
 Layouts (exact trees in ``datasets/README.md``), detected by :func:`load_records`:
 
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from PIL import Image
 from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
@@ -238,74 +237,39 @@ def split_records(records: list[CellRecord], split: dict
             [r for r, f in zip(records, folds) if f == fold])
 
 
-def resize_pair(image: np.ndarray, idmap: np.ndarray, size: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Resize so the longer side is ``size`` (bilinear image, nearest-neighbour ids)."""
-    h, w = image.shape
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    img = np.asarray(Image.fromarray(image).resize(new, Image.BILINEAR))
-    ids = np.asarray(Image.fromarray(idmap.astype(np.int32)).resize(new, Image.NEAREST))
-    return img, ids.astype(np.int32)
+def image_sizes_from_folder(folder: str | Path) -> dict[str, tuple[int, int]]:
+    """``{image_id: (height, width)}`` read from image headers."""
+    sizes = {}
+    for image_id, path in list_images(folder):
+        try:
+            with Image.open(path) as im:
+                sizes[image_id] = (im.size[1], im.size[0])
+        except OSError as exc:
+            raise DataError(path, f"cannot read image header ({exc})") from None
+    return sizes
 
 
-def targets_from_idmap(idmap: np.ndarray, label: int) -> dict[str, torch.Tensor]:
-    """torchvision Mask R-CNN targets from an id map.
+def image_sizes_from_csv(path: str | Path) -> dict[str, tuple[int, int]]:
+    """``{image_id: (height, width)}`` from a CSV with ``id,width,height`` columns."""
+    try:
+        df = pd.read_csv(path, usecols=["id", "width", "height"], dtype={"id": str})
+    except (ValueError, FileNotFoundError) as exc:
+        raise DataError(path, f"needs columns id,width,height ({str(exc).splitlines()[0]})"
+                        ) from None
+    df = df.drop_duplicates("id")
+    return {i: (int(h), int(w)) for i, w, h in zip(df["id"], df["width"], df["height"])}
 
-    Returns:
-        ``boxes`` float32[N, 4] (x0, y0, x1 + 1, y1 + 1), ``labels`` int64[N],
-        ``masks`` uint8[N, H, W]; instances under 3 pixels are skipped.
+
+def standardize(image: np.ndarray) -> np.ndarray:
+    """uint8 ``[H, W]`` -> float32 with zero mean and unit variance over the image.
+
+    Phase-contrast frames are low-contrast grey (the usiigaci images span ~10 of 255 levels), so
+    a fixed ``x / 255`` scaling leaves a network almost no signal.
     """
-    masks, _ = instance_map_to_masks(idmap)
-    masks = masks[masks.sum(axis=(1, 2)) >= 3]
-    boxes = np.zeros((len(masks), 4), np.float32)
-    for i, m in enumerate(masks):
-        ys, xs = np.nonzero(m)
-        boxes[i] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    return {"boxes": torch.from_numpy(boxes),
-            "labels": torch.full((len(masks),), label, dtype=torch.int64),
-            "masks": torch.from_numpy(masks.astype(np.uint8))}
+    x = image.astype(np.float32)
+    return (x - x.mean()) / max(float(x.std()), 1.0)
 
 
-class CellTrainDataset(torch.utils.data.Dataset):
-    """Images resized to a longer side of ``size`` with Mask R-CNN targets.
-
-    Items: ``(image float32[1, h, w] in [0, 1], target dict)``; with ``train`` images are
-    flipped at random and, with ``crop``, cut to a random ``crop x crop`` window (cheaper
-    steps at the full model resolution). Resized images and id maps are cached (decoding 800
-    RLEs per epoch would dominate a CPU epoch).
-    """
-
-    def __init__(self, records: list[CellRecord], classes: list[str], size: int,
-                 train: bool = True, seed: int = 0, crop: int | None = None):
-        self.records, self.classes, self.size, self.train = records, classes, size, train
-        self.crop = crop
-        self.rng = np.random.default_rng(seed)
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int):
-        if index not in self.cache:
-            rec = self.records[index]
-            self.cache[index] = resize_pair(rec.load_image(), rec.load_idmap(), self.size)
-        image, idmap = self.cache[index]
-        if self.train and self.crop and max(image.shape) > self.crop:
-            y = self.rng.integers(0, max(1, image.shape[0] - self.crop + 1))
-            x = self.rng.integers(0, max(1, image.shape[1] - self.crop + 1))
-            image, idmap = (image[y:y + self.crop, x:x + self.crop],
-                            idmap[y:y + self.crop, x:x + self.crop])
-        if self.train:
-            if self.rng.random() < 0.5:
-                image, idmap = image[:, ::-1], idmap[:, ::-1]
-            if self.rng.random() < 0.5:
-                image, idmap = image[::-1], idmap[::-1]
-        label = self.classes.index(self.records[index].cell_type) + 1
-        tensor = torch.from_numpy(image.copy()).float().div_(255)[None]
-        return tensor, targets_from_idmap(idmap.copy(), label)
-
-
-def collate(batch):
-    """Lists of images and targets (detection models take lists)."""
-    return [b[0] for b in batch], [b[1] for b in batch]
+def letterbox_scale(height: int, width: int, size: int) -> float:
+    """Scale that fits an ``H x W`` image into a ``size x size`` square (YOLOX ``preproc``)."""
+    return min(size / height, size / width)

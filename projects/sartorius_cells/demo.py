@@ -1,42 +1,61 @@
-"""``ensemblab demo`` part: synthetic cells of three types, quick Mask R-CNN, score, submission.
-
-When part 2 is installed (``demo_part2``), its ensemble demo runs on the same data and run.
+"""``ensemblab demo`` part: synthetic cells of three types, the four members trained briefly by
+one ``ensemble`` call, the three set-ups scored, and submissions of Mask R-CNN and the ensemble.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
+import shlex
 import time
 from pathlib import Path
 
-from ensemblab.config import load_config
+from ensemblab.ensemble.manifest import Manifest, Member, save_manifest
 from ensemblab.ensemble.submission import validate_submission
-from ensemblab.projects.sartorius_cells.cli import resolve_config
-from ensemblab.projects.sartorius_cells.workflow import (
-    evaluate_run,
-    image_sizes_from_folder,
-    predict_run,
-    submit_run,
-    train_run,
-)
+from ensemblab.projects.sartorius_cells import commands
+from ensemblab.projects.sartorius_cells.data import image_sizes_from_folder
 from ensemblab.synthetic.cells import write_cells_dataset
 
-PART2_DEMO = "ensemblab.projects.sartorius_cells.demo_part2"
 SPLIT_OVERRIDE = "data.split.k=4"
 # The demo's synthetic cells: 36 crop-like 128 px images of three types, 6 cells each.
 DEMO_DATA = {"images_per_type": 12, "height": 128, "width": 128, "n_cells": 6,
              "cell_scale": 0.7}
-# ~4 CPU minutes: 36 crop-like 128 px images (6 cells each), 18 epochs of 14 steps.
+# Mask R-CNN, ~3 CPU minutes: 18 epochs of 14 steps at 128 px.
 DEMO_OVERRIDES = ["model.image_size=128", "train.epochs=18", "train.val_every=6", SPLIT_OVERRIDE,
                   "train.warmup_steps=5", "model.box_detections_per_img=60",
                   "model.rpn_post_nms_top_n_test=200", "model.rpn_pre_nms_top_n_test=400",
                   "postprocess.search.min_area=[8]", "postprocess.search.mask_thresh=[0.5]"]
+# (name, kind, config and overrides, box weight, mask weight, flips)
+DEMO_MEMBERS = [
+    ("maskrcnn", "maskrcnn", ["cpu_maskrcnn_r18", *DEMO_OVERRIDES], 1.0, 1.0, ["none", "h"]),
+    ("yolox", "yolox", ["cpu_yolox_nano", SPLIT_OVERRIDE, "train.epochs=10", "train.repeats=4",
+                        "train.sizes=[224,256]", "predict.size=256", "train.val_every=5"],
+     1.0, 0.0, ["none", "h"]),
+    ("upernet_crop", "upernet_crop", ["cpu_upernet_crop_lite0", SPLIT_OVERRIDE, "model.crop=64",
+                                      "train.epochs=4", "train.samples_per_epoch=512",
+                                      "train.val_every=4"], 0.0, 1.0, ["none"]),
+    ("upernet_full", "upernet_full", ["cpu_upernet_full_lite0", SPLIT_OVERRIDE, "model.size=256",
+                                      "train.crop=128", "train.epochs=10",
+                                      "train.samples_per_epoch=32", "train.val_every=5"],
+     0.0, 1.0, ["none"]),
+]
+SETUPS = (("setup1_nms", "(1) Mask R-CNN + NMS"),
+          ("setup2_mask_vote", "(2) Mask R-CNN + flip TTA, box fusion + mask vote"),
+          ("setup3_consensus", "(3) YOLOX + Mask R-CNN + UPerNet consensus"))
+
+
+def demo_manifest(runs: Path) -> Manifest:
+    """The demo's members as a manifest: runs under ``runs``, configs with their overrides."""
+    return Manifest("demo", "consensus", [
+        Member(name, kind, str(runs / name), box_weight=box, mask_weight=mask, flips=flips,
+               config=shlex.join(config))
+        for name, kind, config, box, mask, flips in DEMO_MEMBERS],
+        fusion={"iou_thr": 0.55, "skip_box_thr": 0.02, "window_pad": 0.1},
+        thresholds={"default": {"score_thresh": 0.2, "mask_thresh": 0.5, "min_area": 8}})
 
 
 def run_demo(out_dir: Path, device: str = "auto") -> str:
-    """Generate data, train, evaluate against the untrained model, predict, submit.
+    """Generate data, train the members and score the set-ups, compare Mask R-CNN with its
+    untrained initialisation, predict, submit.
 
     Returns:
         A markdown section; figure links are relative to the demo root (``sartorius_cells/...``).
@@ -44,37 +63,63 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     out_dir = Path(out_dir)
     start = time.perf_counter()
     data = write_cells_dataset(out_dir / "data", **DEMO_DATA)
-    run = out_dir / "run"
-    cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES)
-    train_run(cfg, data, run, device, progress_bar=False)
-    evaluate_run(run, data, "val", device)
-    evaluate_run(run, data, "val", device, untrained=True)
-    trained = json.loads((run / "metrics.json").read_text())
-    untrained = json.loads((run / "metrics_untrained.json").read_text())
-    predict_run(run, data / "train", out_dir / "pred", device, n_overlays=2)
+    manifest = save_manifest(demo_manifest(out_dir / "runs"), out_dir / "manifest.yaml")
+    ens_out = out_dir / "ensemble"
+    scores = commands.ensemble(manifest, data, ens_out, device, progress_bar=False)
+    run = out_dir / "runs" / "maskrcnn"
+    trained = commands.evaluate(run, data, "val", device)
+    untrained = commands.evaluate(run, data, "val", device, untrained=True)
+    commands.predict(run, data / "train", out_dir / "pred", device, n_overlays=2)
+    sizes = image_sizes_from_folder(data / "train")
     submission = out_dir / "submission.csv"
-    submit_run(run, data / "train", submission, device)
-    problems = validate_submission(submission, image_sizes_from_folder(data / "train"))
-    overlays = sorted((out_dir / "pred" / "overlays").glob("*.png"))
+    commands.submit_run(run, data / "train", submission, device)
+    problems = validate_submission(submission, sizes)
+    commands.submit_manifest(ens_out / "manifest_fitted.yaml", data / "train",
+                             out_dir / "submission_ensemble.csv", device)
     per_type = ", ".join(f"{k} {v:.3f}" for k, v in trained["per_cell_type"].items())
     lines = [
-        "Mask R-CNN member (ResNet-18 FPN, cpu_quick schedule at 128 px, ~250 steps) on "
-        "synthetic touching cells of three types (36 images of 128x128, 6 cells each; "
-        f"grouped validation fold of {trained['n_images']} images).",
+        "Four members trained briefly on synthetic touching cells of three types (36 images "
+        "of 128x128, 6 cells each; grouped validation fold of "
+        f"{trained['n_images']} images), by one `ensemble` call: Mask R-CNN (ResNet-18 FPN, "
+        "random init, 252 steps), YOLOX-nano (240 steps), UPerNet crop and full-image "
+        "(EfficientNet-Lite0, ImageNet weights, 64 and 80 steps).",
         "",
-        "| model | Kaggle score (val) | COCO mask AP |",
+        "| Mask R-CNN alone | Kaggle score (val) | COCO mask AP |",
         "|---|---|---|",
         f"| untrained (same init) | {untrained['kaggle_score']:.3f} | "
         f"{untrained['coco_mask_ap']:.3f} |",
         f"| trained | {trained['kaggle_score']:.3f} | {trained['coco_mask_ap']:.3f} |",
         "",
         f"Per cell type: {per_type}. Submission `sartorius_cells/submission.csv`: "
-        f"{'valid' if not problems else f'{len(problems)} problems'} "
-        f"(validate-submission). Total {time.perf_counter() - start:.0f} s.",
+        f"{'valid' if not problems else f'{len(problems)} problems'} (validate-submission).",
+        "",
+        *_setup_table(scores),
         "",
     ]
-    lines += [f"![overlay](sartorius_cells/pred/overlays/{p.name})" for p in overlays]
-    if importlib.util.find_spec(PART2_DEMO) is not None:
-        part2 = importlib.import_module(PART2_DEMO)
-        lines += ["", part2.run_ensemble_demo(out_dir, data, run, SPLIT_OVERRIDE, device)]
+    lines += [f"![overlay](sartorius_cells/pred/overlays/{p.name})"
+              for p in sorted((out_dir / "pred" / "overlays").glob("*.png"))]
+    overlays = sorted((ens_out / "overlays").glob("*.png"))
+    lines += ["", "Ensemble overlays: " + ", ".join(
+        f"[{p.stem}](sartorius_cells/ensemble/overlays/{p.name})" for p in overlays[:4]),
+        "Submission of the ensemble: `sartorius_cells/submission_ensemble.csv` (validated). "
+        f"Total {time.perf_counter() - start:.0f} s."]
     return "\n".join(lines)
+
+
+def _setup_table(scores: dict) -> list[str]:
+    """The three set-ups, fitted and cross-fitted, with the gain over set-up 1."""
+    base = scores["setup1_nms"]
+    lines = ["| set-up (validation split) | Kaggle score, fitted on val | gain over (1) | "
+             "cross-fitted | gain over (1) |", "|---|---|---|---|---|"]
+    for entry, label in SETUPS:
+        r = scores[entry]
+        lines.append(f"| {label} | {r['kaggle_fit']:.3f} | "
+                     f"{r['kaggle_fit'] - base['kaggle_fit']:+.3f} | "
+                     f"{r['kaggle_crossfit']:.3f} | "
+                     f"{r['kaggle_crossfit'] - base['kaggle_crossfit']:+.3f} |")
+    seconds = ", ".join(f"{k} {v:.0f} s" for k, v in scores["train_seconds"].items()
+                        if v is not None)
+    return [*lines, "", f"Member training time: {seconds}. Scores: "
+            "`sartorius_cells/ensemble/scores.csv`; " + json.dumps(
+                {k: round(v["kaggle_fit"], 3) for k, v in scores.items()
+                 if k.endswith("_alone")}) + " (members alone)."]

@@ -7,8 +7,8 @@ instance keeps contested pixels; an instance that loses more than ``overlap_drop
 area is dropped) and a minimum area. This is the "Mask R-CNN + NMS" set-up of the paper
 (Table 2, set-up 1) with the public-notebook refinements the paper builds on.
 
-Masks are kept as crops on integer boxes (``Instances.crop_boxes``) so that an image with 800+
-cells never holds 800 full-size arrays; the only full-size array is one int32 id map.
+:func:`tune_params` fits these thresholds per cell type on validation images (coordinate
+search of the Kaggle score).
 """
 
 from __future__ import annotations
@@ -21,60 +21,10 @@ import torch
 from torchvision.ops import nms
 
 from ensemblab.errors import ConfigError
+from ensemblab.metrics.instance import kaggle_score
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
 
-
-@dataclass
-class Instances:
-    """Instances of one image with masks cropped to their integer boxes.
-
-    Attributes:
-        boxes: float32[N, 4] detector boxes (x0, y0, x1, y1), full-image pixels.
-        scores: float32[N] confidences.
-        labels: int64[N] 1-based class (cell type) indices.
-        masks: N crops, ``masks[i]`` of shape ``[y1 - y0, x1 - x0]`` of ``crop_boxes[i]``;
-            float probabilities before thresholding, bool after.
-        crop_boxes: int64[N, 4] integer boxes (see :func:`integer_boxes`).
-        height, width: image size.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    masks: list[np.ndarray]
-    crop_boxes: np.ndarray
-    height: int
-    width: int
-
-    @classmethod
-    def empty(cls, height: int, width: int) -> Instances:
-        """No instances in an image of this size."""
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
-                   [], np.zeros((0, 4), np.int64), height, width)
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def select(self, idx) -> Instances:
-        """The instances at integer indices ``idx`` (in that order)."""
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
-        return Instances(self.boxes[idx], self.scores[idx], self.labels[idx],
-                         [self.masks[i] for i in idx], self.crop_boxes[idx],
-                         self.height, self.width)
-
-    def full_mask(self, i: int, thresh: float = 0.5) -> np.ndarray:
-        """bool[H, W] mask of instance ``i`` (thresholding a probability crop at ``thresh``)."""
-        out = np.zeros((self.height, self.width), bool)
-        x0, y0, x1, y1 = self.crop_boxes[i]
-        crop = self.masks[i]
-        out[y0:y1, x0:x1] = crop if crop.dtype == bool else crop >= thresh
-        return out
-
-    def full_masks(self, thresh: float = 0.5) -> np.ndarray:
-        """bool[N, H, W]; for scoring small images only (memory grows with N)."""
-        out = np.zeros((len(self), self.height, self.width), bool)
-        for i in range(len(self)):
-            out[i] = self.full_mask(i, thresh)
-        return out
+SEARCH_ORDER = ("score_thresh", "mask_thresh", "nms_iou", "overlap_drop_frac", "min_area")
 
 
 @dataclass
@@ -215,12 +165,36 @@ def postprocess(inst: Instances, params: PostprocessParams) -> Instances:
     return remove_overlaps(inst, params.overlap_drop_frac, params.min_area, params.mask_nms_iou)
 
 
-def instances_to_idmap(inst: Instances) -> np.ndarray:
-    """int32[H, W] id map: instance ``i`` -> ``i + 1``; on overlap the earlier instance wins."""
-    idmap = np.zeros((inst.height, inst.width), np.int32)
-    for i in range(len(inst) - 1, -1, -1):
-        x0, y0, x1, y1 = inst.crop_boxes[i]
-        crop = inst.masks[i]
-        crop = crop if crop.dtype == bool else crop >= 0.5
-        idmap[y0:y1, x0:x1][crop] = i + 1
-    return idmap
+def _mean_score(raws: list[Instances], gts: list[np.ndarray], params: PostprocessParams) -> float:
+    return float(np.mean([kaggle_score(instances_to_idmap(postprocess(r, params)), g)
+                          for r, g in zip(raws, gts)]))
+
+
+def tune_params(raws: list[Instances], gts: list[np.ndarray], types: list[str],
+                grid: dict[str, list], start: PostprocessParams) -> ParamsByType:
+    """Per cell type, coordinate search of the post-processing thresholds.
+
+    One pass over ``SEARCH_ORDER``: each parameter takes the grid value with the best mean
+    Kaggle score on that type's validation images, the others held at their current values.
+
+    Args:
+        raws: raw detections of the validation images.
+        gts: their true id maps int[H, W].
+        types: their true cell types.
+        grid: candidate values per parameter name.
+        start: the starting (and default) parameters.
+    """
+    out = ParamsByType(start)
+    for cell_type in sorted(set(types)):
+        idx = [i for i, t in enumerate(types) if t == cell_type]
+        r, g = [raws[i] for i in idx], [gts[i] for i in idx]
+        best = PostprocessParams.from_dict(start.to_dict())
+        best_score = _mean_score(r, g, best)
+        for name in SEARCH_ORDER:
+            for value in grid.get(name, []):
+                trial = PostprocessParams.from_dict({**best.to_dict(), name: value})
+                score = _mean_score(r, g, trial)
+                if score > best_score + 1e-9:
+                    best, best_score = trial, score
+        out.per_type[cell_type] = best
+    return out

@@ -12,10 +12,10 @@ from ensemblab.ensemble.fusion import (
     rerank,
 )
 from ensemblab.ensemble.submission import validate_submission, write_submission
-from ensemblab.projects.sartorius_cells.consensus import RawConsensus, finalize
-from ensemblab.projects.sartorius_cells.ensemble_fit import image_type, params_for
-from ensemblab.projects.sartorius_cells.inference import instances_to_rles
+from ensemblab.projects.sartorius_cells.ensemble.consensus import RawConsensus, finalize
+from ensemblab.projects.sartorius_cells.ensemble.fitting import image_type, params_for
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams
+from ensemblab.projects.sartorius_cells.structures import instances_to_rles
 
 
 def test_wbf_fuses_agreeing_boxes_and_downweights_lone_ones():

@@ -10,18 +10,10 @@ from ensemblab.data.rle import instance_map_to_masks
 from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.errors import DataError
 from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells.data import (
-    CellTrainDataset,
-    load_records,
-    make_folds,
-    split_records,
-)
-from ensemblab.projects.sartorius_cells.postprocess import (
-    Instances,
-    PostprocessParams,
-    instances_to_idmap,
-    postprocess,
-)
+from ensemblab.projects.sartorius_cells.data import load_records, make_folds, split_records
+from ensemblab.projects.sartorius_cells.members.maskrcnn_data import CellTrainDataset
+from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, postprocess
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
 from ensemblab.synthetic.cells import make_cells_image, write_cells_dataset
 from ensemblab.testing import real_data
 

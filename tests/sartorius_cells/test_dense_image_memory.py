@@ -8,8 +8,8 @@ import torch
 from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.engine import prepare_run_dir
-from ensemblab.projects.sartorius_cells.cli import resolve_config
-from ensemblab.projects.sartorius_cells.training import model_from_config
+from ensemblab.projects.sartorius_cells.commands import resolve_config
+from ensemblab.projects.sartorius_cells.members.maskrcnn import model_from_config
 from ensemblab.synthetic.cells import make_cells_image
 
 
@@ -19,7 +19,7 @@ def test_dense_image_memory(tmp_path):
     write_png(tmp_path / "test" / "dense.png", image)
     # A full-size untrained member with no score filtering: 1000+ detections reach the mask
     # head, post-processing and the submission writer (the worst case for memory).
-    cfg = load_config(resolve_config("cpu_quick"), [
+    cfg = load_config(resolve_config("cpu_maskrcnn_r18"), [
         "model.classes=[shsy5y, astro, cort]", "model.image_size=704",
         "model.box_score_thresh=0.0", "model.box_detections_per_img=1200",
         "model.rpn_post_nms_top_n_test=3000", "model.rpn_pre_nms_top_n_test=3000",

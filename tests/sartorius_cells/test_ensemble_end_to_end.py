@@ -1,76 +1,76 @@
-"""End to end on tiny synthetic cells: train the four members briefly through the CLI, fit and
-score the three set-ups with ``ensemble``, and write a validated ``submit --manifest``."""
+"""The ensemble end to end on the demo's synthetic cells: one ``ensemble`` call trains the four
+members of the demo's manifest, fits and scores the three set-ups; set-up 3 must beat set-up 1,
+the fitted manifest round-trips and its submissions validate."""
 
 import json
 
 import pytest
-import yaml
 
 from ensemblab.cli import main
-from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
+from ensemblab.ensemble.manifest import load_manifest, save_manifest
 from ensemblab.ensemble.submission import validate_submission
+from ensemblab.projects.sartorius_cells.commands import train_missing_members
+from ensemblab.projects.sartorius_cells.demo import DEMO_DATA, demo_manifest
 from ensemblab.synthetic.cells import write_cells_dataset
 
-SPLIT = "data.split={val_ids: [cort_005_001, astro_005_001]}"
-MEMBERS = {
-    "maskrcnn": ["cpu_quick", "model.image_size=128", "train.epochs=1", "train.val_every=1"],
-    "yolox": ["yolox_cpu_quick", "train.epochs=1", "train.repeats=1", "train.sizes=[96,128]",
-              "predict.size=128", "train.val_every=1"],
-    "upernet_full": ["upernet_full_cpu_quick", "model.size=128", "train.crop=64",
-                     "train.epochs=1", "train.samples_per_epoch=4", "train.val_every=1"],
-    "upernet_crop": ["upernet_crop_cpu_quick", "model.crop=32", "train.epochs=1",
-                     "train.samples_per_epoch=32", "train.val_every=1"],
-}
+# Set-up 3 over set-up 1, Kaggle score on the 10 validation images (one seed). Measured on
+# 2 CPU cores: +0.21 fitted and cross-fitted (0.81 vs 0.60); the margin leaves room for noise.
+MARGIN = 0.10
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def ensembled(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
-    data = write_cells_dataset(root / "cells", images_per_type=2, seed=5, height=128,
-                               width=160, cell_types=("cort", "astro"))
-    for name, (config, *overrides) in MEMBERS.items():
-        assert main(["sartorius_cells", "train", "--config", config, "--data", str(data),
-                     "--out", str(root / name), "--device", "cpu", SPLIT, *overrides]) == 0
-    members = [Member("yolox", "yolox", str(root / "yolox"), mask_weight=0.0,
-                      flips=["none", "h"]),
-               Member("maskrcnn", "maskrcnn", str(root / "maskrcnn")),
-               Member("upernet_crop", "upernet_crop", str(root / "upernet_crop"), box_weight=0.0),
-               Member("upernet_full", "upernet_full", str(root / "upernet_full"), box_weight=0.0)]
-    manifest = Manifest("tiny", "consensus", members,
-                        fusion={"iou_thr": 0.55, "skip_box_thr": 0.01,
-                                "search": {"score_thresh": [0.0, 0.1], "mask_thresh": [0.5]}},
-                        thresholds={"default": {"score_thresh": 0.0, "min_area": 4}})
-    return root, data, save_manifest(manifest, root / "manifest.yaml")
-
-
-def test_ensemble_scores_three_setups_and_fits_the_manifest(trained):
-    root, data, manifest = trained
-    out = root / "ens_out"
+    data = write_cells_dataset(root / "data", **DEMO_DATA)
+    manifest = save_manifest(demo_manifest(root / "runs"), root / "manifest.yaml")
+    out = root / "out"
     assert main(["sartorius_cells", "ensemble", "--manifest", str(manifest), "--data", str(data),
                  "--out", str(out), "--device", "cpu"]) == 0
-    scores = json.loads((out / "scores.json").read_text())
-    for entry in ("setup1_nms", "setup2_mask_vote", "setup3_consensus", "yolox_boxes",
-                  "maskrcnn_boxes", "upernet_full_alone"):
-        assert entry in scores
-    s3 = scores["setup3_consensus"]
-    assert 0.0 <= s3["kaggle_fit"] <= 1.0 and set(s3["per_type"]) == {"cort", "astro"}
+    return data, out, json.loads((out / "scores.json").read_text())
+
+
+def test_consensus_beats_one_mask_rcnn(ensembled):
+    _, _, scores = ensembled
+    s1, s3 = scores["setup1_nms"], scores["setup3_consensus"]
+    print({k: (round(v["kaggle_fit"], 3), round(v.get("kaggle_crossfit", 0), 3))
+           for k, v in scores.items() if k.startswith("setup")})
+    assert s3["kaggle_fit"] >= s1["kaggle_fit"] + MARGIN, (s1, s3)
+    assert s3["kaggle_crossfit"] >= s1["kaggle_crossfit"] + MARGIN, (s1, s3)
+    assert set(s3["per_type"]) == {"astro", "cort", "shsy5y"}
     assert set(s3["weights"]) == {"maskrcnn", "upernet_crop", "upernet_full"}
     assert abs(sum(s3["weights"].values()) - 1.0) < 1e-6
+    for entry in ("setup2_mask_vote", "yolox_boxes", "maskrcnn_boxes", "upernet_full_alone",
+                  "maskrcnn_alone", "upernet_crop_masks_on_fused_boxes"):
+        assert entry in scores
+    assert scores["yolox_boxes"]["box_AP50"] > 0.3  # the detector found the cells
+    assert all(s > 0 for s in scores["train_seconds"].values())
+
+
+def test_fitted_manifest_round_trips(ensembled, tmp_path):
+    _, out, scores = ensembled
     fitted = load_manifest(out / "manifest_fitted.yaml")
-    assert set(fitted.thresholds["per_type"]) == {"cort", "astro"}
+    assert fitted.setup == "consensus"
+    assert set(fitted.thresholds["per_type"]) == {"astro", "cort", "shsy5y"}
+    weights = scores["setup3_consensus"]["weights"]
+    for m in fitted.members:
+        assert m.run.startswith("/")  # absolute: the file alone rebuilds the ensemble
+        if m.name in weights:
+            assert m.mask_weight == pytest.approx(weights[m.name], abs=1e-4)
+    again = load_manifest(save_manifest(fitted, tmp_path / "again.yaml"))
+    assert again.to_dict() == fitted.to_dict()
+    assert train_missing_members(again, out, "cpu") == []  # every member finished
     assert (out / "scores.csv").read_text().startswith("entry,kaggle_fit")
     assert any((out / "overlays").glob("*_consensus.png"))
-    assert yaml.safe_load((out / "manifest_fitted.yaml").read_text())["setup"] == "consensus"
 
 
 @pytest.mark.parametrize("setup", ["consensus", "mask_vote", "nms"])
-def test_submission_from_the_ensemble_validates(trained, setup):
-    root, data, manifest = trained
-    m = load_manifest(manifest)
+def test_submission_from_the_ensemble_validates(ensembled, tmp_path, setup):
+    data, out, _ = ensembled
+    m = load_manifest(out / "manifest_fitted.yaml")
     m.setup = setup
-    path = save_manifest(m, root / f"manifest_{setup}.yaml")
-    csv = root / f"submission_{setup}.csv"
+    path = save_manifest(m, tmp_path / f"manifest_{setup}.yaml")
+    csv = tmp_path / f"submission_{setup}.csv"
     assert main(["sartorius_cells", "submit", "--manifest", str(path), "--images",
                  str(data / "train"), "--out", str(csv), "--device", "cpu"]) == 0
-    sizes = {p.stem: (128, 160) for p in (data / "train").glob("*.png")}
+    sizes = {p.stem: (128, 128) for p in (data / "train").glob("*.png")}
     assert validate_submission(csv, sizes) == []

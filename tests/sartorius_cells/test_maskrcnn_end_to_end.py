@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     data = write_cells_dataset(root / "data", images_per_type=10, height=128, width=128,
                                n_cells=6, cell_scale=0.7, cell_types=("cort",))
     run = root / "run"
-    assert main(["sartorius_cells", "train", "--config", "cpu_quick", "--data", str(data),
+    assert main(["sartorius_cells", "train", "--config", "cpu_maskrcnn_r18", "--data", str(data),
                  "--out", str(run), "--device", "cpu", *OVERRIDES]) == 0
     return data, run
 
@@ -65,7 +65,7 @@ def test_predict_submit_validate(trained, tmp_path):
 
 def test_bad_input_is_one_line_error(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    code = main(["sartorius_cells", "train", "--config", "cpu_quick", "--data",
+    code = main(["sartorius_cells", "train", "--config", "cpu_maskrcnn_r18", "--data",
                  str(tmp_path / "empty"), "--out", str(tmp_path / "run")])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -4,13 +4,12 @@ import numpy as np
 
 from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.projects.sartorius_cells.postprocess import (
-    Instances,
     PostprocessParams,
     image_cell_type,
-    instances_to_idmap,
     postprocess,
     remove_overlaps,
 )
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
 
 
 def _square(y0, x0, size, h=20, w=20):

@@ -5,8 +5,8 @@ import pytest
 
 from ensemblab.data.rle import rle_decode
 from ensemblab.ensemble.submission import validate_submission, write_submission
-from ensemblab.projects.sartorius_cells.inference import instances_to_rles
-from ensemblab.projects.sartorius_cells.postprocess import Instances, remove_overlaps
+from ensemblab.projects.sartorius_cells.postprocess import remove_overlaps
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_rles
 
 SIZES = {"a": (3, 4), "b": (2, 2)}
 

@@ -3,9 +3,13 @@
 import numpy as np
 import torch
 
-from ensemblab.projects.sartorius_cells.upernet_data import semantic_target
-from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule, UperNetWithAux
-from ensemblab.projects.sartorius_cells.upernet_predict import predict_crops, semantic_instances
+from ensemblab.projects.sartorius_cells.members.upernet import UperNetLitModule
+from ensemblab.projects.sartorius_cells.members.upernet_data import semantic_target
+from ensemblab.projects.sartorius_cells.members.upernet_model import (
+    UperNetWithAux,
+    predict_crops,
+    semantic_instances,
+)
 
 
 def test_semantic_target_marks_only_cell_cell_borders():
@@ -20,13 +24,14 @@ def test_semantic_target_marks_only_cell_cell_borders():
 
 def test_upernet_with_aux_shapes_and_loss_falls():
     torch.manual_seed(0)
-    net = UperNetWithAux("resnet18", classes=3, decoder_channels=32)
+    net = UperNetWithAux("resnet18", classes=3, decoder_channels=32, pretrained=False)
     x = torch.randn(2, 1, 64, 64)
     main, aux = net(x)
     assert main.shape == aux.shape == (2, 3, 64, 64)
     net.eval()
     assert net(x).shape == (2, 3, 64, 64)
-    module = UperNetLitModule("full", {"encoder": "resnet18", "decoder_channels": 32},
+    module = UperNetLitModule("full", {"encoder": "resnet18", "decoder_channels": 32,
+                                       "pretrained": False},
                               {"lr": 3e-3, "weight_decay": 0.0, "epochs": 1, "aux_weight": 0.4})
     target = (x[:, 0] > 0).long()
     opt = torch.optim.AdamW(module.parameters(), lr=3e-3)
@@ -56,7 +61,8 @@ def test_semantic_instances_split_touching_cells_along_the_border():
 
 
 def test_predict_crops_returns_windows_around_boxes_inside_the_image():
-    net = UperNetWithAux("resnet18", classes=1, decoder_channels=16).eval()
+    net = UperNetWithAux("resnet18", classes=1, decoder_channels=16,
+                         pretrained=False).eval()
     image = np.random.default_rng(0).integers(0, 255, (50, 60), dtype=np.uint8)
     boxes = np.array([[10, 10, 20, 30], [0, 0, 8, 8], [55, 40, 60, 50]], np.float32)
     windows, probs = predict_crops(net, image, boxes, "cpu", crop=32, context=0.25, batch=2)

@@ -1,17 +1,20 @@
-"""YOLOX member: network from the named configs, CPU training through our engine, dense output."""
+"""YOLOX member: network from the named configs or on a pretrained encoder, per-image grey
+levels, CPU training through our engine, dense output, and learning on the demo's cells."""
 
-import argparse
+import json
 
 import numpy as np
 import pytest
 import torch
 
-from ensemblab.projects.sartorius_cells.yolox_data import (
+from ensemblab.projects.sartorius_cells.members.yolox_data import (
+    PAD_LEVEL,
     BoxSample,
     build_train_dataset,
-    masks_to_boxes,
+    input_levels,
 )
-from ensemblab.projects.sartorius_cells.yolox_member import build_yolox, predict_boxes
+from ensemblab.projects.sartorius_cells.members.yolox_model import build_yolox, predict_boxes
+from ensemblab.projects.sartorius_cells.structures import masks_to_boxes
 from ensemblab.synthetic.cells import make_cells_image
 
 AUG = {"mosaic_prob": 1.0, "mixup_prob": 0.0, "enable_mixup": False, "degrees": 0.0,
@@ -65,9 +68,6 @@ def test_predict_keeps_far_more_than_1000_detections():
     assert len(boxes) == 3000  # 52^2 + 26^2 + 13^2 = 3549 anchors, capped at max_det
     assert (boxes[:, 2] <= 400).all() and (boxes[:, 3] <= 300).all() and (boxes >= 0).all()
     assert set(np.unique(labels)) <= {1, 2, 3} and np.all(np.diff(scores) <= 1e-6)
-    flipped, _, _ = predict_boxes(model, image, "cpu", size=416, conf=0.0, nms_iou=1.0,
-                                  max_det=5, hflip=True)
-    assert (flipped[:, 2] >= flipped[:, 0]).all()
 
 
 def test_unknown_variant_and_missing_weights_are_config_errors(tmp_path):
@@ -84,21 +84,45 @@ def test_unknown_variant_and_missing_weights_are_config_errors(tmp_path):
     assert torch.equal(model.state_dict()[key], state[key])
 
 
-@pytest.mark.slow
-def test_yolox_learns_on_synthetic_cells(tmp_path):
-    """Through the engine: box AP50 on held-out synthetic images rises above the untrained
-    model's (which finds nothing: AP50 0.0)."""
+def test_per_image_grey_levels():
+    dim = np.full((4, 6), 100, np.uint8)
+    dim[:2] = 104  # a low-contrast frame: two levels 4 apart
+    levels = input_levels(dim)
+    assert levels.dtype == np.uint8
+    assert levels.mean() == pytest.approx(PAD_LEVEL, abs=0.5)  # the mean lands on the fill
+    assert levels.max() - levels.min() == 80  # +-1 standard deviation = +-40 levels
+    assert (input_levels(dim, "fixed") == dim).all()
+
+
+def test_encoder_trunk_feeds_the_pafpn_neck():
+    from ensemblab.backbones import create_encoder
+
+    model = build_yolox("yolox_nano", num_classes=2, encoder="efficientnet_lite0").eval()
+    trunk = model.backbone.backbone
+    maps = trunk(torch.rand(1, 3, 64, 64) * 255)
+    assert {k: tuple(v.shape) for k, v in maps.items()} == {
+        "dark3": (1, 64, 8, 8), "dark4": (1, 128, 4, 4), "dark5": (1, 256, 2, 2)}
+    reference = create_encoder("efficientnet_lite0", pretrained=True).body.conv_stem.weight
+    assert torch.equal(trunk.encoder.body.conv_stem.weight, reference)  # ImageNet stem
+    assert model(torch.rand(1, 3, 64, 64) * 255).shape == (1, 84, 7)
+
+
+def test_yolox_learns_on_the_demo_cells(tmp_path):
+    """Through the CLI with the demo's schedule (240 steps of YOLOX-nano): held-out box AP50
+    far above the untrained network's (measured 0.88 vs 0.00, 45-60 s on 2 busy cores)."""
     from ensemblab.cli import main
+    from ensemblab.projects.sartorius_cells.demo import DEMO_DATA, DEMO_MEMBERS
     from ensemblab.synthetic.cells import write_cells_dataset
 
-    data = write_cells_dataset(tmp_path / "cells", images_per_type=6, seed=3, height=256,
-                               width=320, cell_types=("cort",), n_cells=20)
+    data = write_cells_dataset(tmp_path / "cells", **DEMO_DATA)
     run = tmp_path / "yolox"
-    assert main(["sartorius_cells", "train", "--config", "yolox_cpu_quick", "--data", str(data),
-                 "--out", str(run), "--device", "cpu", "train.epochs=15", "train.repeats=8",
-                 "train.sizes=[224,256]", "predict.size=256",
-                 "data.split={val_ids: [cort_003_004, cort_003_005]}"]) == 0
-    from ensemblab.projects.sartorius_cells.member_runs import evaluate_yolox
-
-    metrics = evaluate_yolox(run, argparse.Namespace(data=str(data), device="cpu"))
-    assert metrics["box_AP50"] > 0.05
+    _, _, (config, *overrides), *_ = next(m for m in DEMO_MEMBERS if m[0] == "yolox")
+    assert main(["sartorius_cells", "train", "--config", config, "--data", str(data),
+                 "--out", str(run), "--device", "cpu", *overrides]) == 0
+    for extra in ([], ["--untrained"]):
+        assert main(["sartorius_cells", "evaluate", "--run", str(run), "--data", str(data),
+                     "--device", "cpu", *extra]) == 0
+    trained = json.loads((run / "metrics.json").read_text())
+    untrained = json.loads((run / "metrics_untrained.json").read_text())
+    assert untrained["box_AP50"] < 0.05
+    assert trained["box_AP50"] > 0.5, trained

@@ -1,4 +1,4 @@
-"""Adaptive weights and thresholds on a validation fold, and the three set-ups' score table.
+"""Adaptive weights and thresholds fitted on a validation split, scored in-sample and cross-fitted.
 
 The paper's ensemble adapts each model's weight to its validation performance. Here:
 
@@ -23,13 +23,10 @@ import numpy as np
 from ensemblab.ensemble.fusion import grid_search
 from ensemblab.ensemble.manifest import Manifest
 from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
-from ensemblab.projects.sartorius_cells.consensus import RawConsensus, finalize
-from ensemblab.projects.sartorius_cells.postprocess import (
-    Instances,
-    PostprocessParams,
-    instances_to_idmap,
-)
+from ensemblab.projects.sartorius_cells.ensemble.consensus import RawConsensus, finalize
+from ensemblab.projects.sartorius_cells.evaluation import coco_box_ap
+from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
 from ensemblab.voting import weights_from_scores
 
 DEFAULT_GRID = {"score_thresh": [0.1, 0.2, 0.3, 0.4, 0.5], "mask_thresh": [0.4, 0.5, 0.6]}

@@ -1,46 +1,48 @@
-"""``ensemble`` and ``submit --manifest``: score the paper's three set-ups, write a submission.
+"""The paper's three set-ups scored from one manifest, and the submission of a fitted manifest.
 
-One manifest names every member; the three set-ups are read off it:
+One manifest names every member; the set-ups are read off it:
 
-1. ``nms``: the first Mask R-CNN member alone with part 1's post-processing, its thresholds
-   re-tuned on the validation split like the other set-ups (the run's own saved ones are
-   scored too);
-2. ``mask_vote``: all Mask R-CNN members (and their flips): WBF of their boxes, their mask heads'
-   probabilities averaged on the fused boxes;
-3. ``consensus``: every member: YOLOX + Mask R-CNN boxes, Mask R-CNN + UPerNet crop + UPerNet
-   full-image probabilities voted.
+1. ``nms``: the first instance model (Mask R-CNN) alone with its own post-processing, its
+   thresholds re-tuned on the validation split like the other set-ups (the run's own saved
+   ones are scored too);
+2. ``mask_vote``: every instance model and its flips: WBF of their boxes, their mask heads'
+   probabilities voted on the fused boxes;
+3. ``consensus``: every member: detector boxes (YOLOX + Mask R-CNN) fused, every mask source
+   (Mask R-CNN, UPerNet crop, UPerNet full) voted.
 
-Each is fitted (weights, per-type thresholds) and scored on the members' validation split.
+Each is fitted (weights, per-type thresholds) on the members' validation split and scored
+in-sample and cross-fitted; every member is also scored alone where it can be.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ensemblab.ensemble.manifest import Manifest, load_manifest, save_manifest
-from ensemblab.ensemble.submission import (
-    write_validated_submission,
-)
+from ensemblab.ensemble.submission import write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells.consensus import (
-    EnsembleMembers,
-    detect,
-    finalize,
-    mask_sources,
-)
 from ensemblab.projects.sartorius_cells.data import (
+    image_sizes_from_folder,
     list_images,
     load_records,
     read_gray_uint8,
     split_records,
 )
-from ensemblab.projects.sartorius_cells.ensemble_fit import (
+from ensemblab.projects.sartorius_cells.ensemble.consensus import (
+    EnsembleMember,
+    EnsembleMembers,
+    detect,
+    finalize,
+    mask_sources,
+)
+from ensemblab.projects.sartorius_cells.ensemble.fitting import (
     ValImage,
     apply_fit,
     crossfit_halves,
@@ -49,21 +51,21 @@ from ensemblab.projects.sartorius_cells.ensemble_fit import (
     image_type,
     params_for,
 )
-from ensemblab.projects.sartorius_cells.inference import finalize as finalize_part1
-from ensemblab.projects.sartorius_cells.inference import (
-    instances_to_rles,
-    predict_raw,
-    tune_params,
-)
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
-from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, instances_to_idmap
-from ensemblab.projects.sartorius_cells.upernet_predict import predict_full, semantic_instances
-from ensemblab.projects.sartorius_cells.workflow import image_sizes_from_folder
-from ensemblab.projects.sartorius_cells.yolox_data import masks_to_boxes
+from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, tune_params
+from ensemblab.projects.sartorius_cells.structures import (
+    instances_to_idmap,
+    instances_to_rles,
+    masks_to_boxes,
+)
 
 
-def _mask_names(members, kinds) -> list[str]:
-    return [m.spec.name for m in members if m.spec.kind in kinds and m.spec.mask_weight > 0]
+def _instance_models(ens: EnsembleMembers, source) -> list[EnsembleMember]:
+    models = ens.instance_models()
+    if not models:
+        raise ConfigError(f"{source}: the manifest needs at least one member that gives boxes "
+                          "and masks (kind maskrcnn)")
+    return models
 
 
 def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str | Path,
@@ -71,18 +73,17 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     """Fit and score the three set-ups on the validation split; write the table and manifest.
 
     Writes ``OUT/scores.csv`` + ``OUT/scores.json`` (each set-up and member: in-sample and
-    cross-fitted Kaggle score, per cell type), ``OUT/manifest_fitted.yaml`` (fitted weights and
-    thresholds) and ``OUT/overlays/<id>_<entry>.png`` for the first validation image.
+    cross-fitted Kaggle score, per cell type; each member's training time when its run
+    recorded one), ``OUT/manifest_fitted.yaml`` (fitted weights and thresholds) and
+    ``OUT/overlays/<id>_<entry>.png`` for the first validation image.
     """
     out_dir = Path(out_dir)
     manifest = load_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
-    mrcnn = [m for m in ens.members if m.spec.kind == "maskrcnn"]
-    if not mrcnn:
-        raise ConfigError(f"{manifest_path}: the manifest needs at least one maskrcnn member")
+    instance = _instance_models(ens, manifest_path)
     _, val = split_records(load_records(data_dir), ens.split())
     if not val:
-        raise ConfigError("the members' split has no validation images")
+        raise ConfigError(f"{manifest_path}: the members' split has no validation images")
     start = time.perf_counter()
     cache = []
     for rec in val:
@@ -94,57 +95,50 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     for m in ens.members:
         m.spec.box_weight = box_w.get(m.spec.name, m.spec.box_weight)
     grid = manifest.fusion.get("search")
-    results, rows, setups = {}, [], {}
-    for setup, members in (("mask_vote", mrcnn), ("consensus", ens.members)):
+    setups = {}
+    for setup, members in (("mask_vote", instance), ("consensus", ens.members)):
         names = {m.spec.name for m in members}
         images = [ValImage(r.image_id, r.cell_type, gt,
                            mask_sources(members, im, [s for s in sets if s[0] in names],
                                         manifest))
                   for r, im, gt, sets in cache]
-        sources = _mask_names(members, ("maskrcnn", "upernet_crop", "upernet_full"))
+        sources = [m.spec.name for m in members if m.votes]
         setups[setup] = (images, fit_and_score(images, sources, manifest.thresholds, grid))
-    part1 = mrcnn[0]
-    results["setup1_nms"] = score_setup1(part1, cache, ens.classes(), device)
-    for setup, (_, fit) in setups.items():
-        results[f"setup{2 if setup == 'mask_vote' else 3}_{setup}"] = fit
+    results = {"setup1_nms": score_setup1(instance[0], cache),
+               "setup2_mask_vote": setups["mask_vote"][1],
+               "setup3_consensus": setups["consensus"][1]}
     for m in ens.members:
-        if m.spec.kind == "upernet_full":
-            sc = [kaggle_score(instances_to_idmap(semantic_instances(
-                predict_full(m.net, im, m.device, int(m.cfg["model"]["size"])))), gt)
-                for _, im, gt, _ in cache]
-            results[f"{m.spec.name}_alone"] = {"kaggle_fit": float(np.mean(sc))}
+        if m.member.kind.standalone:
+            results[f"{m.spec.name}_alone"] = {"kaggle_fit": float(np.mean(
+                [kaggle_score(instances_to_idmap(m.member.instances(im)), gt)
+                 for _, im, gt, _ in cache]))}
     for name, ap in box_ap.items():
         results[f"{name}_boxes"] = {"box_AP50": ap, "box_weight": box_w.get(name, 1.0)}
     for name, score in setups["consensus"][1]["alone_fit"].items():
         results[f"{name}_masks_on_fused_boxes"] = {
             "kaggle_fit": score, "start_thresholds": setups["consensus"][1]["alone"][name]}
+    results["train_seconds"] = {m.spec.name: _train_seconds(manifest, m) for m in ens.members}
     results["seconds"] = time.perf_counter() - start
-    for entry, r in results.items():
-        if isinstance(r, dict):
-            rows.append((entry, _fmt(r.get("kaggle_fit")), _fmt(r.get("kaggle_crossfit")),
-                         _fmt(r.get("equal_weights_fit")), _fmt(r.get("box_AP50")),
-                         ";".join(f"{k}={v:.4f}" for k, v in r.get("per_type", {}).items())))
-    write_csv(out_dir / "scores.csv", ("entry", "kaggle_fit", "kaggle_crossfit",
-                                       "kaggle_equal_weights", "box_AP50", "per_type"), rows)
-    write_json(out_dir / "scores.json", results)
+    _write_tables(out_dir, results)
     fitted = apply_fit(copy.deepcopy(manifest), box_w, setups.get(
-        manifest.setup if manifest.setup in setups else "consensus")[1])
+        manifest.setup, setups["consensus"])[1])
     save_manifest(_absolute_runs(fitted), out_dir / "manifest_fitted.yaml")
-    _overlays(out_dir, cache[0], setups, part1, ens)
+    _overlays(out_dir, cache[0], setups, instance[0], ens)
     return results
 
 
-def score_setup1(part1, cache, classes: list[str], device: str) -> dict:
-    """Set-up 1 (one Mask R-CNN + NMS): part 1's post-processing with the run's own saved
+def score_setup1(first: EnsembleMember, cache) -> dict:
+    """Set-up 1 (one Mask R-CNN + NMS): its own post-processing with the run's saved
     thresholds, re-tuned on the whole validation split (as set-ups 2-3 are) and cross-fitted."""
-    raws = [predict_raw(part1.net, part1.cfg, [im], device)[0] for _, im, _, _ in cache]
+    member = first.member
+    raws = [member.raw(im) for _, im, _, _ in cache]
     gts = [gt for _, _, gt, _ in cache]
     types = [r.cell_type for r, _, _, _ in cache]
-    pcfg = part1.cfg.get("postprocess", {})
+    pcfg = member.cfg.get("postprocess", {})
     start = PostprocessParams.from_config(pcfg)
 
     def score(idx, params) -> list[float]:
-        return [kaggle_score(instances_to_idmap(finalize_part1(raws[i], params, classes)), gts[i])
+        return [kaggle_score(instances_to_idmap(member.finalize(raws[i], params)), gts[i])
                 for i in idx]
 
     every = list(range(len(raws)))
@@ -154,14 +148,32 @@ def score_setup1(part1, cache, classes: list[str], device: str) -> dict:
         half = tune_params([raws[i] for i in fit_idx], [gts[i] for i in fit_idx],
                            [types[i] for i in fit_idx], pcfg.get("search", {}), start)
         cross += score(test_idx, half)
-    return {"kaggle_fit": float(np.mean(score(every, tuned))),
+    per_image = score(every, tuned)
+    per_type = {t: float(np.mean([s for s, u in zip(per_image, types) if u == t]))
+                for t in sorted(set(types))}
+    return {"kaggle_fit": float(np.mean(per_image)),
             "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
-            "kaggle_run_params": float(np.mean(score(every, part1.params))),
-            "member": part1.spec.name}
+            "kaggle_run_params": float(np.mean(score(every, member.params))),
+            "per_type": per_type, "member": first.spec.name}
+
+
+def _train_seconds(manifest: Manifest, m: EnsembleMember) -> float | None:
+    path = manifest.run_path(m.spec) / "train_time.json"
+    return json.loads(path.read_text())["seconds"] if path.is_file() else None
 
 
 def _fmt(v) -> str:
     return "" if v is None else f"{v:.4f}"
+
+
+def _write_tables(out_dir: Path, results: dict) -> None:
+    rows = [(entry, _fmt(r.get("kaggle_fit")), _fmt(r.get("kaggle_crossfit")),
+             _fmt(r.get("equal_weights_fit")), _fmt(r.get("box_AP50")),
+             ";".join(f"{k}={v:.4f}" for k, v in r.get("per_type", {}).items()))
+            for entry, r in results.items() if isinstance(r, dict) and entry != "train_seconds"]
+    write_csv(out_dir / "scores.csv", ("entry", "kaggle_fit", "kaggle_crossfit",
+                                       "kaggle_equal_weights", "box_AP50", "per_type"), rows)
+    write_json(out_dir / "scores.json", results)
 
 
 def _absolute_runs(manifest: Manifest) -> Manifest:
@@ -170,11 +182,10 @@ def _absolute_runs(manifest: Manifest) -> Manifest:
     return manifest
 
 
-def _overlays(out_dir: Path, first, setups, part1, ens) -> None:
+def _overlays(out_dir: Path, first, setups, instance: EnsembleMember, ens) -> None:
     rec, image, gt, _ = first
-    inst1 = finalize_part1(predict_raw(part1.net, part1.cfg, [image], part1.device)[0],
-                           part1.params, ens.classes())
-    save_overlay(out_dir / "overlays" / f"{rec.image_id}_setup1_nms.png", image, inst1, gt)
+    save_overlay(out_dir / "overlays" / f"{rec.image_id}_setup1_nms.png", image,
+                 instance.member.instances(image), gt)
     for setup, (images, fit) in setups.items():
         params = params_for(fit["thresholds"], images[0].cell_type)
         inst = finalize(images[0].raw, fit["weights"], params)
@@ -190,19 +201,15 @@ def submit_ensemble(manifest_path: str | Path, images_dir: str | Path, out: str 
     """Predict every image with the manifest's set-up and write a validated submission."""
     manifest = load_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
-    members = ens.members if manifest.setup == "consensus" else [
-        m for m in ens.members if m.spec.kind == "maskrcnn"]
-    if manifest.setup == "nms":
-        members = members[:1]
+    members = ens.members if manifest.setup == "consensus" else _instance_models(
+        ens, manifest_path)
     weights = {m.spec.name: m.spec.mask_weight for m in members}
     images = list_images(images_dir)
     rles = {}
     for image_id, path in images:
         image = read_gray_uint8(path)
         if manifest.setup == "nms":
-            m = members[0]
-            inst = finalize_part1(predict_raw(m.net, m.cfg, [image], device)[0], m.params,
-                                  ens.classes())
+            inst = members[0].member.instances(image)
         else:
             raw = mask_sources(members, image, detect(members, image), manifest)
             inst = finalize(raw, weights,
@@ -211,5 +218,5 @@ def submit_ensemble(manifest_path: str | Path, images_dir: str | Path, out: str 
     write_validated_submission(out, rles, [i for i, _ in images],
                                image_sizes_from_folder(images_dir))
     print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
-          "(validated)")
+          f"(validated, set-up {manifest.setup})")
     return 0

@@ -1,173 +1,191 @@
-"""Train / evaluate verbs of the part-2 members (YOLOX, UPerNet) on part 1's data and splits.
+"""Member kinds: the registry, the interface every kind implements, and the training plumbing
+the kinds share (class list, trainer, progress lines).
 
-Part 1's ``ensemblab sartorius_cells train|evaluate`` dispatch here when the config's
-``model.kind`` is one of :data:`MEMBER_KINDS`, so every member is trained the same way::
+A kind is one module of this package that subclasses :class:`MemberKind` and registers it::
 
-    ensemblab sartorius_cells train --config yolox_cpu_quick --data DIR --out runs/yolox
-    ensemblab sartorius_cells evaluate --run runs/yolox --data DIR
+    @register_member("maskrcnn")
+    class MaskRCNNMember(MemberKind): ...
+
+Configs name their kind in ``model.kind`` and manifests in each member's ``kind``; the CLI, the
+manifest check and the ensemble look kinds up in :data:`MEMBERS`, never by comparing names.
 """
 
 from __future__ import annotations
 
-import argparse
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
+import lightning as L
 import numpy as np
 import torch
 
-from ensemblab.config import save_config
-from ensemblab.engine import build_trainer, fit, open_run, seed_everything
-from ensemblab.io import write_json
-from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells import data as cdata
-from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
-from ensemblab.projects.sartorius_cells.postprocess import (
-    Instances,
-    instances_to_idmap,
-    remove_overlaps,
-)
-from ensemblab.projects.sartorius_cells.training import resolve_classes
-from ensemblab.projects.sartorius_cells.upernet_data import BoxCropDataset, FullImageDataset
-from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule
-from ensemblab.projects.sartorius_cells.upernet_predict import (
-    load_upernet_member,
-    predict_crops,
-    predict_full,
-    semantic_instances,
-)
-from ensemblab.projects.sartorius_cells.yolox_data import (
-    build_train_dataset,
-    masks_to_boxes,
-    samples_from_records,
-)
-from ensemblab.projects.sartorius_cells.yolox_member import (
-    YoloxLitModule,
-    load_yolox_member,
-    predict_boxes,
-    val_collate,
-)
+from ensemblab.backbones import lightning_precision
+from ensemblab.engine import build_trainer, lightning_accelerator, open_run
+from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.data import CellRecord
+from ensemblab.projects.sartorius_cells.structures import Instances
+from ensemblab.registry import Registry
+
+MEMBERS = Registry("member kind")
 
 
-def split_for(cfg: dict, data_dir: str | Path):
-    """``(train, val, classes)`` records of a dataset folder under the config's split; the class
-    list is part 1's (``training.resolve_classes``), so all members number cell types alike."""
-    records = cdata.load_records(data_dir)
-    train, val = cdata.split_records(records, cfg["data"]["split"])
-    return train, val, list(resolve_classes(cfg, records)["model"]["classes"])
+class LoadedMember:
+    """A trained member (or its untrained initialisation) ready to predict.
 
+    Roles are methods: detectors implement :meth:`detect`, mask sources :meth:`window_probs`,
+    members that segment an image alone :meth:`instances`, instance models (boxes and masks
+    from one network) also :meth:`raw` and :meth:`finalize`.
 
-def train_yolox(cfg: dict, run_dir: Path, args: argparse.Namespace) -> int:
-    """Fit YOLOX on the training split; ``best.ckpt`` by validation box AP50.
-
-    Args:
-        cfg: resolved config (``configs/yolox.yaml``); ``model.classes`` is filled in here.
-        run_dir: prepared run folder.
-        args: ``data``, ``device``, ``resume``.
+    Attributes:
+        kind: the :class:`MemberKind`.
+        net: the network in eval mode.
+        cfg: the run's resolved config.
+        device: where ``net`` lives.
     """
-    seed_everything(int(cfg["seed"]))
-    train, val, classes = split_for(cfg, args.data)
-    cfg["model"]["classes"] = classes
-    save_config(cfg, run_dir)  # the class order is part of the run (the ensemble needs it)
-    labels = {name: i + 1 for i, name in enumerate(classes)}
-    tcfg, size = cfg["train"], int(cfg["train"]["sizes"][1])
-    dataset = build_train_dataset(samples_from_records(train, labels), size, cfg["aug"])
-    # Small cell datasets: one "epoch" draws ``repeats`` passes of random mosaics.
-    sampler = torch.utils.data.RandomSampler(
-        dataset, replacement=True, num_samples=len(dataset) * int(tcfg.get("repeats", 1)))
-    loader = torch.utils.data.DataLoader(dataset, batch_size=int(tcfg["batch_size"]),
-                                         sampler=sampler, num_workers=int(tcfg["num_workers"]))
-    val_loader = torch.utils.data.DataLoader(samples_from_records(val, labels), batch_size=4,
-                                             collate_fn=val_collate)
-    model_cfg = {"variant": cfg["model"]["variant"], "num_classes": len(classes),
-                 "weights": cfg["model"].get("weights")}
-    module = YoloxLitModule(model_cfg, tcfg, cfg["predict"], iters_per_epoch=len(loader))
-    trainer = build_trainer(run_dir, int(tcfg["epochs"]), device=args.device,
-                            monitor="val/box_ap50", mode="max",
-                            check_val_every_n_epoch=int(tcfg.get("val_every", 1)),
-                            num_sanity_val_steps=0)
-    fit(trainer, module, loader, val_loader, resume=getattr(args, "resume", False))
-    return 0
+
+    def __init__(self, kind: MemberKind, net: torch.nn.Module, cfg: dict, device: torch.device):
+        self.kind, self.net, self.cfg, self.device = kind, net, cfg, device
+
+    @property
+    def classes(self) -> list[str]:
+        """Cell-type names in label order (label ``k`` is ``classes[k - 1]``)."""
+        return list(self.cfg["model"]["classes"])
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes of uint8 ``[H, W]``: float32 ``[N, 4]`` (x0, y0, x1, y1), scores float32
+        ``[N]``, labels int64 ``[N]`` (1-based), in image pixels."""
+        raise ConfigError(f"a {self.kind.name} member gives no boxes")
+
+    def window_probs(self, image: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+                     windows: np.ndarray) -> list[np.ndarray]:
+        """Cell-mask probabilities on int64 ``[N, 4]`` windows around float ``[N, 4]`` boxes
+        of class ``labels`` ``[N]``: one float crop ``[y1 - y0, x1 - x0]`` per window."""
+        raise ConfigError(f"a {self.kind.name} member gives no masks")
+
+    def raw(self, image: np.ndarray) -> Instances:
+        """Instance models: detections of uint8 ``[H, W]`` before post-processing (probability
+        crops on integer boxes)."""
+        raise ConfigError(f"a {self.kind.name} member gives no instances of its own")
+
+    def finalize(self, raw: Instances, params=None) -> Instances:
+        """Instance models: post-process :meth:`raw` output with ``params``
+        (``ParamsByType``; default: the run's own tuned thresholds)."""
+        raise ConfigError(f"a {self.kind.name} member gives no instances of its own")
+
+    def instances(self, image: np.ndarray) -> Instances:
+        """Post-processed, non-overlapping instances of uint8 ``[H, W]`` by this member alone."""
+        raise ConfigError(f"a {self.kind.name} member cannot segment an image alone; use it "
+                          "in an ensemble (ensemble / submit --manifest)")
 
 
-def evaluate_yolox(run_dir: str | Path, args: argparse.Namespace) -> dict:
-    """Box AP of the EMA detector on the validation split; writes ``RUN/metrics.json``."""
-    model, cfg, dev = load_yolox_member(run_dir, args.device)
-    _, val, _ = split_for(cfg, args.data)
-    labels = {name: i + 1 for i, name in enumerate(cfg["model"]["classes"])}
-    gts, preds = {}, {}
-    start = time.perf_counter()
-    for sample in samples_from_records(val, labels):
-        boxes, scores, _ = predict_boxes(model, sample.image, dev, **cfg["predict"])
-        gts[sample.image_id], preds[sample.image_id] = sample.boxes, (boxes, scores)
-    metrics = {f"box_{k}": v for k, v in coco_box_ap(gts, preds).items()}
-    metrics.update(n_images=len(gts), seconds_per_image=(time.perf_counter() - start)
-                   / max(len(gts), 1))
-    write_json(Path(run_dir) / "metrics.json", metrics)
-    return metrics
+class MemberKind(ABC):
+    """How one kind of member is trained, evaluated and loaded.
 
-
-def run_dir_config(run_dir: str | Path) -> dict:
-    """The saved config of a run folder."""
-    return open_run(run_dir)[1]
-
-
-def train_upernet(cfg: dict, run_dir: Path, args: argparse.Namespace) -> int:
-    """Fit UPerNet in ``model.mode`` full or crop; ``best.ckpt`` by validation IoU."""
-    seed_everything(int(cfg["seed"]))
-    train, val, classes = split_for(cfg, args.data)
-    cfg["model"]["classes"] = classes
-    save_config(cfg, run_dir)
-    mcfg, tcfg = cfg["model"], cfg["train"]
-    if mcfg["mode"] == "full":
-        size, side = int(mcfg["size"]), int(tcfg["crop"])
-        train_ds = FullImageDataset(train, size, side, True, mcfg.get("border", True))
-        val_ds = FullImageDataset(val, size, side, False, mcfg.get("border", True))
-        val_bs = 1
-    else:
-        crop, context = int(mcfg["crop"]), float(mcfg["context"])
-        train_ds = BoxCropDataset(train, crop, context, float(tcfg["jitter"]), True)
-        val_ds = BoxCropDataset(val, crop, context, 0.0, False)
-        val_bs = 64
-    sampler = torch.utils.data.RandomSampler(
-        train_ds, replacement=True,
-        num_samples=int(tcfg.get("samples_per_epoch") or len(train_ds)))
-    loader = torch.utils.data.DataLoader(train_ds, batch_size=int(tcfg["batch_size"]),
-                                         sampler=sampler, num_workers=int(tcfg["num_workers"]))
-    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=val_bs)
-    module = UperNetLitModule(mcfg["mode"], mcfg, tcfg)
-    trainer = build_trainer(run_dir, int(tcfg["epochs"]), device=args.device,
-                            monitor="val/iou", mode="max", num_sanity_val_steps=0,
-                            check_val_every_n_epoch=int(tcfg.get("val_every", 1)))
-    fit(trainer, module, loader, val_loader, resume=getattr(args, "resume", False))
-    return 0
-
-
-def evaluate_upernet(run_dir: str | Path, args: argparse.Namespace) -> dict:
-    """Kaggle score on the validation split; writes ``RUN/metrics.json``.
-
-    Full mode is scored alone (instances from its cell/border map); crop mode is scored on the
-    ground-truth boxes (an upper bound of what it adds given perfect boxes).
+    Attributes:
+        name: the registry key (``model.kind`` of its configs, ``kind`` in manifests).
+        detector: gives boxes to the box fusion.
+        mask_source: gives mask probabilities on the fused windows.
+        standalone: segments an image alone (``predict``, ``submit --run``).
     """
-    net, cfg, dev = load_upernet_member(run_dir, args.device)
-    _, val, _ = split_for(cfg, args.data)
-    mcfg = cfg["model"]
-    scores, start = [], time.perf_counter()
-    for rec in val:
-        image, idmap = rec.load_image(), rec.load_idmap()
-        if mcfg["mode"] == "full":
-            inst = semantic_instances(predict_full(net, image, dev, int(mcfg["size"])))
-        else:
-            gt_boxes = masks_to_boxes(rec.load_masks())
-            windows, probs = predict_crops(net, image, gt_boxes, dev, int(mcfg["crop"]),
-                                           float(mcfg["context"]))
-            inst = Instances(gt_boxes, np.ones(len(probs), np.float32),
-                             np.ones(len(probs), np.int64), [p >= 0.5 for p in probs], windows,
-                             *image.shape)
-            inst = remove_overlaps(inst, drop_frac=0.9)
-        scores.append(kaggle_score(instances_to_idmap(inst), idmap))
-    metrics = {"kaggle_score": float(np.mean(scores)), "n_images": len(scores),
-               "mode": mcfg["mode"],
-               "seconds_per_image": (time.perf_counter() - start) / max(len(scores), 1)}
-    write_json(Path(run_dir) / "metrics.json", metrics)
-    return metrics
+
+    name = ""
+    detector = False
+    mask_source = False
+    standalone = False
+
+    @property
+    def instance_model(self) -> bool:
+        """Boxes and masks from one network (the paper's set-ups 1 and 2 use these)."""
+        return self.detector and self.mask_source
+
+    @abstractmethod
+    def train(self, cfg: dict, records: list[CellRecord], run_dir: Path, device: str = "auto",
+              resume: bool = False, progress_bar: bool = True) -> None:
+        """Fit on the training split of ``records`` (``cfg["data"]["split"]``) into
+        ``run_dir`` (prepared, config saved, ``model.classes`` resolved)."""
+
+    @abstractmethod
+    def load(self, run_dir: Path, cfg: dict, device: str = "auto",
+             untrained: bool = False) -> LoadedMember:
+        """The run's best checkpoint; ``untrained``: the initialisation it started from."""
+
+    @abstractmethod
+    def evaluate(self, member: LoadedMember, records: list[CellRecord]) -> dict:
+        """Validation metrics (``evaluate`` writes them to ``RUN/metrics.json``)."""
+
+    def summary(self, metrics: dict) -> str:
+        """One line of the main metrics."""
+        return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+
+
+def register_member(name: str):
+    """Class decorator: set ``name`` on a :class:`MemberKind` subclass and register it."""
+
+    def add(cls: type[MemberKind]) -> type[MemberKind]:
+        cls.name = name
+        return MEMBERS.register(name, cls)
+
+    return add
+
+
+def member_kind(name: str) -> MemberKind:
+    """The kind registered as ``name`` (ConfigError naming the known kinds otherwise)."""
+    return MEMBERS.get(name)()
+
+
+def load_member(run_dir: str | Path, device: str = "auto", kind: str | None = None,
+                untrained: bool = False) -> LoadedMember:
+    """Load a run folder of any kind; with ``kind`` the run must be of that kind.
+
+    Raises:
+        DataError: the run is of another kind than ``kind``.
+        ConfigError: not a run folder, or its ``model.kind`` is not registered.
+    """
+    run_dir, cfg = open_run(run_dir)
+    found = cfg.get("model", {}).get("kind")
+    if kind is not None and found != kind:
+        raise DataError(run_dir, f"is a {found} run, but the manifest names it {kind}")
+    return member_kind(str(found)).load(run_dir, cfg, device, untrained)
+
+
+def resolve_classes(cfg: dict, records: list[CellRecord]) -> dict:
+    """Fill ``cfg["model"]["classes"]`` from the data when the config leaves it empty, so every
+    member of an ensemble numbers the cell types alike."""
+    if not cfg["model"].get("classes"):
+        cfg["model"]["classes"] = sorted({r.cell_type for r in records})
+    return cfg
+
+
+class ProgressLine(L.Callback):
+    """Prints one line (epoch, step, loss, elapsed time) at most every ``every_s`` seconds:
+    long CPU stages without a progress bar still show they are alive."""
+
+    def __init__(self, label: str, every_s: float = 30.0):
+        self.label, self.every_s = label, every_s
+        self.start = self.last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        now = time.perf_counter()
+        if now - self.last < self.every_s:
+            return
+        self.last = now
+        loss = trainer.callback_metrics.get("train/loss")
+        shown = f", loss {float(loss):.3f}" if loss is not None else ""
+        print(f"  {self.label}: epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, "
+              f"step {trainer.global_step}{shown}, {now - self.start:.0f} s", flush=True)
+
+
+def member_trainer(run_dir: Path, cfg: dict, device: str, monitor: str | None,
+                   progress_bar: bool = True, **trainer_kwargs) -> L.Trainer:
+    """The engine's trainer for a member: ``train.epochs``, validation every
+    ``train.val_every`` epochs, bf16 autocast when ``train.bf16`` (and the device has it), a
+    progress bar or, without one, a :class:`ProgressLine`."""
+    tcfg = cfg["train"]
+    accelerator, _ = lightning_accelerator(device)
+    return build_trainer(run_dir, int(tcfg["epochs"]), device=device,
+                         precision=lightning_precision(bool(tcfg.get("bf16")), accelerator),
+                         monitor=monitor, mode="max", progress_bar=progress_bar,
+                         callbacks=[] if progress_bar else [ProgressLine(Path(run_dir).name)],
+                         check_val_every_n_epoch=int(tcfg.get("val_every", 1)),
+                         num_sanity_val_steps=0, **trainer_kwargs)

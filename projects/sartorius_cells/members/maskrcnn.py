@@ -1,15 +1,17 @@
-"""Training the Mask R-CNN member through the shared Lightning engine.
+"""The Mask R-CNN member: Lightning training, threshold tuning, loading and its ensemble roles.
 
-``train_maskrcnn`` is the body of ``ensemblab sartorius_cells train``: it splits the data
-(``data.split``), builds :class:`MaskRCNNModule`, fits it with :func:`ensemblab.engine.fit`
-(checkpoints, resume, AMP on GPU, CSV curves), then tunes the post-processing thresholds on
-the validation images at full resolution and saves them as ``RUN/postprocess.json``.
-The validation score logged each epoch (``val/kaggle_score``) is computed at the training
-resolution with the default thresholds, a cheap proxy that selects ``best.ckpt``.
+Training fits :class:`MaskRCNNModule` with the shared engine (checkpoints, resume, AMP on GPU,
+bf16 autocast on CPU when ``train.bf16``, CSV curves), then tunes the post-processing
+thresholds per cell type on the validation images at full resolution and saves them as
+``RUN/postprocess.json``. The validation score logged each epoch (``val/kaggle_score``) is
+computed at the training resolution with the default thresholds, a cheap proxy that selects
+``best.ckpt``. In an ensemble the member gives boxes (a detector) and its mask head's
+probabilities on the fused boxes (a mask source); alone it is the paper's set-up 1.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -18,36 +20,46 @@ import numpy as np
 import torch
 
 from ensemblab.data.rle import masks_to_instance_map
-from ensemblab.engine import build_trainer, fit, seed_everything
+from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
+from ensemblab.io import write_json
 from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells.data import (
-    CellRecord,
-    CellTrainDataset,
-    collate,
-    split_records,
+from ensemblab.projects.sartorius_cells.data import CellRecord, split_records
+from ensemblab.projects.sartorius_cells.evaluation import score_instances
+from ensemblab.projects.sartorius_cells.members.base import (
+    LoadedMember,
+    MemberKind,
+    member_trainer,
+    register_member,
 )
-from ensemblab.projects.sartorius_cells.maskrcnn import (
+from ensemblab.projects.sartorius_cells.members.maskrcnn_data import CellTrainDataset, collate
+from ensemblab.projects.sartorius_cells.members.maskrcnn_model import (
     build_maskrcnn,
     predict_images,
-    to_model_input,
+    window_probs,
 )
 from ensemblab.projects.sartorius_cells.postprocess import (
+    ParamsByType,
     PostprocessParams,
-    instances_to_idmap,
+    image_cell_type,
     postprocess,
+    tune_params,
 )
+from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
 
-MODEL_KEYS = ("backbone", "v2_heads", "image_size", "anchor_sizes", "aspect_ratios",
-              "mask_head_layers", "mask_head_channels", "box_head_dim", "rpn_pre_nms_top_n_train",
-              "rpn_post_nms_top_n_train",
+PARAMS_FILE = "postprocess.json"
+MODEL_KEYS = ("backbone", "pretrained", "trainable_stages", "v2_heads", "image_size",
+              "anchor_sizes", "aspect_ratios", "mask_head_layers", "mask_head_channels",
+              "box_head_dim", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
               "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
               "box_detections_per_img", "box_score_thresh", "box_nms_thresh", "weights",
               "backbone_weights", "input_norm", "mask_logit_init")
 
 
-def model_from_config(model_cfg: dict) -> torch.nn.Module:
-    """Build the torchvision Mask R-CNN described by ``cfg["model"]`` (classes resolved)."""
+def model_from_config(model_cfg: dict, pretrained: bool = True) -> torch.nn.Module:
+    """The Mask R-CNN of ``cfg["model"]`` (classes resolved); ``pretrained=False`` skips the
+    encoder's weight file (a checkpoint replaces them anyway)."""
     kwargs = {k: model_cfg[k] for k in MODEL_KEYS if k in model_cfg}
+    kwargs["pretrained"] = bool(kwargs.get("pretrained")) and pretrained
     return build_maskrcnn(num_classes=len(model_cfg["classes"]) + 1, **kwargs)
 
 
@@ -57,18 +69,19 @@ class MaskRCNNModule(L.LightningModule):
     Args:
         model_cfg: ``cfg["model"]`` with ``classes`` resolved.
         train_cfg: ``cfg["train"]`` (``optimizer``, ``lr``, ``weight_decay``, ``warmup_steps``).
+        pretrained: load the encoder's weights (False when a checkpoint will be loaded).
     """
 
-    def __init__(self, model_cfg: dict, train_cfg: dict):
+    def __init__(self, model_cfg: dict, train_cfg: dict, pretrained: bool = True):
         super().__init__()
         self.save_hyperparameters()
-        self.model = model_from_config(model_cfg)
+        self.model = model_from_config(model_cfg, pretrained)
         self.image_size = int(model_cfg["image_size"])
         self.train_cfg = train_cfg
 
     def training_step(self, batch, batch_idx):
         images, targets = batch
-        losses = self.model([to_model_input(im) for im in images], targets)
+        losses = self.model(images, targets)
         loss = sum(losses.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=len(images))
         for name, value in losses.items():
@@ -109,13 +122,6 @@ class MaskRCNNModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
-def resolve_classes(cfg: dict, records: list[CellRecord]) -> dict:
-    """Fill ``cfg["model"]["classes"]`` from the data when the config leaves it empty."""
-    if not cfg["model"].get("classes"):
-        cfg["model"]["classes"] = sorted({r.cell_type for r in records})
-    return cfg
-
-
 def _loader(records, cfg, train: bool) -> torch.utils.data.DataLoader:
     tcfg = cfg["train"]
     ds = CellTrainDataset(records, cfg["model"]["classes"], int(cfg["model"]["image_size"]),
@@ -127,33 +133,94 @@ def _loader(records, cfg, train: bool) -> torch.utils.data.DataLoader:
                                        num_workers=int(tcfg.get("num_workers", 0)))
 
 
-def train_maskrcnn(cfg: dict, run_dir: Path, records: list[CellRecord], device: str = "auto",
-                   resume: bool = False, progress_bar: bool = True) -> MaskRCNNModule:
-    """Fit the member on the training split; returns the module with the best weights loaded.
+class LoadedMaskRCNN(LoadedMember):
+    """A Mask R-CNN with its tuned per-cell-type thresholds (``params``)."""
 
-    Args:
-        cfg: resolved config (``model.classes`` filled, see :func:`resolve_classes`).
-        run_dir: the prepared run folder.
-        records: the whole dataset; ``cfg["data"]["split"]`` picks the validation part.
-        device: ``auto | cpu | cuda``.
-        resume: continue from ``RUN/checkpoints/last.ckpt``.
-        progress_bar: show Lightning's progress bar.
-    """
-    seed_everything(int(cfg.get("seed", 0)))
-    train_recs, val_recs = split_records(records, cfg["data"]["split"])
-    tcfg = cfg["train"]
-    module = MaskRCNNModule(cfg["model"], tcfg)
-    trainer = build_trainer(run_dir, int(tcfg["epochs"]), device=device,
-                            monitor="val/kaggle_score" if val_recs else None, mode="max",
-                            log_every_n_steps=int(tcfg.get("log_every_n_steps", 5)),
-                            gradient_clip_val=tcfg.get("gradient_clip"),
-                            progress_bar=progress_bar,
-                            check_val_every_n_epoch=int(tcfg.get("val_every", 1)),
-                            num_sanity_val_steps=0)
-    fit(trainer, module, _loader(train_recs, cfg, True),
-        _loader(val_recs, cfg, False) if val_recs else None, resume=resume)
-    best = Path(run_dir) / "checkpoints" / "best.ckpt"
-    if best.is_file():
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    return module
+    def __init__(self, kind, net, cfg, device, params: ParamsByType):
+        super().__init__(kind, net, cfg, device)
+        self.params = params
+        self.image_size = int(cfg["model"]["image_size"])
+
+    def raw(self, image: np.ndarray) -> Instances:
+        """Detections before post-processing (probability crops on integer boxes)."""
+        return predict_images(self.net, [image], self.image_size, self.device)[0]
+
+    def finalize(self, raw: Instances, params: ParamsByType | None = None) -> Instances:
+        """Post-process with the thresholds of the image's (predicted) cell type."""
+        params = params or self.params
+        return postprocess(raw, params.get(image_cell_type(raw, self.classes)))
+
+    def instances(self, image: np.ndarray) -> Instances:
+        return self.finalize(self.raw(image))
+
+    def detect(self, image: np.ndarray):
+        raw = self.raw(image)
+        return raw.boxes, raw.scores, raw.labels
+
+    def window_probs(self, image, boxes, labels, windows):
+        return window_probs(self.net, image, windows, labels, self.image_size, self.device)
+
+
+@register_member("maskrcnn")
+class MaskRCNNMember(MemberKind):
+    """Boxes and masks from one network; segments alone with its tuned thresholds."""
+
+    detector = True
+    mask_source = True
+    standalone = True
+
+    def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
+        seed_everything(int(cfg.get("seed", 0)))
+        train_recs, val_recs = split_records(records, cfg["data"]["split"])
+        module = MaskRCNNModule(cfg["model"], cfg["train"])
+        trainer = member_trainer(run_dir, cfg, device,
+                                 monitor="val/kaggle_score" if val_recs else None,
+                                 progress_bar=progress_bar,
+                                 log_every_n_steps=int(cfg["train"].get("log_every_n_steps", 5)),
+                                 gradient_clip_val=cfg["train"].get("gradient_clip"))
+        fit(trainer, module, _loader(train_recs, cfg, True),
+            _loader(val_recs, cfg, False) if val_recs else None, resume=resume)
+        if val_recs:
+            member = self.load(Path(run_dir), cfg, device)
+            params = tune_and_save(member, val_recs, cfg.get("postprocess", {}), Path(run_dir))
+            print(f"thresholds tuned on {len(val_recs)} validation images: "
+                  f"{Path(run_dir) / PARAMS_FILE}")
+            for cell_type, p in params.per_type.items():
+                print(f"  {cell_type}: {p.to_dict()}")
+
+    def load(self, run_dir, cfg, device="auto", untrained=False):
+        torch.manual_seed(int(cfg.get("seed", 0)))  # untrained: the run's exact initialisation
+        model = model_from_config(cfg["model"], pretrained=untrained)
+        if not untrained:
+            state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
+            model.load_state_dict({k.removeprefix("model."): v
+                                   for k, v in state["state_dict"].items()})
+        params = ParamsByType(PostprocessParams.from_config(cfg.get("postprocess", {})))
+        path = Path(run_dir) / PARAMS_FILE
+        if path.is_file() and not untrained:
+            params = ParamsByType.from_dict(json.loads(path.read_text()))
+        dev = select_device(device)
+        return LoadedMaskRCNN(self, model.to(dev).eval(), cfg, dev, params)
+
+    def evaluate(self, member, records):
+        metrics = score_instances(records, lambda rec: member.instances(rec.load_image()))
+        metrics["postprocess"] = member.params.to_dict()
+        return metrics
+
+    def summary(self, metrics):
+        per_type = ", ".join(f"{k} {v:.3f}" for k, v in metrics["per_cell_type"].items())
+        return (f"kaggle_score {metrics['kaggle_score']:.4f} ({per_type}); "
+                f"COCO mask AP {metrics['coco_mask_ap']:.4f}")
+
+
+def tune_and_save(member: LoadedMaskRCNN, records: list[CellRecord], pcfg: dict,
+                  run_dir: Path) -> ParamsByType:
+    """Tune thresholds on ``records`` (the validation split), write ``RUN/postprocess.json``
+    and use them in ``member``."""
+    raws = [member.raw(r.load_image()) for r in records]
+    params = tune_params(raws, [r.load_idmap() for r in records],
+                         [r.cell_type for r in records], pcfg.get("search", {}),
+                         PostprocessParams.from_config(pcfg))
+    write_json(run_dir / PARAMS_FILE, params.to_dict())
+    member.params = params
+    return params

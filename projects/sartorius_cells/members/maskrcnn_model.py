@@ -1,13 +1,20 @@
-"""The Mask R-CNN member: torchvision ``maskrcnn_resnet50_fpn_v2`` sized for small dense cells.
+"""The Mask R-CNN network: torchvision Mask R-CNN heads on a ResNet or an ensemblab encoder FPN.
 
 Paper set-up 1 (Mask R-CNN + NMS) uses Mask R-CNN with a ResNet-50 FPN. Cells are small and
 dense (up to ~800 per 520x704 image), so anchors, image size and the per-image detection and
 proposal budgets are arguments (torchvision's defaults, 32-512 px anchors and 100 detections,
-miss most cells). ``backbone: resnet50`` with ``v2_heads: true`` builds the architecture of
-torchvision's ``maskrcnn_resnet50_fpn_v2`` (same modules and state-dict keys: He et al. 2017
-with the Li et al. 2021 "v2" recipe, BatchNorm in the FPN and heads, 2-conv RPN head, 4conv1fc
-box head); ``resnet18``/``resnet34`` with lighter
-heads are the CPU schedule's stand-in. Weights load only from a local file.
+miss most cells). Backbones:
+
+- ``resnet18 | resnet34 | resnet50``: torchvision ResNet FPN, random init unless
+  ``backbone_weights`` names a local file; ``resnet50`` with ``v2_heads`` is the architecture of
+  torchvision's ``maskrcnn_resnet50_fpn_v2`` (same modules and state-dict keys: He et al. 2017
+  with the Li et al. 2021 "v2" recipe, BatchNorm in the FPN and heads, 2-conv RPN head, 4conv1fc
+  box head); gray images are repeated to the 3 input channels.
+- any :func:`ensemblab.backbones.create_encoder` name (``efficientnet_lite0/1/2`` with their
+  packaged ImageNet weights): :func:`ensemblab.backbones.fpn_backbone` with ``in_chans=1``. The
+  first conv is the RGB conv summed over its input channels and EfficientNet-Lite normalises
+  every channel alike, so a gray image gives exactly the features of the same image repeated to
+  RGB, at a third of the stem's input cost.
 
 Prediction never pastes masks onto full-size canvases (torchvision's postprocess does, which
 needs N x H x W floats): each 28x28 mask is resampled onto its own integer box only.
@@ -35,14 +42,17 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
-from ensemblab.ensemble.crops import integer_boxes
+from ensemblab.backbones import fpn_backbone
+from ensemblab.ensemble.crops import integer_boxes, resize_crops_to_boxes
 from ensemblab.errors import ConfigError, DataError
-from ensemblab.projects.sartorius_cells.postprocess import Instances
+from ensemblab.projects.sartorius_cells.structures import Instances
 
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+INPUT_NORMS = ("fixed", "image")
 
 
-def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool = True,
+def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
+                   trainable_stages: int | None = None, v2_heads: bool = True,
                    image_size: int = 704, anchor_sizes=(8, 16, 32, 64, 128),
                    aspect_ratios=(0.5, 1.0, 2.0), mask_head_layers: int = 4,
                    mask_head_channels: int = 256, box_head_dim: int = 1024,
@@ -52,11 +62,16 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
                    box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
                    weights: str | None = None, backbone_weights: str | None = None,
                    input_norm: str = "fixed", mask_logit_init: str = "small") -> MaskRCNN:
-    """A torchvision Mask R-CNN for grayscale cell images (gray is repeated to 3 channels).
+    """A torchvision Mask R-CNN for grayscale cell images.
 
     Args:
         num_classes: cell types + 1 (background).
-        backbone: ``resnet18 | resnet34 | resnet50`` (FPN on C2-C5, random init).
+        backbone: ``resnet18 | resnet34 | resnet50`` (torchvision ResNet FPN on C2-C5) or an
+            ensemblab encoder name such as ``efficientnet_lite0`` (encoder FPN, strides 4-32).
+        pretrained: load the encoder's packaged weights (ensemblab encoders only; ResNets take
+            ``backbone_weights``).
+        trainable_stages: train only the encoder's last N stages (ensemblab encoders; ``None``
+            trains all).
         v2_heads: torchvision's v2 heads (BatchNorm, 2-conv RPN, 4conv1fc box head); with
             ``resnet50`` this is ``maskrcnn_resnet50_fpn_v2``.
         image_size: longer image side the model sees (inputs are resized to it beforehand).
@@ -73,29 +88,37 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
         box_score_thresh, box_nms_thresh: torchvision's own per-class filtering.
         weights: local checkpoint (torchvision state dict or Lightning ``.ckpt``) to start
             from; tensors whose shape differs (e.g. class heads) are skipped.
-        backbone_weights: local ImageNet ResNet state dict for the backbone body.
-        input_norm: ``fixed`` (``(x - 0.5) / 0.25`` for every image) or ``image`` (each image
-            standardised by its own mean and standard deviation; low-contrast phase frames,
-            whose cells span a few dozen grey levels, then reach the network at full scale).
+        backbone_weights: local weights of the backbone (ResNet body state dict, or an
+            encoder file in timm layout).
+        input_norm: ``fixed`` (one normalisation for every image) or ``image`` (each image
+            standardised by its own mean and standard deviation first; low-contrast phase
+            frames, whose cells span a few dozen grey levels, then reach the network at full
+            scale); see :class:`CellImageTransform`.
         mask_logit_init: ``small`` (detectron2: normal std 0.001, zero bias; the mask loss
             starts at ~log 2) or ``kaiming`` (torchvision's own; from scratch the first mask
             losses are 5-20). Loaded ``weights`` override either.
     """
-    if backbone not in _RESNETS:
-        raise ConfigError(f"model.backbone {backbone!r}: expected one of {sorted(_RESNETS)}")
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(f"model.input_norm {input_norm!r}: expected one of {INPUT_NORMS}")
+    if mask_logit_init not in ("small", "kaiming"):
+        raise ConfigError(f"model.mask_logit_init {mask_logit_init!r}: expected 'small' or "
+                          "'kaiming'")
     anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes),
                               (tuple(float(a) for a in aspect_ratios),) * len(anchor_sizes))
-    common = dict(min_size=image_size, max_size=image_size, image_mean=[0.5] * 3,
-                  image_std=[0.25] * 3, rpn_anchor_generator=anchors,
-                  rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
-                  rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
-                  rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
-                  rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
-                  box_batch_size_per_image=box_batch_size_per_image,
-                  box_detections_per_img=box_detections_per_img,
-                  box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh)
     norm = nn.BatchNorm2d if v2_heads else None
-    fpn = _resnet_fpn_extractor(_RESNETS[backbone](weights=None), 5, norm_layer=norm)
+    if backbone in _RESNETS:
+        fpn = _resnet_fpn_extractor(_RESNETS[backbone](weights=None), 5, norm_layer=norm)
+        if backbone_weights:
+            _load_partial(fpn.body, backbone_weights)
+        # The ResNet takes 3 channels and normalisation from the transform.
+        transform = CellImageTransform(image_size, channels=3, per_image=input_norm == "image",
+                                       mean=0.5, std=0.25)
+    else:
+        fpn = fpn_backbone(backbone, pretrained=pretrained, in_chans=1, out_channels=256,
+                           weights=backbone_weights, trainable_stages=trainable_stages)
+        # The encoder normalises its own [0, 1] input.
+        transform = CellImageTransform(image_size, channels=1, per_image=input_norm == "image",
+                                       mean=0.0, std=1.0)
     extra = {}
     if v2_heads:
         extra["box_head"] = FastRCNNConvFCHead((256, 7, 7), [256] * 4, [box_head_dim],
@@ -103,42 +126,57 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", v2_heads: bool 
     else:
         extra["box_head"] = TwoMLPHead(256 * 7 * 7, box_head_dim)
     # Explicit predictors (so the mask head width can change) mean num_classes=None here.
-    model = MaskRCNN(fpn, num_classes=None,
+    model = MaskRCNN(fpn, num_classes=None, min_size=image_size, max_size=image_size,
+                     rpn_anchor_generator=anchors,
                      box_predictor=FastRCNNPredictor(box_head_dim, num_classes),
                      rpn_head=RPNHead(256, len(aspect_ratios), conv_depth=2 if v2_heads else 1),
                      mask_head=MaskRCNNHeads(256, [mask_head_channels] * mask_head_layers, 1,
                                              norm_layer=norm),
                      mask_predictor=MaskRCNNPredictor(mask_head_channels, mask_head_channels,
                                                       num_classes),
-                     **extra, **common)
+                     rpn_pre_nms_top_n_train=rpn_pre_nms_top_n_train,
+                     rpn_post_nms_top_n_train=rpn_post_nms_top_n_train,
+                     rpn_pre_nms_top_n_test=rpn_pre_nms_top_n_test,
+                     rpn_post_nms_top_n_test=rpn_post_nms_top_n_test,
+                     box_batch_size_per_image=box_batch_size_per_image,
+                     box_detections_per_img=box_detections_per_img,
+                     box_score_thresh=box_score_thresh, box_nms_thresh=box_nms_thresh, **extra)
+    model.transform = transform
     if mask_logit_init == "small":  # detectron2's init of the mask logits layer
         nn.init.normal_(model.roi_heads.mask_predictor.mask_fcn_logits.weight, std=0.001)
         nn.init.zeros_(model.roi_heads.mask_predictor.mask_fcn_logits.bias)
-    elif mask_logit_init != "kaiming":
-        raise ConfigError(f"model.mask_logit_init {mask_logit_init!r}: expected 'small' or "
-                          "'kaiming'")
-    if input_norm == "image":
-        model.transform = ImageStandardize(image_size, image_size, [0.5] * 3, [0.25] * 3)
-    elif input_norm != "fixed":
-        raise ConfigError(f"model.input_norm {input_norm!r}: expected 'fixed' or 'image'")
-    if backbone_weights:
-        _load_partial(model.backbone.body, backbone_weights)
     if weights:
         _load_partial(model, weights)
     return model
 
 
-class ImageStandardize(GeneralizedRCNNTransform):
-    """torchvision's resize/batch transform with per-image standardisation.
+class CellImageTransform(GeneralizedRCNNTransform):
+    """torchvision's resize/batch transform for gray cell images ``[1, H, W]`` in [0, 1].
 
-    Each image becomes ``(x - mean(x)) / max(std(x), 1/255)`` (all channels together), in
-    training and at inference alike, instead of one fixed mean and std for every image.
+    ``normalize`` maps each image to the backbone's input: with ``per_image`` it is first
+    contrast-normalised to mean 0.5 and standard deviation 0.25 (a well-exposed photograph's
+    statistics: ``0.5 + 0.25 (x - mean(x)) / max(std(x), 1/255)``), in training and inference
+    alike; then ``(x - mean) / std``, repeated to ``channels``.
+
+    Args:
+        size: the longer image side (min and max size of the resize).
+        channels: backbone input channels (3 for torchvision ResNets, 1 for encoders).
+        per_image: standardise each image by its own statistics first.
+        mean, std: the fixed normalisation (0 and 1 when the backbone normalises itself).
     """
 
+    def __init__(self, size: int, channels: int, per_image: bool, mean: float, std: float):
+        super().__init__(size, size, image_mean=[mean] * channels, image_std=[std] * channels)
+        self.channels, self.per_image = channels, per_image
+
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` float ``[1, H, W]`` in [0, 1] -> ``[channels, H, W]``."""
         if not image.is_floating_point():
             raise TypeError(f"expected a float image in [0, 1], got {image.dtype}")
-        return (image - image.mean()) / image.std().clamp_min(1 / 255)
+        if self.per_image:
+            image = 0.5 + 0.25 * (image - image.mean()) / image.std().clamp_min(1 / 255)
+        image = (image - self.image_mean[0]) / self.image_std[0]
+        return image.expand(self.channels, -1, -1)
 
 
 def _load_partial(module: nn.Module, path: str) -> None:
@@ -161,11 +199,6 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(h, w)
     new = (max(1, round(w * scale)), max(1, round(h * scale)))
     return np.asarray(Image.fromarray(image).resize(new, Image.BILINEAR))
-
-
-def to_model_input(image: torch.Tensor) -> torch.Tensor:
-    """float[1, H, W] gray -> float[3, H, W] (the ResNet stem takes 3 channels)."""
-    return image.expand(3, -1, -1)
 
 
 def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarray
@@ -192,8 +225,8 @@ def image_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
                    device: torch.device | str = "cpu"):
     """``(ImageList, FPN features)`` of uint8 gray images: resized to ``image_size``, through
     the model's own transform (normalisation, batching) and backbone."""
-    tensors = [to_model_input(torch.from_numpy(resize_long_side(im, image_size).copy())
-                              .float().div_(255)[None]).to(device) for im in images]
+    tensors = [torch.from_numpy(resize_long_side(im, image_size).copy()).float().div_(255)[None]
+               .to(device) for im in images]
     batch, _ = model.transform(tensors)
     return batch, model.backbone(batch.tensors)
 
@@ -259,3 +292,38 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
                              det["labels"].cpu().numpy().astype(np.int64), crops, crop_boxes,
                              h, w))
     return out
+
+
+@torch.no_grad()
+def window_probs(model: MaskRCNN, image: np.ndarray, windows: np.ndarray, labels: np.ndarray,
+                 image_size: int, device: torch.device | str = "cpu", chunk: int = 256
+                 ) -> list[np.ndarray]:
+    """The mask head run on given windows (not on the model's own detections).
+
+    The image goes through the model's own resize and transform; the windows are scaled into
+    that frame, RoIAligned from the FPN (``roi_heads.mask_roi_pool``), and the mask head's
+    probability of each window's class is resampled back onto the window's pixels.
+
+    Args:
+        model: a Mask R-CNN from :func:`build_maskrcnn` in eval mode.
+        image: uint8 ``[H, W]``.
+        windows: int64 ``[N, 4]`` (x0, y0, x1, y1) image pixels.
+        labels: int ``[N]`` 1-based classes (clamped to the model's classes).
+        image_size: the longer side the model was trained at.
+        device: where the model lives.
+        chunk: windows per mask-head call.
+
+    Returns:
+        float32 crops ``[y1 - y0, x1 - x0]``, one per window.
+    """
+    if len(windows) == 0:
+        return []
+    h, w = image.shape
+    batch, features = image_features(model, [image], image_size, device)
+    th, tw = batch.image_sizes[0]
+    rois = torch.as_tensor(windows, dtype=torch.float32, device=device) * torch.tensor(
+        [tw / w, th / h, tw / w, th / h], device=device)
+    n_classes = model.roi_heads.mask_predictor.mask_fcn_logits.out_channels
+    cls = torch.as_tensor(labels, device=device).clamp(max=n_classes - 1)
+    probs = mask_probabilities(model, features, rois, cls, (th, tw), chunk)
+    return resize_crops_to_boxes(probs.cpu(), windows)

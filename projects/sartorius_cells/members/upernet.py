@@ -1,79 +1,45 @@
-"""The UPerNet member (Xiao et al. 2018, "Unified Perceptual Parsing"): semantic context for cells.
+"""The UPerNet members: ``upernet_full`` (semantic context) and ``upernet_crop`` (one cell's mask).
 
-UPerNet = encoder + FPN with a pyramid pooling module on the top stage, from
-``segmentation_models_pytorch``; as in the paper's (mmseg) recipe an auxiliary FCN head on the
-stride-16 encoder stage adds ``aux_weight`` x its loss during training. Two modes:
+- ``upernet_full``: the whole image -> background / cell / border probabilities; its cell
+  probability is one vote of the consensus, and connected components of "cell, not border"
+  give instances when it segments an image alone.
+- ``upernet_crop``: a RoIAlign crop around one box -> that cell's mask probability; predicted
+  on the fused boxes and pasted back (``ensemblab.ensemble.crops``).
 
-- ``full``: the whole image -> background / cell / border probabilities; its cell probability is
-  one vote of the consensus, and connected components of "cell, not border" give instances
-  when UPerNet is scored alone.
-- ``crop``: a RoIAligned crop around one box -> that cell's mask probability; predicted on the
-  detector's boxes and pasted back (``ensemble/crops.py``).
+Both train through the shared engine; ``best.ckpt`` by validation IoU.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from abc import abstractmethod
 
 import lightning as L
 import numpy as np
-import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
-from ensemblab.errors import ConfigError
-
-
-class UperNetWithAux(torch.nn.Module):
-    """``smp.UPerNet`` plus an auxiliary FCN head on the second-deepest encoder stage.
-
-    Args:
-        encoder: smp encoder name (``resnet18``, ``resnet50``, ``resnext50_32x4d``, ...).
-        classes: output channels (3 for full mode, 1 for crop mode).
-        decoder_channels: FPN / PPM width.
-        in_channels: image channels (1: grayscale phase contrast).
-        weights: optional local checkpoint of the whole network or of its encoder.
-    """
-
-    def __init__(self, encoder: str = "resnet18", classes: int = 3, decoder_channels: int = 256,
-                 in_channels: int = 1, weights: str | None = None):
-        super().__init__()
-        self.net = smp.UPerNet(encoder_name=encoder, encoder_weights=None,
-                               in_channels=in_channels, classes=classes,
-                               decoder_channels=decoder_channels)
-        aux_in = self.net.encoder.out_channels[-2]
-        mid = max(aux_in // 4, 32)
-        self.aux_head = torch.nn.Sequential(
-            torch.nn.Conv2d(aux_in, mid, 3, padding=1, bias=False), torch.nn.BatchNorm2d(mid),
-            torch.nn.ReLU(inplace=True), torch.nn.Dropout2d(0.1), torch.nn.Conv2d(mid, classes, 1))
-        if weights:
-            self.load_local_weights(weights)
-
-    def load_local_weights(self, path: str) -> None:
-        """Load a local file into the matching parameters (whole model or encoder only)."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: UPerNet weights file not found (give a local file)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state)
-        for target in (self, self.net.encoder):
-            own = target.state_dict()
-            match = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-            if match:
-                target.load_state_dict(match, strict=False)
-                return
-        raise ConfigError(f"{path}: no tensor matches the UPerNet or its encoder")
-
-    def forward(self, x: torch.Tensor):
-        """``x [B, 1, H, W]`` (H, W multiples of 32) -> logits ``[B, C, H, W]``; in training also
-        the auxiliary logits ``[B, C, H, W]``."""
-        features = self.net.encoder(x)
-        main = self.net.segmentation_head(self.net.decoder(features))
-        if not self.training:
-            return main
-        aux = F.interpolate(self.aux_head(features[-2]), size=x.shape[-2:], mode="bilinear",
-                            align_corners=False)
-        return main, aux
+from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
+from ensemblab.ensemble.crops import window_of
+from ensemblab.projects.sartorius_cells.data import split_records
+from ensemblab.projects.sartorius_cells.evaluation import score_instances
+from ensemblab.projects.sartorius_cells.members.base import (
+    LoadedMember,
+    MemberKind,
+    member_trainer,
+    register_member,
+)
+from ensemblab.projects.sartorius_cells.members.upernet_data import (
+    BoxCropDataset,
+    FullImageDataset,
+)
+from ensemblab.projects.sartorius_cells.members.upernet_model import (
+    UperNetWithAux,
+    predict_crops,
+    predict_full,
+    semantic_instances,
+)
+from ensemblab.projects.sartorius_cells.postprocess import remove_overlaps
+from ensemblab.projects.sartorius_cells.structures import Instances, masks_to_boxes
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -93,19 +59,21 @@ class UperNetLitModule(L.LightningModule):
 
     Args:
         mode: ``full`` or ``crop``.
-        model_cfg: ``encoder, decoder_channels, weights`` (+ ``border`` for full mode).
+        model_cfg: ``encoder, decoder_channels, pretrained, weights`` (+ ``border`` for full
+            mode).
         train_cfg: ``lr, weight_decay, epochs, aux_weight`` (+ ``class_weights``).
+        pretrained: load the encoder's weights (False when a checkpoint will be loaded).
     """
 
-    def __init__(self, mode: str, model_cfg: dict, train_cfg: dict):
+    def __init__(self, mode: str, model_cfg: dict, train_cfg: dict, pretrained: bool = True):
         super().__init__()
-        if mode not in ("full", "crop"):
-            raise ConfigError(f"model.mode must be full or crop, got {mode!r}")
         self.save_hyperparameters()
         self.mode, self.train_cfg = mode, train_cfg
         classes = (3 if model_cfg.get("border", True) else 2) if mode == "full" else 1
         self.net = UperNetWithAux(model_cfg["encoder"], classes,
-                                  int(model_cfg["decoder_channels"]), 1, model_cfg.get("weights"))
+                                  int(model_cfg["decoder_channels"]),
+                                  bool(model_cfg.get("pretrained")) and pretrained,
+                                  model_cfg.get("weights") if pretrained else None)
         self.inter = self.union = 0.0
         self.ious: list[float] = []
 
@@ -153,3 +121,127 @@ class UperNetLitModule(L.LightningModule):
         opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(cfg["epochs"])))
         return {"optimizer": opt, "lr_scheduler": sched}
+
+
+class UperNetMember(MemberKind):
+    """What both modes share: training loop, loading; ``mode`` picks data and head."""
+
+    mode = ""
+    mask_source = True
+
+    @abstractmethod
+    def datasets(self, cfg: dict, train, val):
+        """``(train dataset, validation dataset, validation batch size)``."""
+
+    def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
+        seed_everything(int(cfg["seed"]))
+        train, val = split_records(records, cfg["data"]["split"])
+        tcfg = cfg["train"]
+        train_ds, val_ds, val_bs = self.datasets(cfg, train, val)
+        sampler = torch.utils.data.RandomSampler(
+            train_ds, replacement=True,
+            num_samples=int(tcfg.get("samples_per_epoch") or len(train_ds)))
+        loader = torch.utils.data.DataLoader(train_ds, batch_size=int(tcfg["batch_size"]),
+                                             sampler=sampler,
+                                             num_workers=int(tcfg["num_workers"]))
+        val_loader = torch.utils.data.DataLoader(val_ds, batch_size=val_bs)
+        module = UperNetLitModule(self.mode, cfg["model"], tcfg)
+        trainer = member_trainer(run_dir, cfg, device, monitor="val/iou",
+                                 progress_bar=progress_bar,
+                                 log_every_n_steps=min(10, max(1, len(loader))))
+        fit(trainer, module, loader, val_loader, resume=resume)
+
+    def load(self, run_dir, cfg, device="auto", untrained=False):
+        dev = select_device(device)
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        if untrained:
+            module = UperNetLitModule(self.mode, cfg["model"], cfg["train"])
+        else:  # the run's own weights replace the encoder's initial ones
+            module = UperNetLitModule.load_from_checkpoint(
+                best_checkpoint(run_dir), map_location=dev, weights_only=True,
+                pretrained=False)
+        return self.loaded(module.net.to(dev).eval(), cfg, dev)
+
+    @abstractmethod
+    def loaded(self, net, cfg, device) -> LoadedMember:
+        """Wrap a network of this mode."""
+
+
+class LoadedUperNetFull(LoadedMember):
+    """Full-image mode: class probabilities of the whole image."""
+
+    def probabilities(self, image: np.ndarray) -> np.ndarray:
+        """float32 ``[C, H, W]`` (0 background, 1 cell, 2 border)."""
+        return predict_full(self.net, image, self.device, int(self.cfg["model"]["size"]))
+
+    def window_probs(self, image, boxes, labels, windows):
+        cell = 1.0 - self.probabilities(image)[0]
+        return [cell[y0:y1, x0:x1].copy() for x0, y0, x1, y1 in windows]
+
+    def instances(self, image):
+        return semantic_instances(self.probabilities(image))
+
+
+@register_member("upernet_full")
+class UperNetFullMember(UperNetMember):
+    """Semantic map of the whole image; segments alone by connected components."""
+
+    mode = "full"
+    standalone = True
+
+    def datasets(self, cfg, train, val):
+        mcfg, tcfg = cfg["model"], cfg["train"]
+        size, side, border = int(mcfg["size"]), int(tcfg["crop"]), mcfg.get("border", True)
+        return (FullImageDataset(train, size, side, True, border),
+                FullImageDataset(val, size, side, False, border), 1)
+
+    def loaded(self, net, cfg, device):
+        return LoadedUperNetFull(self, net, cfg, device)
+
+    def evaluate(self, member, records):
+        return score_instances(records, lambda rec: member.instances(rec.load_image()))
+
+
+class LoadedUperNetCrop(LoadedMember):
+    """Box-crop mode: one cell's mask per box."""
+
+    def crops(self, image: np.ndarray, boxes: np.ndarray):
+        """``(windows int64[N, 4], float32 crops)`` around ``boxes`` (box + context)."""
+        mcfg = self.cfg["model"]
+        return predict_crops(self.net, image, boxes, self.device, int(mcfg["crop"]),
+                             float(mcfg["context"]))
+
+    def window_probs(self, image, boxes, labels, windows):
+        own, probs = self.crops(image, boxes)
+        return [window_of(p, b, win) for p, b, win in zip(probs, own, windows)]
+
+
+@register_member("upernet_crop")
+class UperNetCropMember(UperNetMember):
+    """Masks of given boxes; scored alone on the ground-truth boxes (an upper bound of what
+    it adds given perfect boxes)."""
+
+    mode = "crop"
+
+    def datasets(self, cfg, train, val):
+        mcfg, tcfg = cfg["model"], cfg["train"]
+        crop, context = int(mcfg["crop"]), float(mcfg["context"])
+        return (BoxCropDataset(train, crop, context, float(tcfg["jitter"]), True),
+                BoxCropDataset(val, crop, context, 0.0, False), 64)
+
+    def loaded(self, net, cfg, device):
+        return LoadedUperNetCrop(self, net, cfg, device)
+
+    def evaluate(self, member, records):
+        def on_true_boxes(rec) -> Instances:
+            image = rec.load_image()
+            boxes = masks_to_boxes(rec.load_masks())
+            windows, probs = member.crops(image, boxes)
+            inst = Instances(boxes, np.ones(len(probs), np.float32),
+                             np.ones(len(probs), np.int64), [p >= 0.5 for p in probs], windows,
+                             *image.shape)
+            return remove_overlaps(inst, drop_frac=0.9)
+
+        metrics = score_instances(records, on_true_boxes)
+        metrics["boxes"] = "ground truth"
+        return metrics

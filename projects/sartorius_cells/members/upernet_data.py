@@ -16,7 +16,8 @@ import torch
 from scipy import ndimage
 
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes
-from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale, masks_to_boxes
+from ensemblab.projects.sartorius_cells.data import letterbox_scale, standardize
+from ensemblab.projects.sartorius_cells.structures import masks_to_boxes
 
 
 def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:
@@ -38,16 +39,6 @@ def semantic_target(idmap: np.ndarray, border: bool = True) -> np.ndarray:
                                     mode="nearest")
         target[(idmap > 0) & ((hi > idmap) | (lo < idmap))] = 2
     return target
-
-
-def standardize(image: np.ndarray) -> np.ndarray:
-    """uint8 ``[H, W]`` -> float32 with zero mean and unit variance over the image.
-
-    Phase-contrast frames are low-contrast grey (the usiigaci images span ~10 of 255 levels), so
-    a fixed ``x / 255`` scaling leaves the network almost no signal.
-    """
-    x = image.astype(np.float32)
-    return (x - x.mean()) / max(float(x.std()), 1.0)
 
 
 def to_input(image: np.ndarray) -> torch.Tensor:

@@ -1,8 +1,12 @@
-"""UPerNet inference: full-image cell probability, instances from it, and box-crop masks."""
+"""The UPerNet network (Xiao et al. 2018, "Unified Perceptual Parsing") and its inference:
+full-image class probabilities, instances from them, and box-crop masks.
+
+UPerNet = encoder + FPN with a pyramid pooling module on the top stage, from
+``segmentation_models_pytorch``; as in the paper's (mmseg) recipe an auxiliary FCN head on the
+stride-16 encoder stage adds its loss during training.
+"""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,27 +14,58 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from ensemblab.engine import best_checkpoint, open_run, select_device
+from ensemblab.backbones import build_smp
 from ensemblab.ensemble.crops import crop_boxes, expand_boxes, integer_boxes, resize_crops_to_boxes
-from ensemblab.projects.sartorius_cells.postprocess import Instances
-from ensemblab.projects.sartorius_cells.upernet_data import standardize, to_input
-from ensemblab.projects.sartorius_cells.upernet_member import UperNetLitModule
-from ensemblab.projects.sartorius_cells.yolox_data import letterbox_scale
+from ensemblab.projects.sartorius_cells.data import letterbox_scale, standardize
+from ensemblab.projects.sartorius_cells.members.upernet_data import to_input
+from ensemblab.projects.sartorius_cells.structures import Instances
 
 
-def load_upernet_member(run_dir: str | Path, device: str = "auto"):
-    """``(network in eval mode, cfg, torch.device)`` of a trained UPerNet run."""
-    run_dir, cfg = open_run(run_dir)
-    dev = select_device(device)
-    model_cfg = {**cfg["model"], "weights": None}  # the run's own weights replace the initial file
-    module = UperNetLitModule.load_from_checkpoint(best_checkpoint(run_dir), map_location=dev,
-                                                   weights_only=True, model_cfg=model_cfg)
-    return module.net.to(dev).eval(), cfg, dev
+class UperNetWithAux(torch.nn.Module):
+    """SMP UPerNet on an ensemblab encoder plus an auxiliary FCN head on the second-deepest
+    encoder stage.
+
+    The input is a gray image standardised by its own mean and standard deviation (zero mean,
+    unit variance: what an encoder's own normalisation makes of a well-exposed image), so the
+    network is called without :func:`ensemblab.backbones.build_smp`'s input normalisation.
+
+    Args:
+        encoder: encoder name (``efficientnet_lite0/1/2`` with packaged ImageNet weights;
+            ``resnet18``, ``resnet50``, ``resnext50_32x4d``, ... random init unless
+            ``weights``).
+        classes: output channels (3 for full mode, 1 for crop mode).
+        decoder_channels: FPN / PPM width.
+        pretrained: load the encoder's packaged weights.
+        weights: local weights file of the encoder (timm layout).
+    """
+
+    def __init__(self, encoder: str = "efficientnet_lite0", classes: int = 3,
+                 decoder_channels: int = 256, pretrained: bool = True,
+                 weights: str | None = None):
+        super().__init__()
+        self.net = build_smp("UPerNet", encoder, classes, in_chans=1, pretrained=pretrained,
+                             weights=weights, decoder_channels=decoder_channels).net
+        aux_in = self.net.encoder.out_channels[-2]
+        mid = max(aux_in // 4, 32)
+        self.aux_head = torch.nn.Sequential(
+            torch.nn.Conv2d(aux_in, mid, 3, padding=1, bias=False), torch.nn.BatchNorm2d(mid),
+            torch.nn.ReLU(inplace=True), torch.nn.Dropout2d(0.1), torch.nn.Conv2d(mid, classes, 1))
+
+    def forward(self, x: torch.Tensor):
+        """``x [B, 1, H, W]`` standardised (H, W multiples of 32) -> logits ``[B, C, H, W]``;
+        in training also the auxiliary logits ``[B, C, H, W]``."""
+        features = self.net.encoder(x)
+        main = self.net.segmentation_head(self.net.decoder(features))
+        if not self.training:
+            return main
+        aux = F.interpolate(self.aux_head(features[-2]), size=x.shape[-2:], mode="bilinear",
+                            align_corners=False)
+        return main, aux
+
 
 
 @torch.no_grad()
-def predict_full(net: torch.nn.Module, image: np.ndarray, device, size: int,
-                 hflip: bool = False) -> np.ndarray:
+def predict_full(net: torch.nn.Module, image: np.ndarray, device, size: int) -> np.ndarray:
     """Class probabilities of the whole image at full resolution.
 
     Args:
@@ -38,7 +73,6 @@ def predict_full(net: torch.nn.Module, image: np.ndarray, device, size: int,
         image: uint8 ``[H, W]``.
         device: torch device.
         size: longer side the network sees (as in training).
-        hflip: average with the mirrored prediction (test-time augmentation).
 
     Returns:
         float32 ``[C, H, W]`` softmax probabilities (0 background, 1 cell, 2 border).
@@ -50,8 +84,6 @@ def predict_full(net: torch.nn.Module, image: np.ndarray, device, size: int,
     small = standardize(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA))
     x = F.pad(to_input(small), (0, side_w - nw, 0, side_h - nh))[None].to(device)
     probs = net(x).softmax(1)
-    if hflip:
-        probs = 0.5 * (probs + net(x.flip(-1)).softmax(1).flip(-1))
     probs = probs[:, :, :nh, :nw]
     return F.interpolate(probs, size=(h, w), mode="bilinear",
                          align_corners=False)[0].cpu().numpy()

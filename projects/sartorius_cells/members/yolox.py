@@ -1,76 +1,42 @@
 """The YOLOX member: anchor-free cell detector on ``pixeltable-yolox``, trained through our engine.
 
-YOLOX (Ge et al. 2021): CSPDarknet + PAFPN, decoupled head, SiLU, SimOTA assignment, mosaic
-and mixup, multi-scale training, EMA weights, L1 loss switched on once mosaic is closed. The
-package's own Trainer hard-codes CUDA, so :class:`YoloxLitModule` re-states its recipe as a
-Lightning module (``ensemblab.engine``), which runs on CPU and GPU alike. The paper uses YOLOX
-only for boxes; masks come from Mask R-CNN / UPerNet in the ensemble (``ensemble/fusion.py``).
+YOLOX (Ge et al. 2021): mosaic and mixup, multi-scale training, EMA weights, L1 loss switched
+on once mosaic is closed. The package's own Trainer hard-codes CUDA, so :class:`YoloxLitModule`
+re-states its recipe as a Lightning module (``ensemblab.engine``), which runs on CPU and GPU
+alike. Grey levels are standardised per image (``model.input_norm: image``), as for the other
+members. In an ensemble the member gives boxes only.
 """
 
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
-import cv2
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
-from yolox.config import YoloxConfig
 from yolox.utils import LRScheduler, ModelEMA
 
-from ensemblab.engine import best_checkpoint, open_run, select_device
+from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
 from ensemblab.errors import ConfigError
-from ensemblab.projects.sartorius_cells.box_ap import coco_box_ap
-from ensemblab.projects.sartorius_cells.yolox_data import BoxSample, letterbox_scale
-
-
-def build_yolox(variant: str = "yolox_nano", num_classes: int = 3,
-                weights: str | None = None) -> torch.nn.Module:
-    """A YOLOX network from the package's named configs (``yolox_nano .. yolox_x``).
-
-    Args:
-        variant: ``yolox_nano | yolox_tiny | yolox_s | yolox_m | yolox_l | yolox_x``.
-        num_classes: detection classes (cell types).
-        weights: optional local ``.pth`` (YOLOX release format ``{"model": state_dict}`` or a
-            plain state dict); tensors whose shape differs (the 80-class COCO head) are skipped.
-
-    Returns:
-        ``yolox.models.YoloxModule``: ``model(x[B,3,S,S], targets)`` -> loss dict in train mode,
-        ``[B, A, 5 + C]`` (cx, cy, w, h, obj, cls...) in eval mode.
-    """
-    cfg = YoloxConfig.get_named_config(variant)
-    if cfg is None:
-        raise ConfigError(f"unknown YOLOX variant {variant!r} (yolox_nano .. yolox_x)")
-    cfg.num_classes = num_classes
-    model = cfg.get_model()
-    if weights:
-        path = Path(weights)
-        if not path.is_file():
-            raise ConfigError(f"{path}: YOLOX weights file not found (give a local .pth)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        state = state.get("model", state)
-        own = model.state_dict()
-        model.load_state_dict({k: v for k, v in state.items()
-                               if k in own and own[k].shape == v.shape}, strict=False)
-    return model
-
-
-def yolox_param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """YOLOX's three groups: BN weights (no decay), other weights (decay), biases (no decay)."""
-    no_decay, decay, biases = [], [], []
-    for name, mod in model.named_modules():
-        if isinstance(getattr(mod, "bias", None), torch.nn.Parameter):
-            biases.append(mod.bias)
-        if isinstance(mod, torch.nn.BatchNorm2d) or "bn" in name:
-            no_decay.append(mod.weight)
-        elif isinstance(getattr(mod, "weight", None), torch.nn.Parameter):
-            decay.append(mod.weight)
-    return [{"params": no_decay, "weight_decay": 0.0},
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": biases, "weight_decay": 0.0}]
+from ensemblab.projects.sartorius_cells.data import split_records
+from ensemblab.projects.sartorius_cells.evaluation import coco_box_ap
+from ensemblab.projects.sartorius_cells.members.base import (
+    LoadedMember,
+    MemberKind,
+    member_trainer,
+    register_member,
+)
+from ensemblab.projects.sartorius_cells.members.yolox_data import (
+    BoxSample,
+    build_train_dataset,
+    samples_from_records,
+)
+from ensemblab.projects.sartorius_cells.members.yolox_model import (
+    build_yolox,
+    predict_boxes,
+    yolox_param_groups,
+)
 
 
 class YoloxLitModule(L.LightningModule):
@@ -82,7 +48,7 @@ class YoloxLitModule(L.LightningModule):
     Validation and prediction use the EMA weights (box AP50 on held-out images).
 
     Args:
-        model_cfg: ``variant, num_classes, weights``.
+        model_cfg: ``variant, num_classes, weights, encoder, pretrained, input_norm``.
         train_cfg: ``epochs, batch_size, optimizer (sgd|adamw), lr, weight_decay, momentum,
             warmup_epochs, no_aug_epochs, min_lr_ratio, ema_decay, sizes [min, max],
             progressive_epochs``.
@@ -95,7 +61,8 @@ class YoloxLitModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_yolox(model_cfg["variant"], model_cfg["num_classes"],
-                                 model_cfg.get("weights"))
+                                 model_cfg.get("weights"), model_cfg.get("encoder"),
+                                 bool(model_cfg.get("pretrained")))
         self.ema = ModelEMA(self.model, decay=train_cfg["ema_decay"])
         self.ema_model = self.ema.ema  # registered as a child: saved and moved with the module
         self.train_cfg, self.predict_cfg = train_cfg, predict_cfg
@@ -165,7 +132,8 @@ class YoloxLitModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         for sample in batch:
             boxes, scores, _ = predict_boxes(self.ema_model, sample.image, self.device,
-                                             **self.predict_cfg)
+                                             **self.predict_cfg,
+                                             input_norm=self.hparams.model_cfg["input_norm"])
             self.val_gts[sample.image_id] = sample.boxes
             self.val_preds[sample.image_id] = (boxes, scores)
 
@@ -182,66 +150,74 @@ class YoloxLitModule(L.LightningModule):
         self.ema.updates = checkpoint.get("ema_updates", 0)
 
 
-@torch.no_grad()
-def predict_boxes(model: torch.nn.Module, image: np.ndarray, device: torch.device | str,
-                  size: int = 416, conf: float = 0.05, nms_iou: float = 0.65,
-                  max_det: int = 3000, hflip: bool = False):
-    """Detect cells in one image.
-
-    Args:
-        model: a YOLOX network (EMA weights).
-        image: uint8 ``[H, W]`` grayscale.
-        device: torch device.
-        size: square letterbox input side (multiple of 32).
-        conf: minimum obj x class score.
-        nms_iou: class-agnostic NMS IoU.
-        max_det: detections kept (well above 1000: dense images hold ~800 cells).
-        hflip: predict on the mirrored image (test-time augmentation); boxes are mapped back.
-
-    Returns:
-        ``(boxes float32[N, 4] xyxy in image pixels, scores float32[N], labels int64[N]
-        1-based)``, sorted by score.
-    """
-    model.eval()
-    h, w = image.shape[:2]
-    img = image[:, ::-1] if hflip else image
-    r = letterbox_scale(h, w, size)
-    nh, nw = round(h * r), round(w * r)
-    canvas = np.full((size, size), 114, dtype=np.uint8)
-    canvas[:nh, :nw] = cv2.resize(np.ascontiguousarray(img), (nw, nh),
-                                  interpolation=cv2.INTER_LINEAR)
-    x = torch.from_numpy(canvas).float().to(device)[None, None].expand(1, 3, size, size)
-    out = model(x)[0]
-    cls_conf, cls_idx = out[:, 5:].max(dim=1)
-    score = out[:, 4] * cls_conf
-    keep = score >= conf
-    out, score, cls_idx = out[keep], score[keep], cls_idx[keep]
-    boxes = torch.cat([out[:, :2] - out[:, 2:4] / 2, out[:, :2] + out[:, 2:4] / 2], dim=1) / r
-    order = torchvision.ops.nms(boxes, score, nms_iou)[:max_det]
-    boxes, score, cls_idx = boxes[order].cpu().numpy(), score[order].cpu().numpy(), cls_idx[order]
-    boxes[:, 0::2] = boxes[:, 0::2].clip(0, w)
-    boxes[:, 1::2] = boxes[:, 1::2].clip(0, h)
-    if hflip:
-        boxes[:, [0, 2]] = w - boxes[:, [2, 0]]
-    return boxes.astype(np.float32), score.astype(np.float32), cls_idx.cpu().numpy() + 1
-
-
-def load_yolox_member(run_dir: str | Path, device: str = "auto"):
-    """The EMA network of a trained YOLOX run, its config and device.
-
-    Returns:
-        ``(model in eval mode, cfg, torch.device)``.
-    """
-    run_dir, cfg = open_run(run_dir)
-    dev = select_device(device)
-    # The run's own weights replace any initial ``model.weights`` file: do not read it again.
-    model_cfg = {"variant": cfg["model"]["variant"], "num_classes": len(cfg["model"]["classes"]),
-                 "weights": None}
-    module = YoloxLitModule.load_from_checkpoint(best_checkpoint(run_dir), map_location=dev,
-                                                 weights_only=True, model_cfg=model_cfg)
-    return module.ema_model.to(dev).eval(), cfg, dev
-
-
 def val_collate(batch: list[BoxSample]) -> list[BoxSample]:
     """Validation batches stay lists of :class:`BoxSample` (full images of varying size)."""
     return batch
+
+
+def _model_cfg(cfg: dict, weights: bool = True) -> dict:
+    """The network arguments of a config; ``weights=False`` when a checkpoint replaces them."""
+    m = cfg["model"]
+    return {"variant": m["variant"], "num_classes": len(m["classes"]),
+            "weights": m.get("weights") if weights else None, "encoder": m.get("encoder"),
+            "pretrained": bool(m.get("pretrained")) and weights,
+            "input_norm": m.get("input_norm", "fixed")}
+
+
+class LoadedYolox(LoadedMember):
+    """The EMA network of a YOLOX run."""
+
+    def detect(self, image):
+        return predict_boxes(self.net, image, self.device, **self.cfg["predict"],
+                             input_norm=self.cfg["model"].get("input_norm", "fixed"))
+
+
+@register_member("yolox")
+class YoloxMember(MemberKind):
+    """Boxes only; ``best.ckpt`` by validation box AP50."""
+
+    detector = True
+
+    def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
+        seed_everything(int(cfg["seed"]))
+        train, val = split_records(records, cfg["data"]["split"])
+        labels = {name: i + 1 for i, name in enumerate(cfg["model"]["classes"])}
+        tcfg, size = cfg["train"], int(cfg["train"]["sizes"][1])
+        dataset = build_train_dataset(samples_from_records(train, labels), size, cfg["aug"],
+                                      cfg["model"].get("input_norm", "fixed"))
+        # Small cell datasets: one "epoch" draws ``repeats`` passes of random mosaics.
+        sampler = torch.utils.data.RandomSampler(
+            dataset, replacement=True, num_samples=len(dataset) * int(tcfg.get("repeats", 1)))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=int(tcfg["batch_size"]),
+                                             sampler=sampler,
+                                             num_workers=int(tcfg["num_workers"]))
+        val_loader = torch.utils.data.DataLoader(samples_from_records(val, labels),
+                                                 batch_size=4, collate_fn=val_collate)
+        module = YoloxLitModule(_model_cfg(cfg), tcfg, cfg["predict"],
+                                iters_per_epoch=len(loader))
+        trainer = member_trainer(run_dir, cfg, device, monitor="val/box_ap50",
+                                 progress_bar=progress_bar,
+                                 log_every_n_steps=min(10, max(1, len(loader))))
+        fit(trainer, module, loader, val_loader, resume=resume)
+
+    def load(self, run_dir, cfg, device="auto", untrained=False):
+        dev = select_device(device)
+        torch.manual_seed(int(cfg.get("seed", 0)))
+        if untrained:
+            net = YoloxLitModule(_model_cfg(cfg), cfg["train"], cfg["predict"]).model
+        else:  # the run's own weights replace any initial ``model.weights`` file
+            module = YoloxLitModule.load_from_checkpoint(
+                best_checkpoint(run_dir), map_location=dev, weights_only=True,
+                model_cfg=_model_cfg(cfg, weights=False))
+            net = module.ema_model
+        return LoadedYolox(self, net.to(dev).eval(), cfg, dev)
+
+    def evaluate(self, member, records):
+        labels = {name: i + 1 for i, name in enumerate(member.classes)}
+        gts, preds = {}, {}
+        for sample in samples_from_records(records, labels):
+            boxes, scores, _ = member.detect(sample.image)
+            gts[sample.image_id], preds[sample.image_id] = sample.boxes, (boxes, scores)
+        metrics = {f"box_{k}": v for k, v in coco_box_ap(gts, preds).items()}
+        metrics["n_images"] = len(gts)
+        return metrics

@@ -1,4 +1,5 @@
-"""Cell boxes as a YOLOX dataset, so YOLOX's own mosaic / mixup / affine pipeline can be reused.
+"""Cell boxes as a YOLOX dataset, so YOLOX's own mosaic / mixup / affine pipeline can be reused,
+and the grey levels the YOLOX member sees.
 
 :class:`CellBoxSource` is the minimal ``yolox.data.datasets.Dataset`` that
 ``yolox.data.MosaicDetection`` wraps: ``pull_item(i) -> (image uint8[H,W,3], labels float[K,5]
@@ -15,6 +16,28 @@ import cv2
 import numpy as np
 from yolox.data import MosaicDetection, TrainTransform
 from yolox.data.datasets import Dataset as YoloxDataset
+
+from ensemblab.errors import ConfigError
+from ensemblab.projects.sartorius_cells.data import letterbox_scale, standardize
+from ensemblab.projects.sartorius_cells.structures import masks_to_boxes
+
+PAD_LEVEL = 114  # YOLOX's letterbox / mosaic fill value
+SPREAD = 40.0  # grey levels per standard deviation after per-image standardisation
+
+
+def input_levels(image: np.ndarray, input_norm: str = "image") -> np.ndarray:
+    """The uint8 ``[H, W]`` grey levels YOLOX sees (it takes raw 0-255 input).
+
+    ``image``: each image standardised by its own mean and standard deviation, then mapped to
+    ``PAD_LEVEL + SPREAD * z`` (the mean lands on YOLOX's fill level, +-2.8 standard deviations
+    fit in 0-255), so low-contrast phase frames reach the network at full scale, as they do
+    for the Mask R-CNN and UPerNet members; ``fixed``: the raw grey levels (YOLOX's own way).
+    """
+    if input_norm == "fixed":
+        return np.ascontiguousarray(image)
+    if input_norm != "image":
+        raise ConfigError(f"model.input_norm {input_norm!r}: expected 'fixed' or 'image'")
+    return np.clip(PAD_LEVEL + SPREAD * standardize(image), 0, 255).round().astype(np.uint8)
 
 
 @dataclass
@@ -34,28 +57,8 @@ class BoxSample:
     image_id: str
 
 
-def masks_to_boxes(masks: np.ndarray) -> np.ndarray:
-    """Tight boxes of instance masks.
-
-    Args:
-        masks: bool ``[N, H, W]``.
-
-    Returns:
-        float32 ``[N, 4]`` (x0, y0, x1, y1) with exclusive ends (empty masks give zero boxes).
-    """
-    n = masks.shape[0]
-    out = np.zeros((n, 4), dtype=np.float32)
-    rows = masks.any(axis=2)
-    cols = masks.any(axis=1)
-    for i in range(n):
-        ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        if ys.size:
-            out[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
-    return out
-
-
 def samples_from_records(records, type_labels: dict[str, int]) -> list[BoxSample]:
-    """Read images and ground-truth boxes of part 1's ``CellRecord`` list.
+    """Read images and ground-truth boxes of ``CellRecord`` objects.
 
     Args:
         records: ``CellRecord`` objects (``load_image()``, ``load_masks()``, ``cell_type``).
@@ -71,21 +74,18 @@ def samples_from_records(records, type_labels: dict[str, int]) -> list[BoxSample
     return samples
 
 
-def letterbox_scale(height: int, width: int, size: int) -> float:
-    """Scale that fits an ``H x W`` image into a ``size x size`` square (YOLOX ``preproc``)."""
-    return min(size / height, size / width)
-
-
 class CellBoxSource(YoloxDataset):
-    """In-memory images + boxes resized so the longer side is ``size`` (3 equal channels)."""
+    """In-memory images + boxes resized so the longer side is ``size`` (3 equal channels),
+    grey levels per ``input_norm`` (:func:`input_levels`)."""
 
-    def __init__(self, samples: list[BoxSample], size: int):
+    def __init__(self, samples: list[BoxSample], size: int, input_norm: str = "image"):
         super().__init__((size, size), mosaic=False)
         self.images, self.annos = [], []
         for s in samples:
             r = letterbox_scale(*s.image.shape[:2], size)
             h, w = round(s.image.shape[0] * r), round(s.image.shape[1] * r)
-            img = cv2.resize(s.image, (w, h), interpolation=cv2.INTER_LINEAR)
+            img = cv2.resize(input_levels(s.image, input_norm), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
             self.images.append(np.repeat(img[:, :, None], 3, axis=2))
             anno = np.zeros((len(s.boxes), 5), dtype=np.float32)
             anno[:, :4] = s.boxes * r
@@ -106,20 +106,23 @@ class CellBoxSource(YoloxDataset):
         return img.copy(), self.annos[index].copy(), img.shape[:2], index
 
 
-def build_train_dataset(samples: list[BoxSample], size: int, aug: dict) -> MosaicDetection:
+def build_train_dataset(samples: list[BoxSample], size: int, aug: dict,
+                        input_norm: str = "image") -> MosaicDetection:
     """YOLOX's mosaic + mixup + random-affine training set over ``samples``.
 
     Args:
         samples: training images and boxes.
         size: square network input side (multiple of 32).
         aug: ``mosaic_prob, mixup_prob, enable_mixup, degrees, translate, shear, mosaic_scale,
-            mixup_scale, flip_prob, hsv_prob, max_labels`` (see ``configs/yolox.yaml``).
+            mixup_scale, flip_prob, hsv_prob, max_labels`` (see
+            ``configs/members/paper_yolox_l.yaml``).
+        input_norm: grey levels (:func:`input_levels`).
 
     Returns:
         Dataset yielding ``(image float[3, S, S] in 0..255, labels float[max_labels, 5]
         (class, cx, cy, w, h), info, id)``; set ``.enable_mosaic = False`` to close mosaic.
     """
-    source = CellBoxSource(samples, size)
+    source = CellBoxSource(samples, size, input_norm)
     return MosaicDetection(
         dataset=source, img_size=(size, size), mosaic=True,
         preproc=TrainTransform(max_labels=int(aug["max_labels"]), flip_prob=aug["flip_prob"],
