@@ -73,30 +73,45 @@ def _bilinear_taps(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Ten
 
 
 def upsampled_argmax(probabilities: np.ndarray | torch.Tensor, shape: tuple[int, int],
-                     rows: int = 256) -> np.ndarray:
+                     rows: int = 128) -> np.ndarray:
     """Argmax of class probabilities resized bilinearly to ``shape``, a strip at a time.
+
+    An output pixel whose four source pixels share one argmax class keeps that class (a convex
+    combination of four vectors that all peak at class k peaks at k), so the bilinear blend of
+    all ``C`` classes is computed only where the four disagree: along class boundaries.
 
     Args:
         probabilities: ``[C, h, w]`` float.
         shape: output ``(H, W)``.
-        rows: output rows per strip (memory: ``C x rows x W`` floats).
+        rows: output rows per strip.
 
     Returns:
-        uint8 ``[H, W]``, equal to ``F.interpolate(p[None], shape, mode="bilinear").argmax(1)``.
+        uint8 ``[H, W]``: ``F.interpolate(p[None], shape, mode="bilinear").argmax(1)`` up to
+        float rounding where two classes tie.
     """
     probs = torch.as_tensor(probabilities, dtype=torch.float32)
     height, width = int(shape[0]), int(shape[1])
+    labels = probs.argmax(0).to(torch.uint8)
     if probs.shape[1:] == (height, width):
-        return probs.argmax(0).to(torch.uint8).numpy()
+        return labels.numpy()
     y0, y1, ty = _bilinear_taps(probs.shape[1], height)
     x0, x1, tx = _bilinear_taps(probs.shape[2], width)
     out = np.empty((height, width), np.uint8)
     for start in range(0, height, rows):
-        sl = slice(start, min(start + rows, height))
-        wy = ty[sl].view(1, -1, 1)
-        strip = probs[:, y0[sl]] * (1 - wy) + probs[:, y1[sl]] * wy        # [C, r, w]
-        strip = strip[:, :, x0] * (1 - tx) + strip[:, :, x1] * tx          # [C, r, W]
-        out[sl] = strip.argmax(0).to(torch.uint8).numpy()
+        ys0, ys1, wy = y0[start:start + rows], y1[start:start + rows], ty[start:start + rows]
+        top, bottom = labels[ys0], labels[ys1]                          # [r, w]
+        corners = [top[:, x0], top[:, x1], bottom[:, x0], bottom[:, x1]]  # [r, W] each
+        strip = corners[0].clone()
+        mixed = ((corners[0] != corners[1]) | (corners[0] != corners[2])
+                 | (corners[0] != corners[3]))
+        r, c = mixed.nonzero(as_tuple=True)
+        if r.numel():
+            a, b = ys0[r], ys1[r]
+            left, right, u, v = x0[c], x1[c], tx[c], wy[r]
+            blend = ((probs[:, a, left] * (1 - u) + probs[:, a, right] * u) * (1 - v)
+                     + (probs[:, b, left] * (1 - u) + probs[:, b, right] * u) * v)  # [C, n]
+            strip[r, c] = blend.argmax(0).to(torch.uint8)
+        out[start:start + rows] = strip.numpy()
     return out
 
 

@@ -28,14 +28,21 @@ def colorize(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return palette(num_classes)[np.clip(labels, 0, num_classes - 1)]
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = 0.5
-            ) -> np.ndarray:
-    """Blend the colour-coded labels over an RGB uint8 image [H, W, 3] (background untouched)."""
-    colour = colorize(labels, num_classes).astype(np.float32)
-    out = image.astype(np.float32)
-    fg = labels > 0
-    out[fg] = (1 - alpha) * out[fg] + alpha * colour[fg]
-    return out.clip(0, 255).astype(np.uint8)
+def overlay(image: np.ndarray, labels: np.ndarray, num_classes: int, alpha: float = 0.5,
+            rows: int = 256) -> np.ndarray:
+    """Blend the colour-coded labels over an RGB uint8 image [H, W, 3] (background untouched).
+
+    Works ``rows`` rows at a time, so a 3396x2547 image needs no full-size float copy.
+    """
+    colours = palette(num_classes).astype(np.float32)
+    out = image.copy()
+    for start in range(0, image.shape[0], rows):
+        part, lab = out[start:start + rows], labels[start:start + rows]
+        fg = lab > 0
+        blend = part[fg].astype(np.float32) * (1 - alpha)
+        blend += alpha * colours[np.clip(lab[fg], 0, num_classes - 1)]
+        part[fg] = blend.clip(0, 255).astype(np.uint8)
+    return out
 
 
 def comparison_figure(path: str | Path, image: np.ndarray, truth: np.ndarray,

@@ -45,3 +45,13 @@ def test_strip_wise_bilinear_argmax_equals_interpolate(src, dst, rows):
     out = upsampled_argmax(probs.numpy(), dst, rows=rows)
     assert out.dtype == np.uint8 and out.shape == dst
     assert np.array_equal(out, reference)
+
+
+def test_upsampled_argmax_of_smooth_regions_uses_the_corner_shortcut_correctly():
+    low = torch.rand(6, 9, 12, generator=torch.Generator().manual_seed(3)) * 8
+    probs = F.interpolate(low[None], size=(60, 80), mode="bilinear")[0].softmax(0)
+    reference = F.interpolate(probs[None], size=(333, 451), mode="bilinear",
+                              align_corners=False)[0].argmax(0).numpy()
+    out = upsampled_argmax(probs.numpy(), (333, 451), rows=50)
+    assert len(np.unique(out)) >= 4  # several regions, so both paths run
+    assert (out == reference).mean() > 0.9999
