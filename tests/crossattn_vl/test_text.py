@@ -27,7 +27,7 @@ def test_albert_encoder_from_vocabulary():
     enc = TextEncoder(32, kind="albert", vocab_size=tok.vocab_size, pad_id=tok.pad_id,
                       hidden=32, layers=1, heads=2).eval()
     ids, pad = tok.encode(["a black dog", "a man rides a red bike"])
-    out = enc(ids, pad)
+    out = enc(pad, ids=ids)
     assert out.shape == (2, ids.shape[1], 32)
 
 
@@ -36,5 +36,5 @@ def test_packaged_minilm_loads_offline():
     tok = TextTokenizer.from_file(folder)
     enc = TextEncoder(16, kind="minilm", freeze=True).eval()
     ids, pad = tok.encode(["a dog on the grass", "a cat"])
-    assert enc(ids, pad).shape == (2, ids.shape[1], 16)
+    assert enc(pad, ids=ids).shape == (2, ids.shape[1], 16)
     assert tok.decode(ids[0, 1:].tolist()) == "a dog on the grass"
