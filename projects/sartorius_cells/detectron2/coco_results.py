@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ensemblab.data.rle import mask_to_coco_rle
 from ensemblab.io import write_json
-from ensemblab.projects.sartorius_cells.postprocess import Instances
+from ensemblab.projects.sartorius_cells.structures import Instances
 
 RESULTS_FILE = "coco_instances_results.json"
 

@@ -33,7 +33,7 @@ from ensemblab.projects.sartorius_cells.detectron2.transform import (
     Detectron2Transform,
     scale_boxes,
 )
-from ensemblab.projects.sartorius_cells.postprocess import Instances
+from ensemblab.projects.sartorius_cells.structures import Instances
 
 
 def build_detectron2_maskrcnn(d2cfg: dict, num_classes: int | None = None) -> GeneralizedRCNN:
@@ -104,6 +104,12 @@ def build_detectron2_maskrcnn(d2cfg: dict, num_classes: int | None = None) -> Ge
         mask_predictor=MaskRCNNPredictor(mask_dim if mask_convs else fpn, mask_dim, k + 1))
     if mask_res != 14:  # torchvision's mask loss and detectron2's predictor assume 28x28 masks
         raise ConfigError(f"MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION {mask_res}: only 14")
+    # detectron2's initialisation of the class layers (what fine-tuning re-initialises)
+    for layer, std in ((heads.box_predictor.cls_score, 0.01),
+                       (heads.box_predictor.bbox_pred, 0.001),
+                       (heads.mask_predictor.mask_fcn_logits, 0.001)):
+        torch.nn.init.normal_(layer.weight, std=std)
+        torch.nn.init.zeros_(layer.bias)
     transform = Detectron2Transform(
         get("MODEL.PIXEL_MEAN"), get("MODEL.PIXEL_STD"), get("INPUT.FORMAT"),
         get("INPUT.MIN_SIZE_TEST"), get("INPUT.MAX_SIZE_TEST"), get("INPUT.MIN_SIZE_TRAIN"),

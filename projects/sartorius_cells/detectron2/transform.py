@@ -68,8 +68,8 @@ class Detectron2Transform(nn.Module):
         """Batch images for the backbone.
 
         Args:
-            images: float [3, H_i, W_i] RGB in [0, 1] (torchvision's convention; a gray image
-                repeated to 3 channels); values are rounded to uint8 as detectron2 reads them.
+            images: float [3, H_i, W_i] RGB or [1, H_i, W_i] gray (read as 3 equal channels,
+                as detectron2 reads a gray file) in [0, 1]; values are rounded to uint8.
             targets: training targets (``boxes [N, 4]``, ``masks [N, H, W]``), resized alike.
 
         Returns:
@@ -78,6 +78,7 @@ class Detectron2Transform(nn.Module):
         """
         tensors, sizes, out_targets = [], [], []
         for i, image in enumerate(images):
+            image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
             array = (image.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0)
             array = array.cpu().numpy()
             if self.input_format == "BGR":
