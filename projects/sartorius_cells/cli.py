@@ -1,4 +1,5 @@
-"""``ensemblab sartorius_cells train|evaluate|predict|submit|validate-submission|ensemble``.
+"""``ensemblab sartorius_cells train|evaluate|predict|submit|validate-submission|ensemble|
+import-detectron2|export-detectron2``.
 
 Argument parsing only; every verb's body is a plain function in ``commands.py``.
 """
@@ -11,7 +12,8 @@ from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_
 def _train(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
-    commands.train(args.config, args.data, args.out, args.device, args.resume, args.overrides)
+    commands.train(args.config, args.data, args.out, args.device, args.resume, args.overrides,
+                   init=args.init)
     return 0
 
 
@@ -25,7 +27,8 @@ def _evaluate(args) -> int:
 def _predict(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
-    return commands.predict(args.run, args.input, args.out, args.device, args.overlays)
+    return commands.predict(args.run, args.input, args.out, args.device, args.overlays,
+                            fmt=args.format)
 
 
 def _submit(args) -> int:
@@ -34,6 +37,21 @@ def _submit(args) -> int:
     if args.manifest:
         return commands.submit_manifest(args.manifest, args.images, args.out, args.device)
     return commands.submit_run(args.run, args.images, args.out, args.device)
+
+
+def _import_detectron2(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
+    commands.import_detectron2(args.weights, args.d2_config, args.out, classes, args.config)
+    return 0
+
+
+def _export_detectron2(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    commands.export_detectron2(args.run, args.out)
+    return 0
 
 
 def _validate(args) -> int:
@@ -59,6 +77,8 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("train", help="train a member (model.kind of the config)")
     add_train_args(p)
+    p.add_argument("--init", help="start from this Mask R-CNN run's model and weights "
+                                  "(e.g. an imported detectron2 checkpoint): fine-tuning")
     p.set_defaults(func=_train)
 
     p = verbs.add_parser("evaluate", help="score a member on its validation split")
@@ -73,7 +93,29 @@ def register(subparsers) -> None:
     p = verbs.add_parser("predict", help="instances + overlays for a folder of images")
     add_predict_args(p)
     p.add_argument("--overlays", type=int, default=4, help="overlay PNGs to draw (default 4)")
+    p.add_argument("--format", choices=("kaggle", "coco"), default="kaggle",
+                   help="kaggle: post-processed instances as predictions.csv (default); coco: "
+                        "the detector's own instances as coco_instances_results.json")
     p.set_defaults(func=_predict)
+
+    p = verbs.add_parser("import-detectron2",
+                         help="make a Mask R-CNN run from a detectron2 checkpoint + config")
+    p.add_argument("--weights", required=True, help="detectron2 .pth or model-zoo .pkl")
+    p.add_argument("--d2-config", required=True, help="the detectron2 YAML it was trained with")
+    p.add_argument("--out", required=True, help="run folder to create")
+    p.add_argument("--classes", help="comma-separated class names in the checkpoint's order "
+                                     "(default class_0, class_1, ...)")
+    p.add_argument("--config", default="paper_maskrcnn_r50",
+                   help="member config for the split, training and post-processing settings "
+                        "(default paper_maskrcnn_r50)")
+    p.set_defaults(func=_import_detectron2)
+
+    p = verbs.add_parser("export-detectron2",
+                         help="write a Mask R-CNN run as a detectron2 checkpoint + config")
+    p.add_argument("--run", required=True, help="run folder of a Mask R-CNN member")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pth or .pkl); the config "
+                                                "goes next to it as .yaml")
+    p.set_defaults(func=_export_detectron2)
 
     p = verbs.add_parser("submit", help="write a Kaggle submission CSV (id,predicted)")
     src = p.add_mutually_exclusive_group(required=True)

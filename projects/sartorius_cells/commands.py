@@ -29,6 +29,11 @@ from ensemblab.projects.sartorius_cells.data import (
     read_gray_uint8,
     split_records,
 )
+from ensemblab.projects.sartorius_cells.detectron2 import commands as d2_commands
+from ensemblab.projects.sartorius_cells.detectron2.coco_results import (
+    RESULTS_FILE,
+    write_coco_results,
+)
 from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest
 from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, submit_ensemble
 from ensemblab.projects.sartorius_cells.members import load_member, member_kind, resolve_classes
@@ -58,14 +63,19 @@ def _need(value, what: str):
 
 def train(config: str | Path, data: str | Path | None, out: str | Path, device: str = "auto",
           resume: bool = False, overrides: list[str] | None = None,
-          progress_bar: bool = True) -> Path:
+          progress_bar: bool = True, init: str | Path | None = None) -> Path:
     """Train the member a config describes (its ``model.kind``) into the run folder ``out``.
+
+    ``init`` (a Mask R-CNN run, e.g. an imported detectron2 checkpoint) replaces the config's
+    ``model`` section with that run's and starts from its weights (fine-tuning).
 
     Writes ``OUT/config.yaml`` (classes resolved from the data), the checkpoints, and
     ``OUT/train_time.json`` (wall seconds, threads) when training ends.
     """
     _need(data, "train")
     cfg = load_config(resolve_config(config), overrides or [])
+    if init:
+        cfg = d2_commands.init_from_run(cfg, init)
     kind = member_kind(str(cfg["model"].get("kind")))
     records = load_records(data)
     cfg = resolve_classes(cfg, records)
@@ -97,10 +107,17 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "val",
 
 
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
-            n_overlays: int = 4) -> int:
-    """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``."""
+            n_overlays: int = 4, fmt: str = "kaggle") -> int:
+    """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
+    ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results."""
     member = load_member(run, device)
     out = Path(out)
+    if fmt == "coco":
+        path = out / RESULTS_FILE
+        n = write_coco_results(path, ((image_id, member.raw(read_gray_uint8(image)))
+                                      for image_id, image in list_images(input_dir)))
+        print(f"{n} instances -> {path}")
+        return 0
     rows, n_inst = [], 0
     for k, (image_id, path) in enumerate(list_images(input_dir)):
         image = read_gray_uint8(path)
@@ -115,6 +132,24 @@ def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str
     write_csv(out / "predictions.csv", ("id", "predicted", "score", "cell_type"), rows)
     print(f"{n_inst} instances in {len({r[0] for r in rows})} images -> {out / 'predictions.csv'}")
     return 0
+
+
+def import_detectron2(weights: str | Path, d2_config: str | Path, out: str | Path,
+                      classes: list[str] | None = None,
+                      config: str | Path = "paper_maskrcnn_r50") -> Path:
+    """A Mask R-CNN run folder from a detectron2 checkpoint + config; ``config`` (a member
+    config) gives the data split, training and post-processing settings."""
+    run = d2_commands.import_detectron2(weights, d2_config, out,
+                                        load_config(resolve_config(config)), classes)
+    print(f"imported {weights} ({d2_config}) -> {run}")
+    return run
+
+
+def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
+    """A Mask R-CNN run as a detectron2 checkpoint ``out`` and config ``out`` .yaml."""
+    checkpoint, config = d2_commands.export_detectron2(run, out)
+    print(f"{run} -> {checkpoint}, {config}")
+    return checkpoint, config
 
 
 def submit_run(run: str | Path, images_dir: str | Path, out: str | Path,

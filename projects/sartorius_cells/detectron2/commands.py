@@ -109,16 +109,17 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     return write_detectron2_checkpoint(state, run_detectron2_config(cfg["model"]), out)
 
 
-def detectron2_member(model_cfg: dict) -> torch.nn.Module:
+def detectron2_member(model_cfg: dict, load_weights: bool = True) -> torch.nn.Module:
     """The compatibility-mode model of a run's ``model`` section (``detectron2`` present).
 
-    ``model.weights`` (a run checkpoint, set by :func:`init_from_run`) loads every tensor
-    whose name and shape fit; the class-specific layers are skipped when the class count
-    changed (fine-tuning on other cell types), and the skipped names are printed.
+    With ``load_weights``, ``model.weights`` (a run checkpoint, set by :func:`init_from_run`)
+    loads every tensor whose name and shape fit; the class-specific layers are skipped when
+    the class count changed (fine-tuning on other cell types), and the skipped names are
+    printed. Without it (a run's own checkpoint follows) the model stays randomly initialised.
     """
     model = build_detectron2_maskrcnn(model_cfg["detectron2"],
                                       num_classes=len(model_cfg["classes"]))
-    if model_cfg.get("weights"):
+    if load_weights and model_cfg.get("weights"):
         path = Path(model_cfg["weights"])
         state = {k.removeprefix("model."): v
                  for k, v in load_checkpoint(path)["state_dict"].items()}

@@ -24,6 +24,7 @@ from ensemblab.engine import best_checkpoint, fit, seed_everything, select_devic
 from ensemblab.io import write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import CellRecord, split_records
+from ensemblab.projects.sartorius_cells.detectron2.commands import detectron2_member
 from ensemblab.projects.sartorius_cells.evaluation import score_instances
 from ensemblab.projects.sartorius_cells.members.base import (
     LoadedMember,
@@ -58,6 +59,8 @@ MODEL_KEYS = ("backbone", "pretrained", "trainable_stages", "v2_heads", "image_s
 def model_from_config(model_cfg: dict, pretrained: bool = True) -> torch.nn.Module:
     """The Mask R-CNN of ``cfg["model"]`` (classes resolved); ``pretrained=False`` skips the
     encoder's weight file (a checkpoint replaces them anyway)."""
+    if model_cfg.get("detectron2"):  # an imported detectron2 model (detectron2/commands.py)
+        return detectron2_member(model_cfg, load_weights=pretrained)
     kwargs = {k: model_cfg[k] for k in MODEL_KEYS if k in model_cfg}
     kwargs["pretrained"] = bool(kwargs.get("pretrained")) and pretrained
     return build_maskrcnn(num_classes=len(model_cfg["classes"]) + 1, **kwargs)

@@ -45,6 +45,10 @@ from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from ensemblab.backbones import fpn_backbone
 from ensemblab.ensemble.crops import integer_boxes, resize_crops_to_boxes
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.detectron2.model import (
+    is_detectron2_model,
+    predict_detectron2,
+)
 from ensemblab.projects.sartorius_cells.structures import Instances
 
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
@@ -225,8 +229,9 @@ def image_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
                    device: torch.device | str = "cpu"):
     """``(ImageList, FPN features)`` of uint8 gray images: resized to ``image_size``, through
     the model's own transform (normalisation, batching) and backbone."""
-    tensors = [torch.from_numpy(resize_long_side(im, image_size).copy()).float().div_(255)[None]
-               .to(device) for im in images]
+    if not is_detectron2_model(model):  # detectron2's transform resizes the original itself
+        images = [resize_long_side(im, image_size) for im in images]
+    tensors = [torch.from_numpy(im.copy()).float().div_(255)[None].to(device) for im in images]
     batch, _ = model.transform(tensors)
     return batch, model.backbone(batch.tensors)
 
@@ -267,6 +272,8 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
     Returns:
         One :class:`Instances` per image with float16 probability crops on integer boxes.
     """
+    if is_detectron2_model(model):  # detectron2's resize, detection rule and mask pasting
+        return predict_detectron2(model, images, device, chunk)
     device = torch.device(device)
     model.eval().to(device)
     with torch.autocast(device.type, enabled=device.type == "cuda"):
