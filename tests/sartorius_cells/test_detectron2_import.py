@@ -10,6 +10,7 @@ import torch
 import yaml
 from pycocotools import mask as coco_mask
 
+from ensemblab.cli import main
 from ensemblab.config import save_config
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.projects.sartorius_cells.detectron2.checkpoint import (
@@ -35,6 +36,7 @@ from ensemblab.projects.sartorius_cells.detectron2.model import (
 )
 from ensemblab.projects.sartorius_cells.members.maskrcnn_model import build_maskrcnn
 from ensemblab.projects.sartorius_cells.structures import Instances
+from ensemblab.synthetic.cells import write_cells_dataset
 
 BASE_RCNN_FPN = """
 MODEL:
@@ -91,6 +93,8 @@ MODEL:
     NUM_CONV: 1
     CONV_DIM: 16
 INPUT:
+  MIN_SIZE_TRAIN: (96,)
+  MAX_SIZE_TRAIN: 128
   MIN_SIZE_TEST: 96
   MAX_SIZE_TEST: 128
 TEST:
@@ -129,7 +133,7 @@ def test_base_chain_honours_model_keys_and_defaults(d2_files):
     assert cfg["MODEL"]["RPN"]["NMS_THRESH"] == 0.7  # detectron2's default
     assert cfg["MODEL"]["ROI_BOX_HEAD"]["POOLER_RESOLUTION"] == 7
     assert cfg["MODEL"]["ROI_MASK_HEAD"]["NUM_CONV"] == 1  # child over base
-    assert cfg["INPUT"]["MIN_SIZE_TRAIN"] == [640, 672, 704, 736, 768, 800]  # tuple -> list
+    assert cfg["INPUT"]["MIN_SIZE_TRAIN"] == [96]  # "(96,)" is a Python tuple to yacs
     assert cfg["TEST"]["DETECTIONS_PER_IMAGE"] == 50
     assert "SOLVER" not in cfg and "DATASETS" not in cfg
 
@@ -308,3 +312,45 @@ def test_coco_results_records(tmp_path):
     records = json.loads((tmp_path / "r.json").read_text())
     assert n == 2 and [r["image_id"] for r in records] == [42, "img_b"]
     assert records[0]["category_id"] == 2
+
+
+@pytest.mark.slow  # ~65 s: one fine-tuning epoch of a ResNet-50 model on 2 CPU cores
+def test_cli_import_predict_coco_fine_tune_export(tmp_path, d2_files, capsys):
+    config, weights, state = d2_files
+    data = write_cells_dataset(tmp_path / "cells", images_per_type=2, height=96, width=128)
+    run, tuned = tmp_path / "imported", tmp_path / "tuned"
+    assert main(["sartorius_cells", "import-detectron2", "--weights", str(weights),
+                 "--d2-config", str(config), "--out", str(run), "--classes", "a,b,c",
+                 "--config", "cpu_maskrcnn_r18"]) == 0
+    assert main(["sartorius_cells", "predict", "--run", str(run), "--input",
+                 str(data / "train"), "--out", str(tmp_path / "pred"), "--format", "coco"]) == 0
+    records = json.loads((tmp_path / "pred" / "coco_instances_results.json").read_text())
+    assert records and set(records[0]) == {"image_id", "category_id", "bbox", "score",
+                                           "segmentation"}
+    assert all(r["category_id"] in (1, 2, 3) and r["bbox"][2] > 0 for r in records)
+    assert main(["sartorius_cells", "train", "--config", "cpu_maskrcnn_r18", "--init", str(run),
+                 "--data", str(data), "--out", str(tuned), "train.epochs=1", "train.val_every=1",
+                 "data.split.k=3"]) == 0
+    cfg, ours = run_state(tuned)
+    _, start = run_state(run)
+    assert cfg["model"]["classes"] == ["astro", "cort", "shsy5y"]  # from the training data
+    assert cfg["model"]["detectron2"] == yaml.safe_load((run / "config.yaml").read_text())[
+        "model"]["detectron2"]
+    stem = "backbone.body.conv1.weight"  # FREEZE_AT 2: stem and res2 stay as imported
+    assert torch.equal(ours[stem], start[stem])
+    assert not torch.equal(ours["roi_heads.box_head.fc6.weight"],
+                           start["roi_heads.box_head.fc6.weight"])
+    exported = tmp_path / "d2" / "model_final.pth"
+    assert main(["sartorius_cells", "export-detectron2", "--run", str(tuned), "--out",
+                 str(exported)]) == 0
+    assert yaml.safe_load(exported.with_suffix(".yaml").read_text())["MODEL"]["ROI_HEADS"][
+        "NUM_CLASSES"] == 3
+    back = read_detectron2_weights(exported)
+    assert torch.equal(back["backbone.bottom_up.stem.conv1.weight"], ours[stem])
+    capsys.readouterr()
+    truncated = tmp_path / "truncated.pkl"
+    truncated.write_bytes(weights.read_bytes()[:4096])
+    assert main(["sartorius_cells", "import-detectron2", "--weights", str(truncated),
+                 "--d2-config", str(config), "--out", str(tmp_path / "bad")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(truncated) in err and "truncated" in err

@@ -33,6 +33,8 @@ from ensemblab.projects.sartorius_cells.detectron2.model import (
 )
 from ensemblab.testing import real_data
 
+pytestmark = pytest.mark.realdata
+
 LEVELS = ("p2", "p3", "p4", "p5", "p6")
 CHECKPOINT_BYTES = 177_823_567  # README: the pickle detectron2 read (numpy may shift a few bytes)
 
