@@ -7,7 +7,9 @@ tolerance below is the README's "10x" column: ten times the largest deviation th
 rounding alone produced when detectron2 itself was re-run in float64 or with other kernels.
 """
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +19,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pycocotools import mask as coco_mask
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import box_iou
 
+from ensemblab.cli import main
 from ensemblab.projects.sartorius_cells.detectron2.checkpoint import (
     read_detectron2_weights,
     to_detectron2_state,
@@ -97,6 +101,17 @@ def stages(model, image):
 
 def rel_error(ours: torch.Tensor, theirs: np.ndarray) -> float:
     return float(np.abs(ours.numpy() - theirs).max() / np.abs(theirs).max())
+
+
+def reference_masks(arrays: dict) -> np.ndarray:
+    """detectron2's pasted masks bool [N, H, W]."""
+    n, h, w = arrays["final.masks_shape"]
+    packed = arrays["final.masks_packbits"]
+    return np.unpackbits(packed, count=n * h * w).reshape(n, h, w).astype(bool)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max((a | b).sum(), 1))
 
 
 def greedy_match(ref_boxes: np.ndarray, boxes: np.ndarray, ref_classes=None, classes=None
@@ -189,10 +204,32 @@ def test_final_instances_match_detectron2(model, image, reference):
     ref_i, our_i = pairs[:, 0], pairs[:, 1]
     assert np.abs(inst.scores[our_i] - arrays["final.scores"][ref_i]).max() < 8e-4
     assert np.abs(inst.boxes[our_i] - ref_boxes[ref_i]).max() < 0.2
-    n, h, w = arrays["final.masks_shape"]
-    ref_masks = np.unpackbits(arrays["final.masks_packbits"], count=n * h * w).reshape(n, h, w)
-    ious = []
-    for r, o in pairs:
-        ours, theirs = inst.full_mask(o), ref_masks[r].astype(bool)
-        ious.append((ours & theirs).sum() / max((ours | theirs).sum(), 1))
+    ref_masks = reference_masks(arrays)
+    assert np.mean([mask_iou(inst.full_mask(o), ref_masks[r]) for r, o in pairs]) > 0.99
+
+
+def test_cli_coco_results_match_detectron2(reference, tmp_path):
+    """import-detectron2 + predict --format coco: detectron2's instances as COCO results."""
+    path, _, arrays, config = reference
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(real_data("cells/usiigaci/images/set1/phase.png"), images / "1.png")
+    run = tmp_path / "run"
+    assert main(["sartorius_cells", "import-detectron2", "--weights", str(path), "--d2-config",
+                 str(config), "--out", str(run)]) == 0
+    assert main(["sartorius_cells", "predict", "--run", str(run), "--input", str(images),
+                 "--out", str(tmp_path / "pred"), "--format", "coco"]) == 0
+    records = json.loads((tmp_path / "pred" / "coco_instances_results.json").read_text())
+    assert {r["image_id"] for r in records} == {1}
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in records)],
+                     np.float32)
+    classes = np.array([r["category_id"] for r in records]) - 1
+    pairs = np.array(greedy_match(arrays["final.boxes"], boxes, arrays["final.classes"], classes))
+    assert len(pairs) == len(records) == len(arrays["final.boxes"])
+    scores = np.array([r["score"] for r in records])
+    assert np.abs(scores[pairs[:, 1]] - arrays["final.scores"][pairs[:, 0]]).max() < 8e-4
+    ref_masks = reference_masks(arrays)
+    ious = [mask_iou(coco_mask.decode({"size": records[o]["segmentation"]["size"],
+                                       "counts": records[o]["segmentation"]["counts"].encode()}
+                                      ).astype(bool), ref_masks[r]) for r, o in pairs]
     assert np.mean(ious) > 0.99
