@@ -19,14 +19,14 @@ mkdir -p "$OUT/logs"
 
 ablate() {
     ensemblab crossattn_vl ablate --config flickr8k_cpu --data "$DATA" --out "$OUT" --device cpu \
-        --seeds 0 1 2 "$@" train.threads=1
+        --seeds 0,1,2 "$@" train.threads=1
 }
 
-ablate --variants full no_cbam > "$OUT/logs/full_no_cbam.log" 2>&1 & first=$!
+ablate --variants full,no_cbam > "$OUT/logs/full_no_cbam.log" 2>&1 & first=$!
 until ls "$OUT"/feature_cache/text_*/meta.json > /dev/null 2>&1; do
     kill -0 "$first" 2> /dev/null || break
     sleep 10
 done
-ablate --variants no_cross_attention visual_only text_only > "$OUT/logs/others.log" 2>&1
+ablate --variants no_cross_attention,visual_only,text_only > "$OUT/logs/others.log" 2>&1
 wait "$first"
 ablate

@@ -22,6 +22,14 @@ def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
     return load_config(find_config(name, CONFIG_DIR), overrides)
 
 
+def _names(text: str) -> list[str]:
+    return [t for t in text.split(",") if t]
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(t) for t in _names(text)]
+
+
 def _need_data(args) -> None:
     if not args.data:
         raise ConfigError("--data DIR is required")
@@ -83,11 +91,11 @@ def register(subparsers) -> None:
     ablate.add_argument("--data", required=True, help="dataset folder")
     ablate.add_argument("--out", required=True, help="folder for the variant runs + table")
     ablate.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    ablate.add_argument("--variants", nargs="+", default=None,
-                        help="variants to run (default: full no_cross_attention no_cbam "
-                             "visual_only text_only)")
-    ablate.add_argument("--seeds", nargs="+", type=int, default=[0],
-                        help="seeds per variant (table: mean ± std)")
+    ablate.add_argument("--variants", type=_names, default=None,
+                        help="comma-separated variants (default: full,no_cross_attention,"
+                             "no_cbam,visual_only,text_only)")
+    ablate.add_argument("--seeds", type=_seeds, default=[0],
+                        help="comma-separated seeds per variant, e.g. 0,1,2 (table: mean ± std)")
     ablate.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                         help="config overrides")
     ablate.set_defaults(func=_ablate)
