@@ -16,11 +16,15 @@ thresholds, so the file alone rebuilds the ensemble that was scored::
       per_type: {shsy5y: {score_thresh: 0.25, ...}}
 
 Relative ``run`` paths are resolved against the working directory (like ``--run``).
+
+Member kinds are checked against ``kinds`` (:data:`MEMBER_KINDS` unless the caller passes the
+kinds its project registers, e.g. ``load_manifest(path, kinds=MEMBERS.names())``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +33,7 @@ import yaml
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import atomic_write_text
 
+# The kinds a manifest accepts when its caller names none (the sartorius_cells members).
 MEMBER_KINDS = ("yolox", "maskrcnn", "upernet_full", "upernet_crop")
 SETUPS = ("nms", "mask_vote", "consensus")
 FLIPS = ("none", "h", "v")
@@ -40,7 +45,8 @@ class Member:
 
     Attributes:
         name: unique name (used in tables and overlays).
-        kind: ``yolox | maskrcnn | upernet_full | upernet_crop``.
+        kind: a member kind the manifest's ``kinds`` holds (by default
+            ``yolox | maskrcnn | upernet_full | upernet_crop``).
         run: run folder of the trained model.
         box_weight: weight of its boxes in weighted box fusion (detectors only).
         mask_weight: weight of its mask probabilities in the consensus vote (mask sources only).
@@ -72,6 +78,8 @@ class Manifest:
             parameters (``score_thresh, mask_thresh, overlap_drop_frac, min_area``, ...).
         root: folder that relative run paths are resolved against (not saved; default: the
             working directory).
+        kinds: the member kinds accepted (not saved; default :data:`MEMBER_KINDS`; a project
+            passes the names of its member registry; ``None`` accepts any kind).
     """
 
     name: str
@@ -80,17 +88,20 @@ class Manifest:
     fusion: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=lambda: {"default": {}, "per_type": {}})
     root: Path = Path(".")
+    kinds: Iterable[str] | None = field(default=MEMBER_KINDS, repr=False, compare=False)
 
     def __post_init__(self):
+        if self.kinds is not None:
+            self.kinds = tuple(self.kinds)
         if self.setup not in SETUPS:
             raise ConfigError(f"manifest setup must be one of {SETUPS}, got {self.setup!r}")
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise ConfigError(f"manifest member names must be unique, got {names}")
         for m in self.members:
-            if m.kind not in MEMBER_KINDS:
-                raise ConfigError(f"member {m.name!r}: kind must be one of {MEMBER_KINDS}, "
-                                  f"got {m.kind!r}")
+            if self.kinds is not None and m.kind not in self.kinds:
+                raise ConfigError(f"member {m.name!r}: unknown member kind {m.kind!r}; "
+                                  f"known: {', '.join(self.kinds)}")
             bad = [f for f in m.flips if f not in FLIPS]
             if bad:
                 raise ConfigError(f"member {m.name!r}: unknown flips {bad} (use {FLIPS})")
@@ -111,8 +122,10 @@ class Manifest:
                 "fusion": dict(self.fusion), "thresholds": self.thresholds}
 
     @classmethod
-    def from_dict(cls, data: dict, root: Path = Path("."), source: str = "manifest") -> Manifest:
-        """Build from plain data; a missing or unknown key is a :class:`DataError`."""
+    def from_dict(cls, data: dict, root: Path = Path("."), source: str = "manifest",
+                  kinds: Iterable[str] | None = MEMBER_KINDS) -> Manifest:
+        """Build from plain data; a missing or unknown key is a :class:`DataError`, an invalid
+        value (unknown member kind, flip or set-up) a :class:`ConfigError` naming ``source``."""
         if not isinstance(data, dict):
             raise DataError(source, "manifest must be a mapping")
         try:
@@ -121,15 +134,24 @@ class Manifest:
                        fusion=dict(data.get("fusion") or {}),
                        thresholds=dict(data.get("thresholds")
                                        or {"default": {}, "per_type": {}}),
-                       root=root)
+                       root=root, kinds=kinds)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
         except KeyError as exc:
             raise DataError(source, f"missing key {exc}") from None
         except TypeError as exc:
             raise DataError(source, f"bad member entry ({exc})") from None
 
 
-def load_manifest(path: str | Path) -> Manifest:
-    """Read a ``.yaml``/``.yml``/``.json`` manifest (relative run paths: working directory)."""
+def load_manifest(path: str | Path, kinds: Iterable[str] | None = MEMBER_KINDS) -> Manifest:
+    """Read a ``.yaml``/``.yml``/``.json`` manifest (relative run paths: working directory).
+
+    Args:
+        path: the manifest file.
+        kinds: the member kinds accepted (a project passes its registry's names; ``None``
+            accepts any kind). An unknown kind is a one-line :class:`ConfigError` naming the
+            file, the member and the kind.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "manifest file not found")
@@ -138,7 +160,7 @@ def load_manifest(path: str | Path) -> Manifest:
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DataError(path, f"cannot parse manifest: {str(exc).splitlines()[0]}") from None
-    return Manifest.from_dict(data, source=str(path))
+    return Manifest.from_dict(data, source=str(path), kinds=kinds)
 
 
 def save_manifest(manifest: Manifest, path: str | Path) -> Path:

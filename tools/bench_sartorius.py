@@ -23,20 +23,22 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ensemblab.ensemble.fusion import instance_windows  # noqa: E402
-from ensemblab.ensemble.manifest import load_manifest  # noqa: E402
 from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.metrics.instance import kaggle_score  # noqa: E402
-from ensemblab.projects.sartorius_cells.consensus import (  # noqa: E402
+from ensemblab.projects.sartorius_cells.ensemble.consensus import (  # noqa: E402
     EnsembleMembers,
     RawConsensus,
     detect,
     finalize,
     fuse_sets,
-    source_crops,
+    read_manifest,
+    window_probs,
 )
-from ensemblab.projects.sartorius_cells.ensemble_fit import params_for  # noqa: E402
-from ensemblab.projects.sartorius_cells.inference import instances_to_rles  # noqa: E402
-from ensemblab.projects.sartorius_cells.postprocess import instances_to_idmap  # noqa: E402
+from ensemblab.projects.sartorius_cells.ensemble.fitting import params_for  # noqa: E402
+from ensemblab.projects.sartorius_cells.structures import (  # noqa: E402
+    instances_to_idmap,
+    instances_to_rles,
+)
 from ensemblab.synthetic.cells import make_cells_image  # noqa: E402
 
 
@@ -69,7 +71,7 @@ def main() -> None:
     n_gt = int(ids.max())
     times: dict[str, float] = {}
     t = time.perf_counter()
-    manifest = load_manifest(args.manifest)
+    manifest = read_manifest(args.manifest)
     ens = EnsembleMembers(manifest, args.device)
     times["load members"] = time.perf_counter() - t
     sets = []
@@ -90,9 +92,9 @@ def main() -> None:
     times["box fusion (WBF)"] = time.perf_counter() - t
     sources = {}
     for m in ens.members:
-        if m.spec.mask_weight > 0 and m.spec.kind != "yolox":
+        if m.votes:
             t = time.perf_counter()
-            sources[m.spec.name] = source_crops(m, image, boxes, labels, windows)
+            sources[m.spec.name] = window_probs(m, image, boxes, labels, windows)
             times[f"masks {m.spec.name}"] = time.perf_counter() - t
     raw = RawConsensus(boxes, scores, labels, windows, sources, h, w)
     t = time.perf_counter()

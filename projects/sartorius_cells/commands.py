@@ -17,7 +17,7 @@ import torch
 
 from ensemblab.config import find_config, load_config
 from ensemblab.engine import prepare_run_dir
-from ensemblab.ensemble.manifest import Manifest, load_manifest
+from ensemblab.ensemble.manifest import Manifest
 from ensemblab.ensemble.submission import validate_submission, write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
@@ -34,7 +34,7 @@ from ensemblab.projects.sartorius_cells.detectron2.coco_results import (
     RESULTS_FILE,
     write_coco_results,
 )
-from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest
+from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
 from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, submit_ensemble
 from ensemblab.projects.sartorius_cells.members import load_member, member_kind, resolve_classes
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
@@ -214,8 +214,7 @@ def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
     """
     _need(data, "ensemble")
     path = resolve_manifest(manifest)
-    train_missing_members(check_manifest(load_manifest(path), str(path)), data, device,
-                          progress_bar)
+    train_missing_members(read_manifest(path), data, device, progress_bar)
     results = run_ensemble(path, data, out, device)
     for entry, r in results.items():
         if isinstance(r, dict) and entry != "train_seconds":

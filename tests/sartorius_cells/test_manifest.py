@@ -10,7 +10,7 @@ from ensemblab.config import load_config
 from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.projects.sartorius_cells.commands import resolve_config
-from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest
+from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest, read_manifest
 from ensemblab.projects.sartorius_cells.members import MEMBERS
 
 CONFIGS = Path(__file__).resolve().parents[2] / "projects" / "sartorius_cells" / "configs"
@@ -81,3 +81,12 @@ def test_unregistered_kind_is_named_with_the_known_ones():
     m.members[0].kind = "detr"  # past the manifest's own check, as a fourth kind would be
     with pytest.raises(ConfigError, match=r"unknown member kind 'detr'.*known: maskrcnn"):
         check_manifest(m, "ens.yaml")
+
+
+def test_read_manifest_checks_kinds_against_the_registry(tmp_path):
+    path = save_manifest(_manifest(), tmp_path / "ens.yaml")
+    assert read_manifest(path).kinds == tuple(MEMBERS.names())
+    path.write_text(path.read_text().replace("kind: yolox", "kind: detr"))
+    with pytest.raises(ConfigError, match=r"ens.yaml: member 'yolox': unknown member kind "
+                                          r"'detr'; known: maskrcnn"):
+        read_manifest(path)

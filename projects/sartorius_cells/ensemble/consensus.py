@@ -12,15 +12,22 @@ thresholds on a validation split re-uses one forward pass per image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ensemblab.ensemble.fusion import consensus_vote, fuse_detections, instance_windows, rerank
-from ensemblab.ensemble.manifest import Manifest, Member
+from ensemblab.ensemble.manifest import Manifest, Member, load_manifest
 from ensemblab.errors import ConfigError
 from ensemblab.projects.sartorius_cells.members import MEMBERS, LoadedMember, load_member
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, remove_overlaps
 from ensemblab.projects.sartorius_cells.structures import Instances
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """A manifest file whose member kinds are the registered ones (an unknown kind is a
+    one-line ConfigError naming the file, the member and the known kinds)."""
+    return load_manifest(path, kinds=MEMBERS.names())
 
 
 def check_manifest(manifest: Manifest, source: str = "manifest") -> Manifest:

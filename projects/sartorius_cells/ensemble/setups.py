@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ensemblab.ensemble.manifest import Manifest, load_manifest, save_manifest
+from ensemblab.ensemble.manifest import Manifest, save_manifest
 from ensemblab.ensemble.submission import write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
@@ -41,6 +41,7 @@ from ensemblab.projects.sartorius_cells.ensemble.consensus import (
     detect,
     finalize,
     mask_sources,
+    read_manifest,
 )
 from ensemblab.projects.sartorius_cells.ensemble.fitting import (
     ValImage,
@@ -78,7 +79,7 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     ``OUT/overlays/<id>_<entry>.png`` for the first validation image.
     """
     out_dir = Path(out_dir)
-    manifest = load_manifest(manifest_path)
+    manifest = read_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
     instance = _instance_models(ens, manifest_path)
     _, val = split_records(load_records(data_dir), ens.split())
@@ -199,7 +200,7 @@ def _overlays(out_dir: Path, first, setups, instance: EnsembleMember, ens) -> No
 def submit_ensemble(manifest_path: str | Path, images_dir: str | Path, out: str | Path,
                     device: str = "auto") -> int:
     """Predict every image with the manifest's set-up and write a validated submission."""
-    manifest = load_manifest(manifest_path)
+    manifest = read_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
     members = ens.members if manifest.setup == "consensus" else _instance_models(
         ens, manifest_path)
