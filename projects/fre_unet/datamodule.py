@@ -69,21 +69,27 @@ def augment_pair(x: torch.Tensor, y: torch.Tensor, jitter: float = 0.0
 
 
 class TileDataset(Dataset):
-    """``(image float[1, t, t] in [0, 1], label int64[t, t])`` pairs, optionally augmented."""
+    """``(image float[1, t, t] in [0, 1], label int64[t, t])`` pairs, optionally augmented.
+
+    With ``with_index`` each item also carries the tile's index, ``(image, label, index)``:
+    the sample id that lets a tile repeated by DDP padding be scored once.
+    """
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, augment: bool = False,
-                 jitter: float = 0.0):
+                 jitter: float = 0.0, with_index: bool = False):
         self.images = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
         self.labels = torch.from_numpy(labels.astype(np.int64))
         self.augment = augment
         self.jitter = jitter
+        self.with_index = with_index
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int) -> tuple:
         x, y = self.images[i], self.labels[i]
-        return augment_pair(x, y, self.jitter) if self.augment else (x, y)
+        x, y = augment_pair(x, y, self.jitter) if self.augment else (x, y)
+        return (x, y, i) if self.with_index else (x, y)
 
 
 class RandomCropDataset(Dataset):
@@ -143,7 +149,7 @@ class EMTileData(L.LightningDataModule):
                 self.tiles[name] = RandomCropDataset(sections, tile, len(images), jitter)
             else:
                 self.tiles[name] = TileDataset(images, labels, augment=name == "train",
-                                               jitter=jitter)
+                                               jitter=jitter, with_index=name != "train")
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         self.setup()

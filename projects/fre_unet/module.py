@@ -93,11 +93,14 @@ class FRESegmentation(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self.evaluator.reset()
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
+    def validation_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int) -> None:
+        # ``(x, y, tile indices)``; the indices let a tile that DDP padding repeats count once
+        # in the confusion matrix (a batch without them is summed as given).
+        x, y, *index = batch
         logits = self.model(x)
         self.log("val/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(x))
-        self.evaluator.update(logits.argmax(1).cpu().numpy(), y.cpu().numpy())
+        self.evaluator.update(logits.argmax(1).cpu().numpy(), y.cpu().numpy(),
+                              sample_ids=index[0].tolist() if index else None)
 
     def on_validation_epoch_end(self) -> None:
         scores = self.evaluator.compute()
@@ -120,9 +123,11 @@ class FRESegmentation(L.LightningModule):
 @torch.no_grad()
 def evaluate_loader(model: torch.nn.Module, loader, class_names: list[str],
                     device: torch.device) -> dict[str, Any]:
-    """Per-class IoU and mIoU of ``model`` (eval mode) over a loader of ``(x, y)`` tiles."""
+    """Per-class IoU and mIoU of ``model`` (eval mode) over a loader of ``(x, y)`` or
+    ``(x, y, tile indices)`` tiles (each index scored once)."""
     model.eval().to(device)
     evaluator = ConfusionMatrixEvaluator(len(class_names), class_names=class_names)
-    for x, y in loader:
-        evaluator.update(model(x.to(device)).argmax(1).cpu().numpy(), y.numpy())
+    for x, y, *index in loader:
+        evaluator.update(model(x.to(device)).argmax(1).cpu().numpy(), y.numpy(),
+                         sample_ids=index[0].tolist() if index else None)
     return evaluator.compute()

@@ -127,15 +127,19 @@ class TileDataset(Dataset):
         masks: their class-index masks ``[H, W]``.
         tile: tile side (multiple of 32).
         augment: albumentations transform for training, None for evaluation.
+        with_index: append the tile's index to each item (the sample id that lets a
+            DDP-padded duplicate tile be scored once).
 
-    Item: ``(image float [3, tile, tile] in [0, 1], mask int64 [tile, tile])``.
+    Item: ``(image float [3, tile, tile] in [0, 1], mask int64 [tile, tile])``, then the tile
+    index ``int`` with ``with_index``.
     """
 
     def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], tile: int,
-                 augment: A.Compose | None = None):
+                 augment: A.Compose | None = None, with_index: bool = False):
         if tile % 32:
             raise DataError(None, f"tile {tile} must be a multiple of 32")
         self.augment = augment
+        self.with_index = with_index
         self.images: list[np.ndarray] = []
         self.masks: list[np.ndarray] = []
         for image, mask in zip(images, masks):
@@ -146,8 +150,9 @@ class TileDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return _item(self.images[index], self.masks[index], self.augment)
+    def __getitem__(self, index: int) -> tuple:
+        item = _item(self.images[index], self.masks[index], self.augment)
+        return (*item, index) if self.with_index else item
 
 
 class RandomCropDataset(Dataset):

@@ -75,7 +75,7 @@ class MineralDataModule(L.LightningDataModule):
         else:
             self.train_set = TileDataset(images, masks, self.tile, default_augment())
         self.rank_set = TileDataset(*load_scaled(rank, self.num_classes, self.scale, self.tile),
-                                    self.tile)
+                                    self.tile, with_index=True)
 
     def batch_size_at(self, epoch: int) -> int:
         return self.frozen_batch_size if epoch < self.frozen_epochs else self.batch_size
@@ -160,11 +160,14 @@ class MineralSegmenter(L.LightningModule):
         self.evaluator.reset()
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        images, masks = batch
+        # ``(images, masks, tile indices)``; the indices let a tile that DDP padding repeats
+        # count once in the confusion matrix (a batch without them is summed as given).
+        images, masks, *index = batch
         logits = self(images).float()
         self.log("val/loss", self.criterion(logits, masks), on_epoch=True,
                  batch_size=images.shape[0])
-        self.evaluator.update(logits.argmax(1), masks)
+        self.evaluator.update(logits.argmax(1), masks,
+                              sample_ids=index[0].tolist() if index else None)
 
     def on_validation_epoch_end(self) -> None:
         scores = self.evaluator.compute()

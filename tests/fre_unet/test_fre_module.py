@@ -102,3 +102,25 @@ def test_dice_ce_adds_the_dice_term_and_unknown_loss_is_a_config_error():
     assert dice_ce.criterion(uniform, y) == pytest.approx(math.log(4) + 1 / 3, abs=1e-5)
     with pytest.raises(ConfigError, match="train.loss: 'focal'"):
         FRESegmentation({"width": 0.125}, CLASSES, loss="focal")
+
+
+def test_validation_scores_a_tile_repeated_by_ddp_padding_once(em_stack, tiny_cfg):
+    from ensemblab.projects.fre_unet.datamodule import EMTileData
+
+    data = EMTileData(em_stack, tiny_cfg["data"])
+    data.setup()
+    assert len(data.tiles["train"][0]) == 2  # training items carry no index
+    x, y, index = next(iter(data.val_dataloader()))
+    assert index.tolist() == list(range(len(x)))
+    module = _module().eval()
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        module.validation_step((x, y, index), 0)
+        once = module.evaluator.compute()["confusion_matrix"]
+        module.validation_step((x[:2], y[:2], index[:2]), 1)  # the sampler's padding
+    assert module.evaluator.compute()["confusion_matrix"] == once
+    module.on_validation_epoch_start()
+    with torch.no_grad():  # without ids a repeated tile is counted again
+        module.validation_step((x, y), 0)
+        module.validation_step((x[:2], y[:2]), 1)
+    assert module.evaluator.compute()["confusion_matrix"] != once

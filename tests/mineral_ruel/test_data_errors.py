@@ -124,3 +124,24 @@ def test_cli_reports_bad_data_in_one_line(dataset, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert err.startswith("ensemblab: error:") and "no mask for 1 name(s): 003" in err
+
+
+def test_holdout_tiles_carry_their_index_and_a_repeated_tile_counts_once(dataset):
+    from ensemblab.projects.mineral_ruel.module import MineralDataModule, MineralSegmenter
+
+    dm = MineralDataModule(dataset, 9, tile=32, holdout=0.25, batch_size=4)
+    dm.setup()
+    assert len(dm.train_set[0]) == 2  # training items carry no index
+    images, masks, index = next(iter(dm.val_dataloader()))
+    assert index.tolist() == list(range(len(images)))
+    torch.manual_seed(0)
+    module = MineralSegmenter(9, MINERAL_CLASSES, {"arch": "resunet", "encoder": "resnet18",
+                                                   "decoder_channels": (16, 16, 16, 8, 8)},
+                              {"name": "ce"}).eval()
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        module.validation_step((images, masks, index), 0)
+        once = module.evaluator.compute()["confusion_matrix"]
+        module.validation_step((images[:2], masks[:2], index[:2]), 1)  # the sampler's padding
+    assert module.evaluator.compute()["confusion_matrix"] == once
+    assert np.sum(once) == images.shape[0] * 32 * 32
