@@ -31,6 +31,8 @@ from ensemblab.engine import (
     best_checkpoint,
     build_trainer,
     fit,
+    load_checkpoint,
+    load_weights,
     open_run,
     prepare_run_dir,
     seed_everything,
@@ -169,8 +171,8 @@ def load_run(run_dir, device: str = "auto"):
     answers = json.loads((run_dir / "answers.json").read_text())
     splits = json.loads((run_dir / "splits.json").read_text())
     module = _module(cfg, decoder, text_tok, len(answers))
-    ckpt = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
-    module.load_state_dict(ckpt["state_dict"])
+    path = best_checkpoint(run_dir)
+    load_weights(module, load_checkpoint(path)["state_dict"], path)
     module.to(select_device(device)).eval()
     return cfg, module, decoder, text_tok, answers, splits
 

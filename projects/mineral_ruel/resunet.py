@@ -18,6 +18,7 @@ import torchvision
 from torch import nn
 
 from ensemblab.backbones import InputNorm
+from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.errors import ConfigError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,7 +58,7 @@ def load_local_weights(module: nn.Module, weights: str | Path | None, strict: bo
     if not path.is_file():
         raise ConfigError(f"{path}: pretrained weights file not found (give a local path, "
                           "e.g. torchvision's resnet50-11ad3fa6.pth, or weights: null)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, required=())
     state = state.get("state_dict", state)
     # ImageNet classifier heads (torchvision ``fc.`` / VGG ``classifier.``) are not used here.
     state = {k: v for k, v in state.items() if not k.startswith(("fc.", "classifier."))}

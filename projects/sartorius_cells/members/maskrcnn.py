@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from ensemblab.data.rle import masks_to_instance_map
-from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
+from ensemblab.engine import (
+    best_checkpoint,
+    fit,
+    load_checkpoint,
+    load_weights,
+    seed_everything,
+    select_device,
+)
 from ensemblab.io import write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import CellRecord, split_records
@@ -195,9 +202,9 @@ class MaskRCNNMember(MemberKind):
         torch.manual_seed(int(cfg.get("seed", 0)))  # untrained: the run's exact initialisation
         model = model_from_config(cfg["model"], pretrained=untrained)
         if not untrained:
-            state = torch.load(best_checkpoint(run_dir), map_location="cpu", weights_only=True)
-            model.load_state_dict({k.removeprefix("model."): v
-                                   for k, v in state["state_dict"].items()})
+            path = best_checkpoint(run_dir)
+            load_weights(model, {k.removeprefix("model."): v
+                                 for k, v in load_checkpoint(path)["state_dict"].items()}, path)
         params = ParamsByType(PostprocessParams.from_config(cfg.get("postprocess", {})))
         path = Path(run_dir) / PARAMS_FILE
         if path.is_file() and not untrained:

@@ -43,6 +43,7 @@ from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 
 from ensemblab.backbones import fpn_backbone
+from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.ensemble.crops import integer_boxes, resize_crops_to_boxes
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.projects.sartorius_cells.detectron2.model import (
@@ -187,7 +188,7 @@ def _load_partial(module: nn.Module, path: str) -> None:
     """Load matching tensors from a local state dict or Lightning checkpoint."""
     if not Path(path).is_file():
         raise DataError(path, "weights file not found (weights load only from a local path)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_checkpoint(path, required=())
     state = state.get("state_dict", state.get("model", state))
     state = {k.removeprefix("model."): v for k, v in state.items()}
     own = module.state_dict()

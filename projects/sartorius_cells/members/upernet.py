@@ -18,7 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
+from ensemblab.engine import (
+    best_checkpoint,
+    fit,
+    load_checkpoint,
+    load_weights,
+    seed_everything,
+    select_device,
+)
 from ensemblab.ensemble.crops import window_of
 from ensemblab.projects.sartorius_cells.data import split_records
 from ensemblab.projects.sartorius_cells.evaluation import score_instances
@@ -157,9 +164,9 @@ class UperNetMember(MemberKind):
         if untrained:
             module = UperNetLitModule(self.mode, cfg["model"], cfg["train"])
         else:  # the run's own weights replace the encoder's initial ones
-            module = UperNetLitModule.load_from_checkpoint(
-                best_checkpoint(run_dir), map_location=dev, weights_only=True,
-                pretrained=False)
+            module = UperNetLitModule(self.mode, cfg["model"], cfg["train"], pretrained=False)
+            path = best_checkpoint(run_dir)
+            load_weights(module, load_checkpoint(path)["state_dict"], path)
         return self.loaded(module.net.to(dev).eval(), cfg, dev)
 
     @abstractmethod

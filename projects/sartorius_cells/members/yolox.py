@@ -17,7 +17,14 @@ import torch
 import torch.nn.functional as F
 from yolox.utils import LRScheduler, ModelEMA
 
-from ensemblab.engine import best_checkpoint, fit, seed_everything, select_device
+from ensemblab.engine import (
+    best_checkpoint,
+    fit,
+    load_checkpoint,
+    load_weights,
+    seed_everything,
+    select_device,
+)
 from ensemblab.errors import ConfigError
 from ensemblab.projects.sartorius_cells.data import split_records
 from ensemblab.projects.sartorius_cells.evaluation import coco_box_ap
@@ -206,9 +213,9 @@ class YoloxMember(MemberKind):
         if untrained:
             net = YoloxLitModule(_model_cfg(cfg), cfg["train"], cfg["predict"]).model
         else:  # the run's own weights replace any initial ``model.weights`` file
-            module = YoloxLitModule.load_from_checkpoint(
-                best_checkpoint(run_dir), map_location=dev, weights_only=True,
-                model_cfg=_model_cfg(cfg, weights=False))
+            module = YoloxLitModule(_model_cfg(cfg, weights=False), cfg["train"], cfg["predict"])
+            path = best_checkpoint(run_dir)
+            load_weights(module, load_checkpoint(path)["state_dict"], path)
             net = module.ema_model
         return LoadedYolox(self, net.to(dev).eval(), cfg, dev)
 

@@ -20,6 +20,7 @@ from yolox.config import YoloxConfig
 from yolox.models.network_blocks import BaseConv
 
 from ensemblab.backbones import create_encoder
+from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.errors import ConfigError
 from ensemblab.projects.sartorius_cells.data import letterbox_scale
 from ensemblab.projects.sartorius_cells.members.yolox_data import PAD_LEVEL, input_levels
@@ -84,7 +85,7 @@ def build_yolox(variant: str = "yolox_nano", num_classes: int = 3,
         path = Path(weights)
         if not path.is_file():
             raise ConfigError(f"{path}: YOLOX weights file not found (give a local .pth)")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint(path, required=())
         state = state.get("model", state)
         own = model.state_dict()
         model.load_state_dict({k: v for k, v in state.items()
