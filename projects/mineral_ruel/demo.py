@@ -57,7 +57,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     return "\n".join([
         "Synthetic polished sections (16 train images of 128 px, 4 held out for ranking; 6 test "
         "images), 9 classes, gangue nearly background-coloured. Three learners "
-        "(`synthetic_quick`, 8 epochs, 1 frozen): EfficientNet-Lite0 U-Nets (ImageNet "
+        "(`synthetic_quick`, 16 epochs, 1 frozen): EfficientNet-Lite0 U-Nets (ImageNet "
         "weights) with CE and with CE+Dice, and a ResNet-18 Res-UNet (random init) with "
         "CE+Focal and a trained STN, ranked by gangue IoU on the hold-out.",
         "",
