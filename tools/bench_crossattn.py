@@ -17,8 +17,9 @@ import time
 
 import torch
 
+from ensemblab.config import load_config
 from ensemblab.multimodal.cross_attention import BidirectionalCrossAttention
-from ensemblab.projects.crossattn_vl.cli import resolve_config
+from ensemblab.projects.crossattn_vl.commands import resolve_config
 from ensemblab.projects.crossattn_vl.model import VLModule
 
 
@@ -40,7 +41,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = resolve_config("flickr8k_cpu")
+    cfg = load_config(resolve_config("flickr8k_cpu"))
     size, length = cfg["data"]["image_size"], 16
     module = VLModule(cfg, vocab_size=1500, pad_id=0, bos_id=2, eos_id=3,
                       text_vocab_size=30522, text_pad_id=0)

@@ -178,16 +178,16 @@ def mineral(ctx: Context) -> list[Member]:
 
 def fre(ctx: Context) -> list[Member]:
     """SE-U-Net + FRE on 1024 px sections cut into 256 px tiles; inference = whole sections."""
-    from ensemblab.projects.fre_unet import cli, runner
+    from ensemblab.projects.fre_unet import commands
     from ensemblab.synthetic.em import make_em_stack
 
     config = "fre"
-    cfg = cli.resolve_config(config, overrides(
+    cfg = load_config(commands.resolve_config(config), overrides(
         ctx, "fre_unet", ["data.split.train=0-3", "data.split.val=4", "data.split.test=5"]))
     side = 128 if ctx.smoke else 1024
     make_em_stack(ctx.tmp / "em", n_slices=6, size=side)
-    found = run_until_fit(lambda: runner.train_run(
-        cfg, ctx.tmp / "em", ctx.tmp / "em_run", ctx.device.type, progress_bar=False), runner)
+    found = run_until_fit(lambda: commands.train_run(
+        cfg, ctx.tmp / "em", ctx.tmp / "em_run", ctx.device.type, progress_bar=False), commands)
 
     def infer(device) -> int:  # one pass over a whole section, as ``predict`` runs it
         found[0].model(torch.rand(1, 1, side, side, device=device)).argmax(1).cpu()
@@ -201,18 +201,18 @@ def fre(ctx: Context) -> list[Member]:
 def crossattn(ctx: Context) -> list[Member]:
     """DenseNet121 + ALBERT + cross-attention, all three tasks; inference = beam captions."""
     from ensemblab.multimodal.tokenizer import TextTokenizer
-    from ensemblab.projects.crossattn_vl import cli, runner
+    from ensemblab.projects.crossattn_vl import commands
     from ensemblab.projects.crossattn_vl.inference import generate_captions
     from ensemblab.synthetic.shapes import write_shapes_dataset
 
     config = "paper"
     # random DenseNet weights: the same speed, and no local weights file needed
-    cfg = cli.resolve_config(config, overrides(ctx, "crossattn_vl",
-                                                ["model.image.pretrained=false"]))
+    cfg = load_config(commands.resolve_config(config), overrides(
+        ctx, "crossattn_vl", ["model.image.pretrained=false"]))
     data = write_shapes_dataset(ctx.tmp / "vl", n_images=16 if ctx.smoke else 96, size=64)
     run_dir = ctx.tmp / "vl_run"
-    found = run_until_fit(lambda: runner.train_run(
-        cfg, data, run_dir, ctx.device.type, progress_bar=False), runner)
+    found = run_until_fit(lambda: commands.train_run(
+        cfg, data, run_dir, ctx.device.type, progress_bar=False), commands)
     tok = TextTokenizer.from_file(run_dir / "tokenizer.json", cfg["data"]["max_length"])
     size, e = int(cfg["data"]["image_size"]), cfg["eval"]
 
@@ -232,13 +232,13 @@ def crossattn(ctx: Context) -> list[Member]:
 
 def battery(ctx: Context) -> list[Member]:
     """The DNN ensemble of ``train`` (CPU by design); one step = one full-batch epoch."""
-    from ensemblab.projects.battery_crystal import cli
+    from ensemblab.projects.battery_crystal import commands
     from ensemblab.projects.battery_crystal.features import CLASSES, LABEL, load_table
     from ensemblab.projects.battery_crystal.models import build_model
     from ensemblab.synthetic.battery import write_battery_csv
 
     config = "default"
-    cfg = load_config(cli.resolve_config(config))
+    cfg = load_config(commands.resolve_config(config))
     df = load_table(write_battery_csv(ctx.tmp / "battery.csv", n_rows=BATTERY_ROWS))
     labels = np.array([CLASSES.index(v) for v in df[LABEL]], dtype=np.int64)
     groups = len({tuple(g["hidden"]) for g in cfg["dnn"]["grid"]})  # one fit per hidden size

@@ -1,160 +1,41 @@
-"""``ensemblab battery_crystal train | evaluate | predict``.
+"""``ensemblab battery_crystal train | evaluate | predict``: argument parsing only.
 
 - ``train --config CFG --data DIR --out RUN``: fit the configured model (default: the DNN
-  ensemble on ``honest`` features) on every row of the table; writes ``RUN/model.pkl`` and
-  ``RUN/train_summary.json`` (selected hyper-parameters, leakage check).
-- ``evaluate --run RUN --data DIR``: every configured model x protocol x feature set, fitted
-  per split (:mod:`.evaluation`); writes ``RUN/metrics.json``, ``RUN/results.md`` and
-  ``RUN/confusion.png``.
+  ensemble on ``honest`` features) on every row of the table.
+- ``evaluate --run RUN --data DIR``: every configured model x protocol x feature set ->
+  ``RUN/metrics.json``, ``RUN/results.md``, ``RUN/confusion.png``.
 - ``predict --run RUN --input CSV --out DIR``: a table without the label column ->
-  ``DIR/predictions.csv`` (class and the three class probabilities per row).
+  ``DIR/predictions.csv``.
 
-The models are small: they run on the CPU whatever ``--device`` says.
+The verbs' bodies are plain functions in :mod:`.commands`. The models are small: they run on the
+CPU whatever ``--device`` says.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import pickle
-import time
-from pathlib import Path
-from typing import Any
-
-import numpy as np
-import torch
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import find_config, load_config
-from ensemblab.engine import open_run, prepare_run_dir, seed_everything
-from ensemblab.errors import DataError, EnsemblabError
-from ensemblab.io import atomic_path, write_csv, write_json
-from ensemblab.metrics.classification import macro_prf
-from ensemblab.projects.battery_crystal.evaluation import LEAK_CHECK_COLUMNS, run_evaluation
-from ensemblab.projects.battery_crystal.features import (
-    CLASSES,
-    LABEL,
-    LEAKY_FEATURE_SETS,
-    load_table,
-)
-from ensemblab.projects.battery_crystal.models import build_model
-from ensemblab.tabular.leakage import leakage_report
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-MODEL_FILE = "model.pkl"
 
 
-def resolve_config(name: str) -> Path:
-    """A config path, or a bare name of a file in ``configs/`` (``cpu_quick``)."""
-    return find_config(name, CONFIG_DIR)
+def _train(args: argparse.Namespace) -> int:
+    from ensemblab.projects.battery_crystal.commands import train
 
-
-def resolve_csv(data: str | None, cfg: dict[str, Any]) -> Path:
-    """The battery CSV from ``--data``: the file itself, ``DIR/<csv>`` or ``DIR/battery/<csv>``."""
-    if not data:
-        raise DataError(None, "--data is required (the battery CSV or its folder)")
-    path = Path(data)
-    if path.is_file():
-        return path
-    if not path.exists():
-        raise DataError(path, "not found")
-    for candidate in (path / cfg["data"]["csv"], path / "battery" / cfg["data"]["csv"]):
-        if candidate.is_file():
-            return candidate
-    raise DataError(path, f"no {cfg['data']['csv']} here (nor under battery/)")
-
-
-def single_thread() -> None:
-    """One torch thread: the DNN's matrices are tiny, and thread start-up and contention cost
-    far more than they save (a fit took 70 s instead of 1 s on a busy 2-core machine)."""
-    torch.set_num_threads(1)
-
-
-def _labels(df) -> np.ndarray:
-    return np.array([CLASSES.index(v) for v in df[LABEL]], dtype=np.int64)
-
-
-def train(args: argparse.Namespace) -> int:
-    single_thread()
-    cfg = load_config(resolve_config(args.config), args.overrides)
-    csv = resolve_csv(args.data, cfg)
-    df = load_table(csv)
-    run_dir = prepare_run_dir(args.out, cfg, resume=args.resume)
-    seed_everything(cfg["seed"])
-    start = time.perf_counter()
-    model = build_model(cfg["model"], cfg["features"], cfg, seed=cfg["seed"])
-    model.fit(df, _labels(df))
-    with atomic_path(run_dir / MODEL_FILE) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(model, fh)
-    leaks = leakage_report(df, LABEL, [c for c in LEAK_CHECK_COLUMNS if c in df.columns])
-    summary = {"data": str(csv), "rows": len(df), "model": cfg["model"],
-               "features": cfg["features"], "leaky_feature_set": cfg["features"]
-               in LEAKY_FEATURE_SETS, "leaky_features": [r.feature for r in leaks if r.leaky],
-               "seconds": round(time.perf_counter() - start, 2),
-               "selected": getattr(model, "selected_", None),
-               "search": getattr(model, "search_", None)}
-    write_json(run_dir / "train_summary.json", summary)
-    print(f"trained {cfg['model']} on {len(df)} rows ({cfg['features']} features) "
-          f"in {summary['seconds']} s -> {run_dir / MODEL_FILE}")
-    if summary["leaky_feature_set"]:
-        print(f"warning: feature set {cfg['features']!r} is leaky: "
-              f"{LEAKY_FEATURE_SETS[cfg['features']]}")
+    train(args.config, args.data, args.out, args.overrides, args.resume)
     return 0
 
 
-def _load_model(run_dir: Path):
-    path = run_dir / MODEL_FILE
-    if not path.is_file():
-        raise EnsemblabError(f"{run_dir}: no {MODEL_FILE}; run `battery_crystal train` first")
-    with open(path, "rb") as fh:  # our own run folder; never load a model.pkl you did not make
-        try:
-            return pickle.load(fh)
-        except Exception as exc:  # truncated or foreign pickles raise many kinds
-            raise DataError(path, f"not a readable model file ({type(exc).__name__}); "
-                                  "train the run again") from None
+def _evaluate(args: argparse.Namespace) -> int:
+    from ensemblab.projects.battery_crystal.commands import evaluate
 
-
-def evaluate(args: argparse.Namespace) -> int:
-    single_thread()
-    run_dir, cfg = open_run(args.run)
-    csv = resolve_csv(args.data, cfg)
-    df = load_table(csv)
-    metrics = run_evaluation(df, cfg, run_dir, str(csv))
-    if (run_dir / MODEL_FILE).is_file():
-        pred = _load_model(run_dir).predict_proba(df).argmax(1)
-        fitted = macro_prf(_labels(df), pred, labels=list(range(len(CLASSES))))
-        metrics["trained_model_on_data"] = {
-            "note": "the run's model.pkl scored on --data; if that is its training table this "
-                    "is a training-set score, not an estimate of generalisation",
-            **{k: fitted[k] for k in ("macro_f1", "macro_precision", "macro_recall",
-                                      "accuracy")}}
-        write_json(run_dir / "metrics.json", metrics)
-    for fset, per_model in metrics["results"].items():
-        for model, per_protocol in per_model.items():
-            cells = ", ".join(f"{p} {r['macro_f1_mean']:.3f}±{r['macro_f1_std']:.3f}"
-                              for p, r in per_protocol.items())
-            print(f"{fset:7s} {model:12s} macro-F1: {cells}")
-    print(f"leakage check flags: {', '.join(metrics['leaky_features']) or 'none'}")
-    print(f"wrote {run_dir / 'metrics.json'}, results.md, confusion.png "
-          f"({metrics['timing']['wall_seconds']} s)")
+    evaluate(args.run, args.data)
     return 0
 
 
-def predict(args: argparse.Namespace) -> int:
-    single_thread()
-    run_dir, cfg = open_run(args.run)
-    model = _load_model(run_dir)
-    src = Path(args.input)
-    csv = src if src.is_file() else resolve_csv(args.input, cfg)
-    df = load_table(csv, with_label=False)
-    probs = model.predict_proba(df)
-    out = Path(args.out)
-    rows = [[i, df["Materials Id"].iloc[i], CLASSES[int(p.argmax())],
-             *(f"{v:.4f}" for v in p)] for i, p in enumerate(probs)]
-    write_csv(out / "predictions.csv",
-              ["row", "Materials Id", "predicted", *(f"p_{c}" for c in CLASSES)], rows)
-    counts = {c: int((probs.argmax(1) == i).sum()) for i, c in enumerate(CLASSES)}
-    print(f"wrote {out / 'predictions.csv'} ({len(df)} rows: {json.dumps(counts)})")
+def _predict(args: argparse.Namespace) -> int:
+    from ensemblab.projects.battery_crystal.commands import predict
+
+    predict(args.run, args.input, args.out)
     return 0
 
 
@@ -165,10 +46,10 @@ def register(subparsers) -> None:
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     p = verbs.add_parser("train", help="fit the configured model on the whole table")
     add_train_args(p)
-    p.set_defaults(func=train)
+    p.set_defaults(func=_train)
     p = verbs.add_parser("evaluate", help="all models x protocols x feature sets -> metrics.json")
     add_evaluate_args(p)
-    p.set_defaults(func=evaluate)
+    p.set_defaults(func=_evaluate)
     p = verbs.add_parser("predict", help="class + probabilities for a CSV without labels")
     add_predict_args(p)
-    p.set_defaults(func=predict)
+    p.set_defaults(func=_predict)

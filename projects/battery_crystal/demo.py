@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from pathlib import Path
 
-from ensemblab.projects.battery_crystal import cli
+from ensemblab.projects.battery_crystal import commands
 from ensemblab.synthetic.battery import write_battery_csv
 
 
@@ -25,12 +24,9 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     unlabelled = write_battery_csv(data / "new_materials.csv", n_rows=40, seed=1,
                                    with_label=False)
     run = out_dir / "run"
-    common = {"device": device, "resume": run.exists()}
-    cli.train(argparse.Namespace(config="cpu_quick", data=str(data), out=str(run),
-                                 overrides=[], **common))
-    cli.evaluate(argparse.Namespace(run=str(run), data=str(data), device=device))
-    cli.predict(argparse.Namespace(run=str(run), input=str(unlabelled),
-                                   out=str(out_dir / "predictions"), device=device))
+    commands.train("cpu_quick", data, run, resume=run.exists())
+    commands.evaluate(run, data)
+    commands.predict(run, unlabelled, out_dir / "predictions")
     metrics = json.loads((run / "metrics.json").read_text())
     table = (run / "results.md").read_text().split("### Detail")[0].strip()
     with open(out_dir / "predictions" / "predictions.csv", newline="") as fh:

@@ -18,8 +18,8 @@ from pathlib import Path
 from ensemblab.config import merge
 from ensemblab.errors import ConfigError
 from ensemblab.io import atomic_write_text, write_csv
+from ensemblab.projects.crossattn_vl.commands import evaluate_run, train_run
 from ensemblab.projects.crossattn_vl.network import VARIANTS
-from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
 
 COLUMNS = ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "i2t_top1", "i2t_top5",
            "i2t_top10", "t2i_top1", "t2i_top5", "t2i_top10", "vqa_accuracy")

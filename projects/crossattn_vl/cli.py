@@ -1,9 +1,11 @@
-"""``ensemblab crossattn_vl train|evaluate|predict|ablate``."""
+"""``ensemblab crossattn_vl train|evaluate|predict|ablate``: argument parsing only.
+
+The verbs' bodies are plain functions in :mod:`.commands` (``predict``: :mod:`.predict`).
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ensemblab.cli_common import (
     add_evaluate_args,
@@ -11,15 +13,7 @@ from ensemblab.cli_common import (
     add_split_arg,
     add_train_args,
 )
-from ensemblab.config import find_config, load_config
 from ensemblab.errors import ConfigError
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
-    """A config file path, or the bare name of a file in ``configs/`` (``cpu_quick``)."""
-    return load_config(find_config(name, CONFIG_DIR), overrides)
 
 
 def _names(text: str) -> list[str]:
@@ -36,17 +30,16 @@ def _need_data(args) -> None:
 
 
 def _train(args) -> int:
-    from ensemblab.projects.crossattn_vl.runner import train_run
+    from ensemblab.projects.crossattn_vl.commands import train
 
     _need_data(args)
-    run = train_run(resolve_config(args.config, args.overrides), args.data, args.out,
-                    args.device, resume=args.resume)
+    run = train(args.config, args.data, args.out, args.overrides, args.device, args.resume)
     print(f"run: {run}")
     return 0
 
 
 def _evaluate(args) -> int:
-    from ensemblab.projects.crossattn_vl.runner import evaluate_run
+    from ensemblab.projects.crossattn_vl.commands import evaluate_run
 
     _need_data(args)
     metrics = evaluate_run(args.run, args.data, args.device, args.split)
@@ -62,12 +55,11 @@ def _predict(args) -> int:
 
 
 def _ablate(args) -> int:
-    from ensemblab.projects.crossattn_vl.ablation import run_ablation
-    from ensemblab.projects.crossattn_vl.network import VARIANTS
+    from ensemblab.projects.crossattn_vl.commands import ablate
 
     _need_data(args)
-    table = run_ablation(resolve_config(args.config, args.overrides), args.data, args.out,
-                         args.variants or VARIANTS, args.seeds, args.device)
+    table = ablate(args.config, args.data, args.out, args.overrides, args.variants, args.seeds,
+                   args.device)
     print(table.read_text())
     return 0
 

@@ -1,4 +1,6 @@
-"""Train and evaluate: the work behind the ``train`` and ``evaluate`` verbs.
+"""The verbs of ``ensemblab crossattn_vl`` as plain functions: train, evaluate, ablate.
+
+``cli.py`` only parses arguments; ``predict`` is :func:`.predict.predict_run`.
 
 A run folder holds ``config.yaml``, ``tokenizer.json`` (the caption decoder's Unigram
 vocabulary, trained on the training text), ``text_tokenizer.json`` (the text encoder's:
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from ensemblab.cli_common import (
     resolve_split,
     scored_items_line,
 )
+from ensemblab.config import find_config, load_config
 from ensemblab.engine import (
     best_checkpoint,
     build_trainer,
@@ -65,6 +69,12 @@ from ensemblab.projects.crossattn_vl.readers import VLData, load_vl_data
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 EVAL_SPLITS = (AUTO_SPLIT, "test", HELD_OUT_SPLIT, "train", ALL_ITEMS)
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file path, or the bare name of a file in ``configs/`` (``cpu_quick``)."""
+    return find_config(name, CONFIG_DIR)
 
 
 def build_tokenizers(cfg: dict, data: VLData, train_keys: list[str]):
@@ -160,6 +170,26 @@ def train_run(cfg: dict, data_dir, out, device: str = "auto", resume: bool = Fal
                             progress_bar=progress_bar, log_every_n_steps=5)
     fit(trainer, module, loaders[0], loaders[1], resume=resume)
     return run_dir
+
+
+def train(config: str | Path, data, out, overrides: Sequence[str] = (), device: str = "auto",
+          resume: bool = False) -> Path:
+    """The ``train`` verb: ``config`` (a file or a name in ``configs/``) with ``key=value``
+    ``overrides``, trained on ``data`` into the run folder ``out``."""
+    cfg = load_config(resolve_config(config), list(overrides))
+    return train_run(cfg, data, out, device, resume=resume)
+
+
+def ablate(config: str | Path, data, out, overrides: Sequence[str] = (),
+           variants: Sequence[str] | None = None, seeds: Sequence[int] = (0,),
+           device: str = "auto") -> Path:
+    """The ``ablate`` verb: every variant (default: all of them) x seed trained and evaluated
+    from ``config``; returns ``OUT/ablation.md`` (:func:`.ablation.run_ablation`)."""
+    from ensemblab.projects.crossattn_vl.ablation import run_ablation  # it imports this module
+    from ensemblab.projects.crossattn_vl.network import VARIANTS
+
+    cfg = load_config(resolve_config(config), list(overrides))
+    return run_ablation(cfg, data, out, variants or VARIANTS, seeds, device)
 
 
 def load_run(run_dir, device: str = "auto"):

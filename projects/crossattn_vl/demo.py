@@ -12,9 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from ensemblab.projects.crossattn_vl.cli import resolve_config
+from ensemblab.config import load_config
+from ensemblab.projects.crossattn_vl.commands import evaluate_run, resolve_config, train_run
 from ensemblab.projects.crossattn_vl.predict import predict_run
-from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 EPOCHS = 20
@@ -26,7 +26,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     name = out_dir.name
     start = time.perf_counter()
     data = write_shapes_dataset(out_dir / "shapes", n_images=200, size=64, seed=0)
-    cfg = resolve_config("cpu_quick", [f"train.epochs={EPOCHS}"])
+    cfg = load_config(resolve_config("cpu_quick"), [f"train.epochs={EPOCHS}"])
     run = out_dir / "run"
     train_run(cfg, data, run, device, resume=(run / "config.yaml").is_file(),
               progress_bar=False)

@@ -3,9 +3,10 @@
 ``L = lambda_CE L_CE + lambda_CL L_CL + lambda_SEQ L_SEQ`` over the tasks switched on in
 ``tasks`` and present in the batch; Adam (lr 1e-3, weight decay 1e-4 in the paper) with the
 learning rate multiplied by ``beta`` when the validation loss stops improving (eq. 5,
-``ReduceLROnPlateau``). After each validation epoch the runner's ``val_scores`` callable
-measures the task metrics on the validation images (CIDEr-D of greedy captions, image<->text
-R@5, VQA accuracy); their mean ``val/score`` picks the best checkpoint and stops training early.
+``ReduceLROnPlateau``). After each validation epoch the ``val_scores`` callable that
+:func:`.commands.train_run` sets measures the task metrics on the validation images (CIDEr-D of
+greedy captions, image<->text R@5, VQA accuracy); their mean ``val/score`` picks the best
+checkpoint and stops training early.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ class VLModule(L.LightningModule):
         text_vocab_size, text_pad_id: the text encoder's tokenizer (ALBERT from config).
 
     Attributes:
-        features: batches carry cached trunk maps instead of pixels (set by the runner).
-        val_scores: ``(net) -> {metric: value}`` on the validation images, set by the runner.
+        features: batches carry cached trunk maps instead of pixels (set by :mod:`.commands`).
+        val_scores: ``(net) -> {metric: value}`` on the validation images, set by :mod:`.commands`.
     """
 
     def __init__(self, cfg: dict, vocab_size: int, pad_id: int, bos_id: int, eos_id: int,

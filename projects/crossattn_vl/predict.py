@@ -13,11 +13,11 @@ from pathlib import Path
 from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.crossattn_vl import inference
+from ensemblab.projects.crossattn_vl.commands import load_run
 from ensemblab.projects.crossattn_vl.data import ImageStore
 from ensemblab.projects.crossattn_vl.features import TextInputs
 from ensemblab.projects.crossattn_vl.overlays import attention_overlay
 from ensemblab.projects.crossattn_vl.readers import IMAGE_EXTS
-from ensemblab.projects.crossattn_vl.runner import load_run
 
 MAX_OVERLAYS = 8
 

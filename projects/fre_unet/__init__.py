@@ -3,6 +3,6 @@
 Modules: :mod:`.fre` (the FRE module), :mod:`.se_unet` (SE-U-Net and its variants),
 :mod:`.data` / :mod:`.datamodule` (slices, pinned label maps, tiles), :mod:`.module`
 (Lightning training), :mod:`.magnitude` (feature-magnitude tracking, Figs. 2/9),
-:mod:`.runner` (train / evaluate / predict), :mod:`.search` (TPE), :mod:`.report`,
-:mod:`.cli`, :mod:`.demo`.
+:mod:`.commands` (the verbs: train / evaluate / predict / magnitudes), :mod:`.search` (TPE),
+:mod:`.report`, :mod:`.cli` (argument parsing), :mod:`.demo`.
 """

@@ -1,4 +1,8 @@
-"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes,compare}``."""
+"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes,compare}``.
+
+Argument parsing only: the verbs' bodies are plain functions in :mod:`.commands` (``table``:
+:mod:`.report`, ``compare``: :mod:`.paired`).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,6 @@ import argparse
 from pathlib import Path
 
 from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-from ensemblab.config import find_config, load_config
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-
-
-def resolve_config(name: str, overrides: list[str] | None = None) -> dict:
-    """Load ``name`` (a YAML path or a bare name from ``configs/``) with overrides."""
-    return load_config(find_config(name, CONFIG_DIR), overrides)
 
 
 def _seed_list(text: str) -> list[int]:
@@ -25,20 +21,15 @@ def _seed_list(text: str) -> list[int]:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.runner import train_run
+    from ensemblab.projects.fre_unet.commands import train
 
-    cfg = resolve_config(args.config, args.overrides)
-    if not args.seeds:
-        train_run(cfg, args.data, args.out, device=args.device, resume=args.resume)
-        return 0
-    for seed in args.seeds:
-        train_run({**cfg, "seed": seed}, args.data, Path(args.out) / f"seed{seed}",
-                  device=args.device, resume=args.resume)
+    train(args.config, args.data, args.out, args.overrides, args.device, args.resume,
+          args.seeds)
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.runner import evaluate_run
+    from ensemblab.projects.fre_unet.commands import evaluate_run
 
     m = evaluate_run(args.run, args.data, device=args.device, split=args.split)
     if "miou_mean" in m:
@@ -51,7 +42,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.runner import predict_images
+    from ensemblab.projects.fre_unet.commands import predict_images
 
     written = predict_images(args.run, args.input, args.out, device=args.device)
     print(f"wrote {len(written)} class-index PNGs to {args.out}")
@@ -59,11 +50,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.search import run_search
+    from ensemblab.projects.fre_unet.commands import search
 
-    cfg = resolve_config(args.config, args.overrides)
-    study = run_search(cfg, args.data, args.out, space=args.space, trials=args.trials,
-                       study=args.study, device=args.device, seed=args.seed)
+    study = search(args.config, args.data, args.out, args.overrides, space=args.space,
+                   trials=args.trials, study=args.study, device=args.device, seed=args.seed)
     values = [t.value for t in study.trials if t.value is not None]
     print(f"best {study.best_params} val mIoU {study.best_value:.4f}; trials span "
           f"{min(values):.4f}-{max(values):.4f} over {len(values)} (compare with the seed noise "
@@ -79,20 +69,9 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _magnitudes(args: argparse.Namespace) -> int:
-    from ensemblab.io import write_csv
-    from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes, read_magnitudes
+    from ensemblab.projects.fre_unet.commands import magnitudes
 
-    series = {}
-    for run in args.runs:
-        parts = Path(run).resolve().parts
-        # A seed run is labelled with its variant (fre/seed0); a folder of seeds by its name.
-        single = (Path(run) / "feature_magnitude.csv").is_file()
-        label = "/".join(parts[-2:]) if single else f"{parts[-1]} (mean of seeds)"
-        series[label] = read_magnitudes(run)
-    out = plot_feature_magnitudes(series, args.out)
-    write_csv(out.with_suffix(".csv"), ["series", "epoch", "deep", "skip"],
-              [(label, *row) for label, rows in series.items() for row in rows])
-    print(out)
+    print(magnitudes(args.runs, args.out))
     return 0
 
 

@@ -1,12 +1,14 @@
-"""Train, evaluate (one run or a folder of seed runs: mean ± std) and predict.
+"""The verbs of ``ensemblab fre_unet`` as plain functions: train (one run or several seeds),
+evaluate (one run or a folder of seed runs: mean ± std), predict, search and magnitudes.
 
-These functions back the CLI verbs, the TPE search and the demo, so every path trains through
-the same Lightning glue (:mod:`ensemblab.engine`).
+They back the CLI (``cli.py`` only parses arguments), the TPE search and the demo, so every path
+trains through the same Lightning glue (:mod:`ensemblab.engine`).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ensemblab.backbones import lightning_precision
+from ensemblab.config import find_config, load_config
 from ensemblab.data.images import read_image, write_png
 from ensemblab.engine import (
     best_checkpoint,
@@ -29,11 +32,22 @@ from ensemblab.engine import (
     select_device,
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
-from ensemblab.io import write_json
+from ensemblab.io import write_csv, write_json
 from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
 from ensemblab.projects.fre_unet.datamodule import EMTileData
-from ensemblab.projects.fre_unet.magnitude import FeatureMagnitudeTracker
+from ensemblab.projects.fre_unet.magnitude import (
+    FeatureMagnitudeTracker,
+    plot_feature_magnitudes,
+    read_magnitudes,
+)
 from ensemblab.projects.fre_unet.module import FRESegmentation, evaluate_loader
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def resolve_config(name: str | Path) -> Path:
+    """A config file path, or the bare name of a file in ``configs/`` (``cpu_quick``)."""
+    return find_config(name, CONFIG_DIR)
 
 
 def _data_root(cfg: dict[str, Any], data: str | Path | None) -> Path:
@@ -78,6 +92,22 @@ def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
                             progress_bar=progress_bar)
     fit(trainer, module, datamodule=datamodule, resume=resume)
     return run_dir
+
+
+def train(config: str | Path, data: str | Path | None, out: str | Path,
+          overrides: Sequence[str] = (), device: str = "auto", resume: bool = False,
+          seeds: Sequence[int] | None = None) -> list[Path]:
+    """The ``train`` verb: ``config`` (a file or a name in ``configs/``) with ``key=value``
+    ``overrides``, one run in ``out``, or with ``seeds`` one run per seed in ``out/seed<N>``.
+
+    Returns:
+        The run folders.
+    """
+    cfg = load_config(resolve_config(config), list(overrides))
+    if not seeds:
+        return [train_run(cfg, data, out, device=device, resume=resume)]
+    return [train_run({**cfg, "seed": seed}, data, Path(out) / f"seed{seed}", device=device,
+                      resume=resume) for seed in seeds]
 
 
 def load_trained(run_dir: str | Path, device: str = "auto"
@@ -169,3 +199,34 @@ def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
         write_png(target, pred.to(torch.uint8).cpu().numpy())
         written.append(target)
     return written
+
+
+def search(config: str | Path, data: str | Path | None, out: str | Path,
+           overrides: Sequence[str] = (), space: str = "fre", trials: int = 50,
+           study: str | None = None, device: str = "auto", seed: int = 0):
+    """The ``search`` verb: a TPE study over ``space`` with every trial trained from ``config``
+    and ``overrides`` (:func:`.search.run_search`); returns the optuna study."""
+    from ensemblab.projects.fre_unet.search import run_search  # it imports this module
+
+    cfg = load_config(resolve_config(config), list(overrides))
+    return run_search(cfg, data, out, space=space, trials=trials, study=study, device=device,
+                      seed=seed)
+
+
+def magnitudes(runs: Sequence[str | Path], out: str | Path) -> Path:
+    """The ``magnitudes`` verb: deep vs skip feature magnitudes of ``runs`` in one plot ``out``
+    (PNG) and its series beside it (``.csv``: series, epoch, deep, skip).
+
+    A run folder is labelled with its variant and seed (``fre/seed0``); a folder of seed runs
+    by its name, as the mean of its seeds.
+    """
+    series = {}
+    for run in runs:
+        parts = Path(run).resolve().parts
+        single = (Path(run) / "feature_magnitude.csv").is_file()
+        label = "/".join(parts[-2:]) if single else f"{parts[-1]} (mean of seeds)"
+        series[label] = read_magnitudes(run)
+    path = plot_feature_magnitudes(series, out)
+    write_csv(path.with_suffix(".csv"), ["series", "epoch", "deep", "skip"],
+              [(label, *row) for label, rows in series.items() for row in rows])
+    return path

@@ -18,15 +18,16 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from ensemblab.config import load_config  # noqa: E402
 from ensemblab.io import save_figure  # noqa: E402
-from ensemblab.projects.fre_unet.cli import resolve_config  # noqa: E402
-from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, map_labels  # noqa: E402
-from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes  # noqa: E402
-from ensemblab.projects.fre_unet.runner import (  # noqa: E402
+from ensemblab.projects.fre_unet.commands import (  # noqa: E402
     evaluate_run,
     predict_images,
+    resolve_config,
     train_run,
 )
+from ensemblab.projects.fre_unet.data import SSTEM_LABEL_MAP, map_labels  # noqa: E402
+from ensemblab.projects.fre_unet.magnitude import plot_feature_magnitudes  # noqa: E402
 from ensemblab.projects.fre_unet.search import run_search  # noqa: E402
 from ensemblab.synthetic.em import make_em_stack  # noqa: E402
 
@@ -62,7 +63,7 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     stack = make_em_stack(out_dir / "synthetic_em", n_slices=8, size=128, seed=0)
     rows, series = [], {}
     for name, extra in VARIANTS.items():
-        cfg = resolve_config("cpu_quick", DEMO_OVERRIDES + extra)
+        cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES + extra)
         run = out_dir / "runs" / name
         if not (run / "checkpoints" / "best.ckpt").is_file():
             train_run(cfg, stack, run, device=device, progress_bar=False)
@@ -74,8 +75,8 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     predict_images(out_dir / "runs" / "fre", stack / "raw", out_dir / "pred", device=device)
     _prediction_figure(stack, out_dir / "pred", out_dir / "prediction.png")
     plot_feature_magnitudes(series, out_dir / "feature_magnitude.png")
-    search_cfg = resolve_config("cpu_quick", DEMO_OVERRIDES + ["train.epochs=3",
-                                                               "train.track_magnitudes=false"])
+    search_cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES + [
+        "train.epochs=3", "train.track_magnitudes=false"])
     study = run_search(search_cfg, stack, out_dir / "search", space="fre", trials=3,
                        device=device)
     best = study.best_params

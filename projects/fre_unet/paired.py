@@ -127,7 +127,7 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
         device: evaluation device.
         confidence: interval level.
     """
-    from ensemblab.projects.fre_unet.runner import evaluate_run, seed_runs
+    from ensemblab.projects.fre_unet.commands import evaluate_run, seed_runs
 
     per_variant = []
     for folder in (runs_a, runs_b):

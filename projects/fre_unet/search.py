@@ -29,7 +29,7 @@ from optuna.trial import TrialState  # noqa: E402
 
 from ensemblab.errors import ConfigError  # noqa: E402
 from ensemblab.io import atomic_write_text, save_figure, write_csv  # noqa: E402
-from ensemblab.projects.fre_unet.runner import train_run  # noqa: E402
+from ensemblab.projects.fre_unet.commands import train_run  # noqa: E402
 from ensemblab.projects.fre_unet.se_unet import FULL_WIDTHS  # noqa: E402
 
 SPACES = ("fre", "supervision")

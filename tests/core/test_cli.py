@@ -106,7 +106,7 @@ def test_print_config_shows_resolved_values_with_comments(capsys):
     assert main(["battery_crystal", "train", "--config", "cpu_quick", "--print-config",
                  "seed=5"]) == 0
     text = capsys.readouterr().out
-    from ensemblab.projects.battery_crystal.cli import CONFIG_DIR
+    from ensemblab.projects.battery_crystal.commands import CONFIG_DIR
 
     expected = load_config(find_config("cpu_quick", CONFIG_DIR), ["seed=5"])
     assert yaml.safe_load(text) == expected and expected["seed"] == 5

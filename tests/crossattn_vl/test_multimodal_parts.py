@@ -172,12 +172,14 @@ def test_matching_head_distances():
 @pytest.mark.parametrize("variant", ["full", "no_cross_attention", "no_cbam", "visual_only",
                                      "text_only"])
 def test_every_ablation_variant_computes_its_losses(variant):
-    from ensemblab.projects.crossattn_vl.cli import resolve_config
+    from ensemblab.config import load_config
+    from ensemblab.projects.crossattn_vl.commands import resolve_config
     from ensemblab.projects.crossattn_vl.model import VLModule
 
     torch.manual_seed(0)
-    cfg = resolve_config("cpu_quick", [f"model.variant={variant}", "model.image.width=4",
-                                       "model.dim=16", "model.text.hidden=16"])
+    cfg = load_config(resolve_config("cpu_quick"), [
+        f"model.variant={variant}", "model.image.width=4", "model.dim=16",
+        "model.text.hidden=16"])
     module = VLModule(cfg, vocab_size=20, pad_id=0, bos_id=2, eos_id=3, num_answers=5)
     ids = torch.tensor([[2, 7, 8, 3, 0], [2, 9, 3, 0, 0]])
     text = {"ids": ids, "pad": ids == 0}

@@ -3,8 +3,8 @@ retrieve captions clearly better than the same network with random weights."""
 
 import json
 
-from ensemblab.projects.crossattn_vl.cli import resolve_config
-from ensemblab.projects.crossattn_vl.runner import evaluate_run, train_run
+from ensemblab.config import load_config
+from ensemblab.projects.crossattn_vl.commands import evaluate_run, resolve_config, train_run
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 # Matching only, frozen cached encoders (EfficientNet-Lite0 at 96 px, MiniLM): a short run.
@@ -22,7 +22,8 @@ def test_pretrained_image_encoder_beats_random_weights(tmp_path):
     data = write_shapes_dataset(tmp_path / "shapes", n_images=160, size=64, seed=1)
     scores = {}
     for pretrained in (True, False):
-        cfg = resolve_config("flickr8k_cpu", OVERRIDES + [f"model.image.pretrained={pretrained}"])
+        cfg = load_config(resolve_config("flickr8k_cpu"),
+                          OVERRIDES + [f"model.image.pretrained={pretrained}"])
         run = train_run(cfg, data, tmp_path / f"pretrained_{pretrained}", "cpu",
                         progress_bar=False)
         scores[pretrained] = evaluate_run(run, data, "cpu")

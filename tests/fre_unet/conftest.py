@@ -2,7 +2,8 @@
 
 import pytest
 
-from ensemblab.projects.fre_unet.cli import resolve_config
+from ensemblab.config import load_config
+from ensemblab.projects.fre_unet.commands import resolve_config
 from ensemblab.synthetic.em import make_em_stack
 
 
@@ -28,4 +29,4 @@ def tiny_overrides():
 @pytest.fixture
 def tiny_cfg():
     """``cpu_quick`` with :data:`TINY_OVERRIDES` applied."""
-    return resolve_config("cpu_quick", TINY_OVERRIDES)
+    return load_config(resolve_config("cpu_quick"), TINY_OVERRIDES)

@@ -8,11 +8,11 @@ import torch
 from PIL import Image
 
 from ensemblab.cli import main
+from ensemblab.projects.fre_unet.commands import build_module, evaluate_run, train_run
 from ensemblab.projects.fre_unet.data import load_slices
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import read_magnitudes
 from ensemblab.projects.fre_unet.module import evaluate_loader
-from ensemblab.projects.fre_unet.runner import build_module, evaluate_run, train_run
 
 
 def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
