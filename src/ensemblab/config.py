@@ -65,24 +65,48 @@ def _load_chain(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def find_config(name: str | Path, config_dir: str | Path) -> Path:
-    """Resolve ``--config``: an existing YAML file, or a bare name of a file in ``config_dir``.
+    """Resolve ``--config``: an existing YAML file, or the name of one in ``config_dir`` or in
+    any of its sub-folders (a project keeping ``configs/members/`` and ``configs/ensembles/``).
 
     Args:
-        name: a path (``my.yaml``) or a name such as ``cpu_quick`` / ``cpu_quick.yaml``.
+        name: a path (``my.yaml``), or a name such as ``cpu_quick`` / ``cpu_quick.yaml``, or a
+            name relative to ``config_dir`` (``members/cpu_quick``) where two sub-folders hold
+            one name.
         config_dir: the project's bundled ``configs/`` folder.
 
+    Returns:
+        The config file.
+
     Raises:
-        ConfigError: neither exists; the message lists the bundled names.
+        ConfigError: nothing matches, or a bare name is in several sub-folders; one line that
+            names what was looked for, where, and the bundled names.
     """
     path = Path(name)
     if path.is_file():
         return path
     config_dir = Path(config_dir)
-    bundled = config_dir / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
-    if path.parent == Path(".") and bundled.is_file():
-        return bundled
-    known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml")))
-    raise ConfigError(f"{name}: no such config file or bundled config (bundled: {known})")
+    bundled = bundled_configs(config_dir)
+    known = ", ".join(bundled)
+    key = (path.with_suffix("") if path.suffix == ".yaml" else path).as_posix()
+    if not path.is_absolute():
+        if key in bundled:
+            return bundled[key]
+        matches = [rel for rel in bundled if rel.rpartition("/")[2] == key]
+        if len(matches) == 1:
+            return bundled[matches[0]]
+        if matches:
+            raise ConfigError(f"{name}: several bundled configs in {config_dir} have this name "
+                              f"({', '.join(matches)}); give one of these")
+    raise ConfigError(f"{name}: no such config file or bundled config in {config_dir} "
+                      f"(bundled: {known or 'none'})")
+
+
+def bundled_configs(config_dir: str | Path) -> dict[str, Path]:
+    """``{name: file}`` of every YAML file under ``config_dir``, sorted; a name is the path
+    relative to ``config_dir`` without ``.yaml`` (``cpu_quick``, ``members/cpu_quick``)."""
+    config_dir = Path(config_dir)
+    files = sorted(config_dir.rglob("*.yaml"))
+    return {f.relative_to(config_dir).with_suffix("").as_posix(): f for f in files}
 
 
 def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

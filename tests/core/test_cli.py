@@ -113,6 +113,13 @@ def test_print_config_shows_resolved_values_with_comments(capsys):
     assert sum(" # " in line for line in text.splitlines()) >= 5
 
 
+def test_print_config_finds_a_config_in_a_sub_folder_of_configs(capsys):
+    # sartorius_cells keeps its member configs in configs/members/
+    assert main(["sartorius_cells", "train", "--config", "cpu_maskrcnn_r18",
+                 "--print-config"]) == 0
+    assert "backbone: resnet18" in capsys.readouterr().out
+
+
 def test_config_typo_on_the_command_line_names_key_and_file(tmp_path, capsys):
     code = main(["battery_crystal", "train", "--config", "cpu_quick", "--out",
                  str(tmp_path / "run"), "sed=5"])

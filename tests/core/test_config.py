@@ -116,6 +116,45 @@ def test_find_config_takes_a_path_or_a_bundled_name(tmp_path):
         find_config(tmp_path / "sub" / "cpu_quick.yaml", bundled)
 
 
+def test_find_config_looks_in_sub_folders_and_lists_every_name(tmp_path):
+    from ensemblab.config import find_config
+
+    bundled = tmp_path / "configs"
+    for rel in ("members/cpu_a.yaml", "members/shared.yaml", "ensembles/paper.yaml",
+                "ensembles/shared.yaml", "top.yaml"):
+        (bundled / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bundled / rel).write_text("a: 1\n")
+    assert find_config("cpu_a", bundled) == bundled / "members" / "cpu_a.yaml"
+    assert find_config("paper.yaml", bundled) == bundled / "ensembles" / "paper.yaml"
+    assert find_config("top", bundled) == bundled / "top.yaml"
+    assert find_config("ensembles/shared", bundled) == bundled / "ensembles" / "shared.yaml"
+    with pytest.raises(ConfigError) as missing:
+        find_config("cpu_b", bundled)
+    message = str(missing.value)
+    assert "\n" not in message and message.startswith("cpu_b: ") and str(bundled) in message
+    assert ("bundled: ensembles/paper, ensembles/shared, members/cpu_a, members/shared, top"
+            in message)
+    with pytest.raises(ConfigError, match="ensembles/shared, members/shared"):
+        find_config("shared", bundled)
+
+
+def test_every_project_resolves_its_bundled_configs_to_a_path():
+    from ensemblab.projects.battery_crystal import commands as battery
+    from ensemblab.projects.crossattn_vl import commands as crossattn
+    from ensemblab.projects.fre_unet import commands as fre
+    from ensemblab.projects.mineral_ruel import commands as mineral
+    from ensemblab.projects.sartorius_cells import commands as sartorius
+
+    for module in (battery, crossattn, fre, mineral):
+        assert module.resolve_config("cpu_quick") == module.CONFIG_DIR / "cpu_quick.yaml"
+    member = sartorius.resolve_config("cpu_maskrcnn_r18")
+    assert member == sartorius.CONFIG_DIR / "members" / "cpu_maskrcnn_r18.yaml"
+    manifest = sartorius.resolve_manifest("paper_ensemble")
+    assert manifest == sartorius.CONFIG_DIR / "ensembles" / "paper_ensemble.yaml"
+    with pytest.raises(ConfigError, match="cpu_maskrcnn_r18"):
+        sartorius.resolve_manifest("cpu_maskrcnn_r18")  # a member config is no manifest
+
+
 def test_rendered_config_loads_back_and_keeps_the_comments_of_its_chain(tmp_path):
     from ensemblab.config_print import render_config
 
