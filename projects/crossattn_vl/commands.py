@@ -216,9 +216,8 @@ def _eval_keys(splits: dict, data: VLData, data_dir, split: str) -> tuple[str, l
     """
     if split not in EVAL_SPLITS:
         raise ConfigError(f"--split {split!r}; one of {EVAL_SPLITS}")
-    resolved = resolve_split(split, data_dir, splits.get("data_dir"))
-    if split == AUTO_SPLIT and resolved == HELD_OUT_SPLIT and splits.get("test"):
-        resolved = "test"
+    held_out = "test" if splits.get("test") else HELD_OUT_SPLIT
+    resolved = resolve_split(split, data_dir, splits.get("data_dir"), held_out=held_out)
     keys = sorted(data.images) if resolved == ALL_ITEMS else \
         [k for k in splits[resolved] if k in data.images]
     if not keys:

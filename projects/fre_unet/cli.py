@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.cli_common import (
+    add_evaluate_args,
+    add_predict_args,
+    add_split_arg,
+    add_train_args,
+)
+from ensemblab.projects.fre_unet.data import HELD_OUT_SPLIT
 
 
 def _seed_list(text: str) -> list[int]:
@@ -33,10 +39,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     m = evaluate_run(args.run, args.data, device=args.device, split=args.split)
     if "miou_mean" in m:
-        print(f"{args.split} mIoU {100 * m['miou_mean']:.2f} ± {100 * m['miou_std']:.2f} "
+        print(f"{m['split']} mIoU {100 * m['miou_mean']:.2f} ± {100 * m['miou_std']:.2f} "
               f"over seeds {m['seeds']}")
     else:
-        print(f"{args.split} mIoU {100 * m['miou']:.2f}  " + "  ".join(
+        print(f"{m['split']} mIoU {100 * m['miou']:.2f}  " + "  ".join(
             f"{k} {100 * v:.2f}" for k, v in m["iou"].items()))
     return 0
 
@@ -81,7 +87,7 @@ def _compare(args: argparse.Namespace) -> int:
     result = compare_runs(args.runs_a, args.runs_b, args.out, split=args.split, data=args.data,
                           device=args.device, confidence=args.confidence)
     r = result["rows"]["miou"]
-    print(f"{args.split} mIoU over seeds {result['seeds']}: "
+    print(f"{result['split']} mIoU over seeds {result['seeds']}: "
           f"{Path(args.runs_a).name} {100 * r['a_mean']:.2f} ± {100 * r['a_std']:.2f}, "
           f"{Path(args.runs_b).name} {100 * r['b_mean']:.2f} ± {100 * r['b_std']:.2f}; "
           f"paired difference {100 * r['diff_mean']:+.2f} "
@@ -104,7 +110,7 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("evaluate", help="per-class IoU and mIoU; mean ± std over seed runs")
     add_evaluate_args(p)
-    p.add_argument("--split", default="test", help="train | val | test (default test)")
+    add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)  # any part of data.split, or all
     p.set_defaults(func=_evaluate)
 
     p = verbs.add_parser("predict", help="class-index PNGs for a folder of images")
@@ -144,6 +150,6 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="folder for compare.json and compare.md")
     p.add_argument("--data", required=False, help="dataset folder (default: the runs' own)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--split", default="test", help="train | val | test (default test)")
+    add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)
     p.add_argument("--confidence", type=float, default=0.95, help="interval level")
     p.set_defaults(func=_compare)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ensemblab.backbones import lightning_precision
+from ensemblab.cli_common import resolve_split, scored_items_line
 from ensemblab.config import find_config, load_config
 from ensemblab.data.images import read_image, write_png
 from ensemblab.engine import (
@@ -33,7 +34,7 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
-from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
+from ensemblab.projects.fre_unet.data import HELD_OUT_SPLIT, IMAGE_EXTS, rescale
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import (
     FeatureMagnitudeTracker,
@@ -135,9 +136,17 @@ def seed_runs(folder: str | Path) -> list[Path]:
     return runs
 
 
+def run_split(split: str, data: str | Path | None, cfg: dict[str, Any]) -> str:
+    """The split a run scores for ``--split`` (:func:`ensemblab.cli_common.resolve_split`):
+    ``auto`` is the pinned ``test`` slices of the run's own data, every slice of another
+    folder (``all``)."""
+    return resolve_split(split, data, cfg.get("data", {}).get("root"), held_out=HELD_OUT_SPLIT)
+
+
 def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = "auto",
-                 split: str = "test") -> dict[str, Any]:
-    """Per-class IoU and mIoU on ``split``; for a folder of seed runs also mean ± std.
+                 split: str = "auto") -> dict[str, Any]:
+    """Per-class IoU and mIoU on ``split`` (:func:`run_split`); for a folder of seed runs also
+    mean ± std.
 
     Writes ``metrics.json`` into every run folder (and the aggregate into ``run``). The std is
     the sample standard deviation over seeds (``ddof=1``).
@@ -146,8 +155,11 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = 
     for run_dir in seed_runs(run):
         model, cfg, classes = load_trained(run_dir, device)
         datamodule = EMTileData(_data_root(cfg, data), cfg["data"])
-        scores = evaluate_loader(model, datamodule.loader(split), classes, select_device(device))
-        metrics = {"split": split, "seed": cfg.get("seed"), "miou": scores["miou"],
+        scored = run_split(split, data, cfg)
+        loader = datamodule.loader(scored)
+        print(scored_items_line(len(loader.dataset), datamodule.root, scored), flush=True)
+        scores = evaluate_loader(model, loader, classes, select_device(device))
+        metrics = {"split": scored, "seed": cfg.get("seed"), "miou": scores["miou"],
                    "iou": dict(zip(classes, scores["iou"])),
                    "pixel_accuracy": scores["pixel_accuracy"],
                    "checkpoint": str(best_checkpoint(run_dir)), "data": str(datamodule.root)}
@@ -159,7 +171,8 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = 
     classes = list(results[0]["iou"])
     per_class = np.array([[r["iou"][c] for c in classes] for r in results], dtype=float)
     ddof = 1 if len(results) > 1 else 0
-    summary = {"split": split, "n_seeds": len(results), "seeds": [r["seed"] for r in results],
+    summary = {"split": results[0]["split"], "n_seeds": len(results),
+               "seeds": [r["seed"] for r in results],
                "miou_mean": float(mious.mean()), "miou_std": float(mious.std(ddof=ddof)),
                "iou_mean": dict(zip(classes, np.nanmean(per_class, 0).tolist())),
                "iou_std": dict(zip(classes, np.nanstd(per_class, 0, ddof=ddof).tolist())),

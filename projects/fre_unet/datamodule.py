@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ensemblab.cli_common import ALL_ITEMS
 from ensemblab.data.tiling import extract_tiles, tile_boxes
 from ensemblab.errors import DataError
 from ensemblab.projects.fre_unet.data import (
@@ -152,11 +153,22 @@ class EMTileData(L.LightningDataModule):
                                                jitter=jitter, with_index=name != "train")
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        if name not in self.tiles:
-            raise DataError(self.root, f"data.split has no {name!r} part")
-        return DataLoader(self.tiles[name], batch_size=int(self.cfg.get("batch_size", 8)),
+        if name == ALL_ITEMS:
+            dataset = self._every_tile()
+        else:
+            self.setup()
+            if name not in self.tiles:
+                raise DataError(self.root, f"data.split has no {name!r} part")
+            dataset = self.tiles[name]
+        return DataLoader(dataset, batch_size=int(self.cfg.get("batch_size", 8)),
                           shuffle=shuffle, num_workers=int(self.cfg.get("workers", 0)))
+
+    def _every_tile(self) -> TileDataset:
+        """The grid tiles of every slice, whatever ``data.split`` says: a folder the run was not
+        trained on need not hold the split's slice numbers."""
+        tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
+        images, labels = tile_slices(load_slices(self.root, self.cfg), tile, scale)
+        return TileDataset(images, labels, with_index=True)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
@@ -168,5 +180,6 @@ class EMTileData(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def loader(self, split: str) -> DataLoader:
-        """An unshuffled loader of any split (``train``, ``val``, ``test``)."""
+        """An unshuffled loader of any split (``train``, ``val``, ``test``), or of ``all``: the
+        grid tiles of every slice in the folder."""
         return self._loader(split, shuffle=False)

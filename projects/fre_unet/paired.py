@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ensemblab.config import load_run_config
 from ensemblab.errors import EnsemblabError
 from ensemblab.io import atomic_write_text, write_json
 
@@ -114,7 +115,7 @@ def comparison_markdown(result: dict[str, Any], name_a: str, name_b: str) -> str
 
 
 def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
-                 split: str = "test", data: str | Path | None = None, device: str = "auto",
+                 split: str = "auto", data: str | Path | None = None, device: str = "auto",
                  confidence: float = 0.95) -> dict[str, Any]:
     """Compare two folders of seed runs; evaluates runs without ``metrics.json`` of ``split``.
 
@@ -122,26 +123,28 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
         runs_a: folder of variant A's seed runs (``seed*/``), e.g. ``sstem_cpu/baseline``.
         runs_b: folder of variant B's seed runs, e.g. ``sstem_cpu/fre``.
         out: folder for ``compare.json`` and ``compare.md``.
-        split: the split scored (``test``).
+        split: the split scored: ``auto`` (the runs' pinned ``test`` slices on their own data,
+            every slice of another folder) or a named one.
         data: dataset folder (default: each run's ``data.root``).
         device: evaluation device.
         confidence: interval level.
     """
-    from ensemblab.projects.fre_unet.commands import evaluate_run, seed_runs
+    from ensemblab.projects.fre_unet.commands import evaluate_run, run_split, seed_runs
 
-    per_variant = []
+    per_variant, scored = [], []
     for folder in (runs_a, runs_b):
         by_seed = {}
         for run in seed_runs(folder):
             path = run / "metrics.json"
             metrics = json.loads(path.read_text()) if path.is_file() else {}
-            if metrics.get("split") != split or "miou" not in metrics:
+            scored.append(run_split(split, data, load_run_config(run)))
+            if metrics.get("split") != scored[-1] or "miou" not in metrics:
                 metrics = evaluate_run(run, data, device=device, split=split)
             by_seed[int(metrics["seed"])] = metrics
         per_variant.append(by_seed)
     result = paired_scores(*per_variant, confidence=confidence)
     name_a, name_b = Path(runs_a).name, Path(runs_b).name
-    result.update({"split": split, "a": str(runs_a), "b": str(runs_b)})
+    result.update({"split": scored[0], "a": str(runs_a), "b": str(runs_b)})
     out = Path(out)
     write_json(out / "compare.json", result)
     atomic_write_text(out / "compare.md", comparison_markdown(result, name_a, name_b))

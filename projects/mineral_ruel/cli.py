@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.cli_common import (
+    add_evaluate_args,
+    add_predict_args,
+    add_split_arg,
+    add_train_args,
+)
 
 
 def register(subparsers) -> None:
@@ -19,7 +24,7 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("evaluate", help="score a learner on whole images -> RUN/metrics.json")
     add_evaluate_args(p)
-    p.add_argument("--split", default="val", help="split to score (default: val = test)")
+    add_split_arg(p, splits=None)  # a folder name under raw/ (val: the test split), or all
     p.set_defaults(func=_evaluate)
 
     p = verbs.add_parser("ensemble", help="rank learners on the hold-out, score RUEL-n-PV/WV")
@@ -60,7 +65,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ensemblab.projects.mineral_ruel.commands import evaluate
 
     m = evaluate(args.run, args.data, args.split, args.device)
-    print(f"{args.split}: mIoU {100 * m['miou']:.2f}  F1 {100 * m['f1_score']:.2f}  "
+    print(f"{m['split']}: mIoU {100 * m['miou']:.2f}  F1 {100 * m['f1_score']:.2f}  "
           f"TPI {m['tpi_s']:.3f}s  ({m['n_images']} images) -> {args.run}/metrics.json")
     return 0
 

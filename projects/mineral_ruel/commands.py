@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ensemblab.backbones import lightning_precision
+from ensemblab.cli_common import resolve_split, scored_items_line
 from ensemblab.config import find_config, load_config
 from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
 from ensemblab.engine import (
@@ -103,13 +104,20 @@ def labelled_images(pairs, classes: Sequence[str]) -> Iterator[tuple[np.ndarray,
         yield image, read_label_png(mask_path, range(len(classes)), image.shape[:2])
 
 
-def evaluate(run: str, data: str | None = None, split: str = "val", device: str = "auto"
+def evaluate(run: str, data: str | None = None, split: str = "auto", device: str = "auto"
              ) -> dict[str, Any]:
-    """Score a learner on whole images of ``split``; writes and returns ``RUN/metrics.json``."""
+    """Score a learner on whole images of ``split``; writes and returns ``RUN/metrics.json``.
+
+    ``auto`` (:func:`ensemblab.cli_common.resolve_split`) is the ``val`` folder (the test split)
+    of the learner's own data, and every split folder (``all``) of any other dataset.
+    """
     learner = Learner(run, device)
     root = data or learner.cfg["data"]["root"]
+    split = resolve_split(split, data, learner.cfg["data"].get("root"))
+    pairs = split_pairs(root, split)
+    print(scored_items_line(len(pairs), root, split), flush=True)
     tally = ruel.Tally(len(learner.classes))
-    for image, mask in labelled_images(split_pairs(root, split), learner.classes):
+    for image, mask in labelled_images(pairs, learner.classes):
         labels, seconds = learner.predict(image)
         tally.add(labels, mask, seconds)
     scores = semantic_scores(tally.cm, learner.classes)

@@ -21,6 +21,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ensemblab.cli_common import ALL_ITEMS
 from ensemblab.data.images import list_pairs, read_image, read_label_png
 from ensemblab.data.tiling import extract_tiles, tile_boxes
 from ensemblab.errors import DataError
@@ -31,8 +32,15 @@ Pair = tuple[Path, Path]
 
 
 def split_pairs(root: str | Path, split: str) -> list[Pair]:
-    """Sorted ``(image, mask)`` paths of ``ROOT/raw/<split>`` and ``ROOT/seg/<split>``."""
+    """Sorted ``(image, mask)`` paths of ``ROOT/raw/<split>`` and ``ROOT/seg/<split>``;
+    ``all``: those of every split folder in ``ROOT/raw``."""
     root = Path(root)
+    if split == ALL_ITEMS:
+        splits = sorted(p.name for p in (root / "raw").glob("*") if p.is_dir())
+        if not splits:
+            raise DataError(root / "raw", "no split folders (expected ROOT/raw/<split> and "
+                            "ROOT/seg/<split>, see datasets/README.md)")
+        return sorted(pair for name in splits for pair in split_pairs(root, name))
     image_dir, mask_dir = root / "raw" / split, root / "seg" / split
     for folder in (image_dir, mask_dir):
         if not folder.is_dir():

@@ -6,7 +6,12 @@ Argument parsing only; every verb's body is a plain function in ``commands.py``.
 
 from __future__ import annotations
 
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
+from ensemblab.cli_common import (
+    add_evaluate_args,
+    add_predict_args,
+    add_split_arg,
+    add_train_args,
+)
 
 
 def _train(args) -> int:
@@ -83,8 +88,7 @@ def register(subparsers) -> None:
 
     p = verbs.add_parser("evaluate", help="score a member on its validation split")
     add_evaluate_args(p)
-    p.add_argument("--split", choices=("val", "all"), default="val",
-                   help="score the run's validation split (default) or every image")
+    add_split_arg(p)
     p.add_argument("--untrained", action="store_true",
                    help="score the member's initialisation (the learning baseline); "
                         "writes metrics_untrained.json")

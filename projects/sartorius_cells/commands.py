@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
 from ensemblab.config import find_config, load_config
 from ensemblab.engine import prepare_run_dir
 from ensemblab.ensemble.manifest import Manifest
@@ -69,11 +70,13 @@ def train(config: str | Path, data: str | Path | None, out: str | Path, device: 
     ``init`` (a Mask R-CNN run, e.g. an imported detectron2 checkpoint) replaces the config's
     ``model`` section with that run's and starts from its weights (fine-tuning).
 
-    Writes ``OUT/config.yaml`` (classes resolved from the data), the checkpoints, and
-    ``OUT/train_time.json`` (wall seconds, threads) when training ends.
+    Writes ``OUT/config.yaml`` (classes resolved from the data, ``data.root``: the dataset, so
+    ``evaluate --split auto`` knows it), the checkpoints, and ``OUT/train_time.json`` (wall
+    seconds, threads) when training ends.
     """
     _need(data, "train")
     cfg = load_config(resolve_config(config), overrides or [])
+    cfg["data"]["root"] = str(Path(data).resolve())
     if init:
         cfg = d2_commands.init_from_run(cfg, init)
     kind = member_kind(str(cfg["model"].get("kind")))
@@ -89,14 +92,23 @@ def train(config: str | Path, data: str | Path | None, out: str | Path, device: 
     return run_dir
 
 
-def evaluate(run: str | Path, data: str | Path | None, split: str = "val",
+def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
              device: str = "auto", untrained: bool = False) -> dict:
-    """Write ``RUN/metrics.json`` (``metrics_untrained.json`` for the initialisation)."""
+    """Write ``RUN/metrics.json`` (``metrics_untrained.json`` for the initialisation).
+
+    ``split``: ``val`` (the run's validation images), ``all`` (every image), or ``auto``
+    (:func:`ensemblab.cli_common.resolve_split`): ``val`` on the dataset the run was trained on
+    (its ``data.root``), ``all`` on any other, and on a run that did not record its dataset.
+    """
     _need(data, "evaluate")
     member = load_member(run, device, untrained=untrained)
+    split = resolve_split(split, data, member.cfg["data"].get("root"))
+    if split not in (HELD_OUT_SPLIT, ALL_ITEMS):
+        raise ConfigError(f"--split {split!r}: one of auto, {HELD_OUT_SPLIT}, {ALL_ITEMS}")
     records = load_records(data)
-    if split == "val":
+    if split == HELD_OUT_SPLIT:
         _, records = split_records(records, member.cfg["data"]["split"])
+    print(scored_items_line(len(records), data, split), flush=True)
     metrics = member.kind.evaluate(member, records)
     metrics.update({"kind": member.kind.name, "split": split, "data": str(data),
                     "untrained": untrained})

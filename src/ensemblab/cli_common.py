@@ -37,32 +37,41 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_split_arg(parser: argparse.ArgumentParser,
-                  splits: tuple[str, ...] = (HELD_OUT_SPLIT, ALL_ITEMS)) -> None:
-    """``--split {auto, *splits}``, default ``auto`` in every project (see :func:`resolve_split`).
+                  splits: tuple[str, ...] | None = (HELD_OUT_SPLIT, ALL_ITEMS),
+                  held_out: str = HELD_OUT_SPLIT) -> None:
+    """``--split``, default ``auto`` in every project (see :func:`resolve_split`).
 
     Args:
-        parser: an ``evaluate`` (or ``ensemble``) verb's parser.
-        splits: the named splits the project can score besides ``auto``.
+        parser: an ``evaluate`` (or other scoring) verb's parser.
+        splits: the named splits the project can score besides ``auto``; None when the data
+            names its splits (folders, config entries): any name is then accepted.
+        held_out: the project's held-out split, the one ``auto`` scores on the run's own data
+            (``"val"``; ``"test"`` where a validation split picked the checkpoint).
     """
+    choices = None if splits is None else (AUTO_SPLIT, *splits)
+    names = "a split of the data" if splits is None else ", ".join(splits)
     parser.add_argument(
-        "--split", default=AUTO_SPLIT, choices=(AUTO_SPLIT, *splits),
-        help=f"items to score (default {AUTO_SPLIT}: the run's held-out '{HELD_OUT_SPLIT}' "
-             f"split on its own training data, every labelled item of any other folder)")
+        "--split", default=AUTO_SPLIT, choices=choices, metavar=None if choices else "SPLIT",
+        help=f"items to score: {AUTO_SPLIT} (default: the run's held-out '{held_out}' split on "
+             f"its own training data, every labelled item of any other folder) or {names}")
 
 
-def resolve_split(split: str, data: str | Path | None, run_data: str | Path | None) -> str:
+def resolve_split(split: str, data: str | Path | None, run_data: str | Path | None,
+                  held_out: str = HELD_OUT_SPLIT) -> str:
     """The split ``evaluate`` scores; ``auto`` is the one default of every project.
 
-    ``auto`` means ``"val"``, the run's held-out split, when the data given is the data the run
-    was trained on (``data`` is None, or the same folder as ``run_data``): its training items
-    must not be scored. On any other folder, which was never split, it means ``"all"``: every
-    labelled item is scored. A run that did not record its data folder (``run_data`` None)
-    cannot show a folder is its own, so it gets ``"all"``. A named split is returned as given.
+    ``auto`` means ``held_out``, the run's held-out split, when the data given is the data the
+    run was trained on (``data`` is None, or the same folder as ``run_data``): its training
+    items must not be scored. On any other folder, which was never split, it means ``"all"``:
+    every labelled item is scored. A run that did not record its data folder (``run_data``
+    None) cannot show a folder is its own, so it gets ``"all"``. A named split is returned as
+    given.
 
     Args:
         split: ``--split`` as given.
         data: ``--data`` as given (None: the run's own data).
         run_data: the training data folder recorded in the run's config.
+        held_out: the project's held-out split (``"val"``, fre_unet's ``"test"``).
 
     Returns:
         The split name, e.g. ``"val"`` or ``"all"``.
@@ -70,9 +79,9 @@ def resolve_split(split: str, data: str | Path | None, run_data: str | Path | No
     if split != AUTO_SPLIT:
         return split
     if data is None:
-        return HELD_OUT_SPLIT
+        return held_out
     own = run_data is not None and Path(data).resolve() == Path(run_data).resolve()
-    return HELD_OUT_SPLIT if own else ALL_ITEMS
+    return held_out if own else ALL_ITEMS
 
 
 def scored_items_line(count: int, data: str | Path, split: str) -> str:

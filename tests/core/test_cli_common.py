@@ -48,6 +48,28 @@ def test_split_flag_defaults_to_auto_and_rejects_unknown_splits(capsys):
     assert parser.parse_args(["--split", "test"]).split == "test"
 
 
+def test_auto_is_the_projects_own_held_out_split(folders):
+    run_data = folders / "train_data"
+    assert resolve_split("auto", None, run_data, held_out="test") == "test"
+    assert resolve_split("auto", run_data, run_data, held_out="test") == "test"
+    assert resolve_split("auto", folders / "new_data", run_data, held_out="test") == "all"
+    assert resolve_split("val", None, run_data, held_out="test") == "val"
+    # a run without a recorded data folder: its own data only when no --data is given
+    assert resolve_split("auto", None, None, held_out="test") == "test"
+
+
+def test_split_flag_names_the_held_out_split_and_may_accept_any_name(capsys):
+    parser = argparse.ArgumentParser(prog="evaluate")
+    add_split_arg(parser, splits=("train", "val", "test", "all"), held_out="test")
+    parser.print_help()
+    assert "held-out 'test' split" in " ".join(capsys.readouterr().out.split())
+    assert parser.parse_args([]).split == "auto"
+    parser = argparse.ArgumentParser(prog="evaluate")
+    add_split_arg(parser, splits=None)
+    assert parser.parse_args([]).split == "auto"
+    assert parser.parse_args(["--split", "my_folder"]).split == "my_folder"
+
+
 def test_scored_items_line_says_how_many():
     line = scored_items_line(15, "data/new", "all")
     assert line == "scoring 15 labelled items of data/new (split all)"

@@ -51,12 +51,34 @@ def test_multi_seed_evaluate_reports_mean_std(em_stack, tiny_overrides, tmp_path
     assert np.isclose(summary["miou_mean"], np.mean(mious))
     assert np.isclose(summary["miou_std"], np.std(mious, ddof=1))
     assert main(["fre_unet", "table", str(tmp_path / "v")]) == 0
+    assert summary["split"] == "test"  # --split auto on the runs' own data: the pinned test
     # A resumed run keeps the feature magnitudes of the epochs before it stopped.
     assert main(["fre_unet", "train", "--config", "cpu_quick", "--data", str(em_stack),
                  "--out", str(tmp_path / "v" / "seed0"), "--device", "cpu", "--resume",
                  *tiny_overrides, "train.epochs=2"]) == 0
     rows = (tmp_path / "v" / "seed0" / "feature_magnitude.csv").read_text().splitlines()
     assert [r.split(",")[0] for r in rows] == ["epoch", "0", "1"]
+
+
+def test_evaluate_on_another_folder_scores_every_slice(em_stack, tiny_overrides, tmp_path,
+                                                       capsys):
+    from ensemblab.synthetic.em import make_em_stack
+
+    assert main(["fre_unet", "train", "--config", "cpu_quick", "--data", str(em_stack),
+                 "--out", str(tmp_path / "run"), "--device", "cpu", *tiny_overrides,
+                 "train.epochs=1", "train.track_magnitudes=false"]) == 0
+    capsys.readouterr()
+    # three sections of 64 px: fewer than the split names, 4 tiles of 32 px each
+    other = make_em_stack(tmp_path / "other", n_slices=3, size=64, seed=1)
+    assert main(["fre_unet", "evaluate", "--run", str(tmp_path / "run"), "--data", str(other),
+                 "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert f"scoring 12 labelled items of {other} (split all)" in out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["split"] == "all"
+    assert main(["fre_unet", "evaluate", "--run", str(tmp_path / "run"), "--split", "val",
+                 "--device", "cpu"]) == 0
+    assert "labelled items of" in capsys.readouterr().out
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["split"] == "val"
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

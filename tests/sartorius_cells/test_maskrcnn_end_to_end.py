@@ -37,9 +37,21 @@ def test_learns_above_untrained_baseline(trained):
     untrained_m = json.loads((run / "metrics_untrained.json").read_text())
     assert set(trained_m) >= {"kaggle_score", "per_cell_type", "coco_mask_ap", "n_images"}
     assert trained_m["n_images"] == 2 and set(trained_m["per_cell_type"]) == {"cort"}
+    assert trained_m["split"] == "val"  # --split auto on the run's own data
     assert untrained_m["kaggle_score"] < 0.05
     # ~32 steps from scratch: measured 0.108 vs 0.000 untrained (2 CPU cores, seed 0).
     assert trained_m["kaggle_score"] > untrained_m["kaggle_score"] + 0.05, trained_m
+
+
+def test_evaluate_scores_every_image_of_another_folder(trained, tmp_path, capsys):
+    _, run = trained
+    other = write_cells_dataset(tmp_path / "other", images_per_type=3, height=128, width=128,
+                                n_cells=6, cell_scale=0.7, cell_types=("cort",), seed=5)
+    capsys.readouterr()
+    assert main(["sartorius_cells", "evaluate", "--run", str(run), "--data", str(other),
+                 "--device", "cpu", "--untrained"]) == 0
+    assert f"scoring 3 labelled items of {other} (split all)" in capsys.readouterr().out
+    assert json.loads((run / "metrics_untrained.json").read_text())["n_images"] == 3
 
 
 def test_predict_submit_validate(trained, tmp_path):
