@@ -6,6 +6,8 @@ Argument parsing only; every verb's body is a plain function in ``commands.py``.
 
 from __future__ import annotations
 
+import argparse
+
 from ensemblab.cli_common import (
     add_evaluate_args,
     add_predict_args,
@@ -40,8 +42,8 @@ def _submit(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
     if args.manifest:
-        return commands.submit_manifest(args.manifest, args.images, args.out, args.device)
-    return commands.submit_run(args.run, args.images, args.out, args.device)
+        return commands.submit_manifest(args.manifest, args.input, args.out, args.device)
+    return commands.submit_run(args.run, args.input, args.out, args.device)
 
 
 def _import_detectron2(args) -> int:
@@ -126,7 +128,9 @@ def register(subparsers) -> None:
     src.add_argument("--run", help="run folder of a trained member")
     src.add_argument("--manifest", help="ensemble manifest (a file or a name in "
                                         "configs/ensembles/), e.g. OUT/manifest_fitted.yaml")
-    p.add_argument("--images", required=True, help="folder of test images")
+    images = p.add_mutually_exclusive_group(required=True)
+    images.add_argument("--input", help="folder of test images (the flag predict takes)")
+    images.add_argument("--images", dest="input", help=argparse.SUPPRESS)  # hidden alias of --input
     p.add_argument("--out", required=True, help="submission CSV to write")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.set_defaults(func=_submit)

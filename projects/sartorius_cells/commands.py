@@ -164,24 +164,24 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     return checkpoint, config
 
 
-def submit_run(run: str | Path, images_dir: str | Path, out: str | Path,
+def submit_run(run: str | Path, input_dir: str | Path, out: str | Path,
                device: str = "auto") -> int:
     """Predict every test image with one member and write a validated submission."""
     member = load_member(run, device)
-    images = list_images(images_dir)
+    images = list_images(input_dir)
     rles = {image_id: instances_to_rles(member.instances(read_gray_uint8(path)))
             for image_id, path in images}
     write_validated_submission(out, rles, [i for i, _ in images],
-                               image_sizes_from_folder(images_dir))
+                               image_sizes_from_folder(input_dir))
     print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
           "(validated)")
     return 0
 
 
-def submit_manifest(manifest: str | Path, images_dir: str | Path, out: str | Path,
+def submit_manifest(manifest: str | Path, input_dir: str | Path, out: str | Path,
                     device: str = "auto") -> int:
     """Predict every test image with a (fitted) ensemble and write a validated submission."""
-    return submit_ensemble(resolve_manifest(manifest), images_dir, out, device)
+    return submit_ensemble(resolve_manifest(manifest), input_dir, out, device)
 
 
 def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | None) -> int:

@@ -41,7 +41,7 @@ def test_dense_image_memory(tmp_path):
             "kb = lambda key: int(next(line.split()[1] for line in "
             "Path('/proc/self/status').read_text().splitlines() if line.startswith(key))); "
             "base = kb('VmRSS:'); Path('/proc/self/clear_refs').write_text('5'); "
-            f"rc = main(['sartorius_cells', 'submit', '--run', r'{run}', '--images', "
+            f"rc = main(['sartorius_cells', 'submit', '--run', r'{run}', '--input', "
             f"r'{tmp_path / 'test'}', '--out', r'{tmp_path / 'sub.csv'}', '--device', 'cpu']); "
             "print('PEAK_KB', kb('VmHWM:') - base, 'BASE_KB', base); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

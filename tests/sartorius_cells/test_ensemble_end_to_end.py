@@ -70,7 +70,7 @@ def test_submission_from_the_ensemble_validates(ensembled, tmp_path, setup):
     m.setup = setup
     path = save_manifest(m, tmp_path / f"manifest_{setup}.yaml")
     csv = tmp_path / f"submission_{setup}.csv"
-    assert main(["sartorius_cells", "submit", "--manifest", str(path), "--images",
+    assert main(["sartorius_cells", "submit", "--manifest", str(path), "--input",
                  str(data / "train"), "--out", str(csv), "--device", "cpu"]) == 0
     sizes = {p.stem: (128, 128) for p in (data / "train").glob("*.png")}
     assert validate_submission(csv, sizes) == []

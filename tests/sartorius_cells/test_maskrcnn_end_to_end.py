@@ -63,7 +63,7 @@ def test_predict_submit_validate(trained, tmp_path):
     header = (out / "predictions.csv").read_text().splitlines()[0]
     assert header == "id,predicted,score,cell_type"
     sub = tmp_path / "submission.csv"
-    assert main(["sartorius_cells", "submit", "--run", str(run), "--images",
+    assert main(["sartorius_cells", "submit", "--run", str(run), "--input",
                  str(data / "train"), "--out", str(sub), "--device", "cpu"]) == 0
     ids = {line.split(",")[0] for line in sub.read_text().splitlines()[1:]}
     assert ids == {p.stem for p in (data / "train").glob("*.png")}  # every image present

@@ -66,3 +66,20 @@ def test_submission_rles_are_row_major_and_non_overlapping(tmp_path):
     assert (rle_decode(rles[0], (4, 5)) == expected).all()
     path = write_submission(tmp_path / "s.csv", {"img": rles}, ["img"])
     assert validate_submission(path, {"img": (4, 5)}) == []
+
+
+def test_submit_takes_input_as_predict_does_and_still_reads_images(capsys):
+    from ensemblab.cli import build_parser
+
+    parser = build_parser()
+    for flag in ("--input", "--images"):
+        args = parser.parse_args(["sartorius_cells", "submit", "--run", "RUN", flag, "test/",
+                                  "--out", "sub.csv"])
+        assert args.input == "test/"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sartorius_cells", "submit", "--run", "RUN", "--input", "a",
+                           "--images", "b", "--out", "sub.csv"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["sartorius_cells", "submit", "--run", "RUN", "--help"])
+    usage = capsys.readouterr().out
+    assert "--input INPUT" in usage and "--images" not in usage
