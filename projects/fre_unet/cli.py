@@ -15,7 +15,7 @@ from ensemblab.cli_common import (
     add_split_arg,
     add_train_args,
 )
-from ensemblab.projects.fre_unet.data import HELD_OUT_SPLIT
+from ensemblab.projects.fre_unet import HELD_OUT_SPLIT
 
 
 def _seed_list(text: str) -> list[int]:

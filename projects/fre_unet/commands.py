@@ -34,7 +34,8 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
-from ensemblab.projects.fre_unet.data import HELD_OUT_SPLIT, IMAGE_EXTS, rescale
+from ensemblab.projects.fre_unet import HELD_OUT_SPLIT
+from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import (
     FeatureMagnitudeTracker,

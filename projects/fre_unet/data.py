@@ -45,8 +45,6 @@ PINNED_MAPS = {"sstem": (SSTEM_CLASSES, SSTEM_LABEL_MAP),
                "isbi2012": (ISBI_CLASSES, ISBI_LABEL_MAP)}
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_MAPS = {"slices": "sstem", "tiff_stack": "isbi2012"}
-# The split results are reported on (the paper's test slices); val picks the checkpoint.
-HELD_OUT_SPLIT = "test"
 
 
 @dataclass
