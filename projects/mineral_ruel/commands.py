@@ -43,7 +43,7 @@ from ensemblab.projects.mineral_ruel.visual import overlay
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
-def resolve_config(name: str) -> Path:
+def resolve_config(name: str | Path) -> Path:
     """A config file path, or a bare name of a file in ``configs/`` (``cpu_quick``)."""
     return find_config(name, CONFIG_DIR)
 
