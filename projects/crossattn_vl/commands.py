@@ -32,11 +32,9 @@ from ensemblab.cli_common import (
 )
 from ensemblab.config import find_config, load_config
 from ensemblab.engine import (
-    best_checkpoint,
     build_trainer,
     fit,
-    load_checkpoint,
-    load_weights,
+    load_run_weights,
     open_run,
     prepare_run_dir,
     seed_everything,
@@ -201,8 +199,7 @@ def load_run(run_dir, device: str = "auto"):
     answers = json.loads((run_dir / "answers.json").read_text())
     splits = json.loads((run_dir / "splits.json").read_text())
     module = _module(cfg, decoder, text_tok, len(answers))
-    path = best_checkpoint(run_dir)
-    load_weights(module, load_checkpoint(path)["state_dict"], path)
+    load_run_weights(module, run_dir)
     module.to(select_device(device)).eval()
     return cfg, module, decoder, text_tok, answers, splits
 

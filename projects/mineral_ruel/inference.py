@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ensemblab.data.tiling import extract_tiles, stitch_tiles, tile_boxes
-from ensemblab.engine import best_checkpoint, load_checkpoint, load_weights, open_run, select_device
+from ensemblab.engine import load_run_weights, open_run, select_device
 from ensemblab.errors import EnsemblabError
 from ensemblab.projects.mineral_ruel.classes import resolve_classes
 from ensemblab.projects.mineral_ruel.data import pad_to, rescale, to_tensor
@@ -162,10 +162,8 @@ class Learner:
         self.run_dir, self.cfg = open_run(run_dir)
         self.device = select_device(device)
         self.batch_size = batch_size
-        ckpt = best_checkpoint(self.run_dir)
-        state = load_checkpoint(ckpt)["state_dict"]
         self.module = module_from_config(self.cfg)
-        load_weights(self.module, state, ckpt)
+        load_run_weights(self.module, self.run_dir)
         self.module.to(self.device).eval()
         self.precision = precision or ("bf16" if self.cfg["train"].get("bf16") else "fp32")
         if self.precision == "bf16":

@@ -21,10 +21,8 @@ import torch
 
 from ensemblab.data.rle import masks_to_instance_map
 from ensemblab.engine import (
-    best_checkpoint,
     fit,
-    load_checkpoint,
-    load_weights,
+    load_run_weights,
     seed_everything,
     select_device,
 )
@@ -202,9 +200,7 @@ class MaskRCNNMember(MemberKind):
         torch.manual_seed(int(cfg.get("seed", 0)))  # untrained: the run's exact initialisation
         model = model_from_config(cfg["model"], pretrained=untrained)
         if not untrained:
-            path = best_checkpoint(run_dir)
-            load_weights(model, {k.removeprefix("model."): v
-                                 for k, v in load_checkpoint(path)["state_dict"].items()}, path)
+            load_run_weights(model, run_dir, prefix="model.")
         params = ParamsByType(PostprocessParams.from_config(cfg.get("postprocess", {})))
         path = Path(run_dir) / PARAMS_FILE
         if path.is_file() and not untrained:

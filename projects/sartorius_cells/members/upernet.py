@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from ensemblab.engine import (
-    best_checkpoint,
     fit,
-    load_checkpoint,
-    load_weights,
+    load_run_weights,
     seed_everything,
     select_device,
 )
@@ -165,8 +163,7 @@ class UperNetMember(MemberKind):
             module = UperNetLitModule(self.mode, cfg["model"], cfg["train"])
         else:  # the run's own weights replace the encoder's initial ones
             module = UperNetLitModule(self.mode, cfg["model"], cfg["train"], pretrained=False)
-            path = best_checkpoint(run_dir)
-            load_weights(module, load_checkpoint(path)["state_dict"], path)
+            load_run_weights(module, run_dir)
         return self.loaded(module.net.to(dev).eval(), cfg, dev)
 
     @abstractmethod

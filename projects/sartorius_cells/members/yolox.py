@@ -18,10 +18,8 @@ import torch.nn.functional as F
 from yolox.utils import LRScheduler, ModelEMA
 
 from ensemblab.engine import (
-    best_checkpoint,
     fit,
-    load_checkpoint,
-    load_weights,
+    load_run_weights,
     seed_everything,
     select_device,
 )
@@ -214,8 +212,7 @@ class YoloxMember(MemberKind):
             net = YoloxLitModule(_model_cfg(cfg), cfg["train"], cfg["predict"]).model
         else:  # the run's own weights replace any initial ``model.weights`` file
             module = YoloxLitModule(_model_cfg(cfg, weights=False), cfg["train"], cfg["predict"])
-            path = best_checkpoint(run_dir)
-            load_weights(module, load_checkpoint(path)["state_dict"], path)
+            load_run_weights(module, run_dir)
             net = module.ema_model
         return LoadedYolox(self, net.to(dev).eval(), cfg, dev)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ensemblab.engine.runs import best_checkpoint
 from ensemblab.errors import DataError
 
 
@@ -75,3 +76,26 @@ def load_weights(module: torch.nn.Module, state_dict: Mapping[str, Any], path: s
                               f"{len(unexpected)} unexpected, {len(mismatched)} mis-shaped "
                               f"weights, e.g. {example!r}): from another project or model?")
     module.load_state_dict(state_dict)
+
+
+def load_run_weights(module: torch.nn.Module, run_dir: str | Path, prefix: str = "") -> Path:
+    """Load a run's best checkpoint (else its last) into ``module``, strictly.
+
+    Args:
+        module: the model built from the run's config.
+        run_dir: the run folder (``RUN/checkpoints/{best,last}.ckpt``).
+        prefix: removed from every key first (``"model."``: a Lightning module's weights into
+            its bare network).
+
+    Returns:
+        The checkpoint file read.
+
+    Raises:
+        DataError: as :func:`load_checkpoint` and :func:`load_weights`.
+    """
+    path = best_checkpoint(run_dir)
+    state = load_checkpoint(path)["state_dict"]
+    if prefix:
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+    load_weights(module, state, path)
+    return path
