@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ensemblab.config import save_config
-from ensemblab.engine import best_checkpoint, open_run
+from ensemblab.engine import best_checkpoint, open_run, run_state_dict
 from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import write_json
@@ -92,8 +92,7 @@ def _sha256(path: str | Path) -> str:
 def run_state(run: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """``(config, model state dict without the "model." prefix)`` of a run's best weights."""
     run_dir, cfg = open_run(run)
-    ckpt = load_checkpoint(best_checkpoint(run_dir))
-    return cfg, {k.removeprefix("model."): v for k, v in ckpt["state_dict"].items()}
+    return cfg, run_state_dict(run_dir, prefix="model.")[1]
 
 
 def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:

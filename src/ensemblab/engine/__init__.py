@@ -10,7 +10,12 @@ Typical use in a project's ``train`` verb::
     fit(trainer, module, train_loader, val_loader, resume=args.resume)
 """
 
-from ensemblab.engine.checkpoints import load_checkpoint, load_run_weights, load_weights
+from ensemblab.engine.checkpoints import (
+    load_checkpoint,
+    load_run_weights,
+    load_weights,
+    run_state_dict,
+)
 from ensemblab.engine.curves import plot_curves
 from ensemblab.engine.runs import (
     best_checkpoint,
@@ -25,5 +30,5 @@ from ensemblab.engine.trainer import build_trainer, fit
 __all__ = [
     "best_checkpoint", "build_trainer", "fit", "lightning_accelerator", "load_checkpoint",
     "load_run_weights", "load_weights", "open_run", "plot_curves", "prepare_run_dir",
-    "seed_everything", "select_device",
+    "run_state_dict", "seed_everything", "select_device",
 ]

@@ -78,14 +78,26 @@ def load_weights(module: torch.nn.Module, state_dict: Mapping[str, Any], path: s
     module.load_state_dict(state_dict)
 
 
+def run_state_dict(run_dir: str | Path, prefix: str = "") -> tuple[Path, dict[str, Any]]:
+    """``(checkpoint file, state dict)`` of a run's best checkpoint (else its last).
+
+    ``prefix`` is removed from every key (``"model."``: a Lightning module's weights as those
+    of its bare network).
+    """
+    path = best_checkpoint(run_dir)
+    state = load_checkpoint(path)["state_dict"]
+    if prefix:
+        state = {k.removeprefix(prefix): v for k, v in state.items()}
+    return path, state
+
+
 def load_run_weights(module: torch.nn.Module, run_dir: str | Path, prefix: str = "") -> Path:
     """Load a run's best checkpoint (else its last) into ``module``, strictly.
 
     Args:
         module: the model built from the run's config.
         run_dir: the run folder (``RUN/checkpoints/{best,last}.ckpt``).
-        prefix: removed from every key first (``"model."``: a Lightning module's weights into
-            its bare network).
+        prefix: removed from every key first (see :func:`run_state_dict`).
 
     Returns:
         The checkpoint file read.
@@ -93,9 +105,6 @@ def load_run_weights(module: torch.nn.Module, run_dir: str | Path, prefix: str =
     Raises:
         DataError: as :func:`load_checkpoint` and :func:`load_weights`.
     """
-    path = best_checkpoint(run_dir)
-    state = load_checkpoint(path)["state_dict"]
-    if prefix:
-        state = {k.removeprefix(prefix): v for k, v in state.items()}
+    path, state = run_state_dict(run_dir, prefix)
     load_weights(module, state, path)
     return path
