@@ -39,6 +39,20 @@ def test_image_standardize_uses_each_image_own_statistics():
     assert torch.allclose(enc, 0.5 + 0.25 * out[:1], atol=1e-6)
 
 
+def test_training_windows_reach_the_network_at_inference_scale():
+    # Inputs arrive resized already; a 256 px training window of a 512 px model keeps its
+    # size (torchvision's resize would enlarge it 2x, cells twice their inference size).
+    model = build_maskrcnn(2, **R18, image_size=512).train()
+    window = torch.rand(1, 256, 256)
+    boxes = torch.tensor([[10.0, 20.0, 60.0, 90.0]])
+    batch, targets = model.transform([window], [{"boxes": boxes.clone(),
+                                                 "labels": torch.tensor([1])}])
+    assert batch.image_sizes == [(256, 256)]
+    assert torch.equal(targets[0]["boxes"], boxes)
+    model.eval()
+    assert model.transform([torch.rand(1, 511, 512)])[0].image_sizes == [(511, 512)]
+
+
 def test_input_norm_choice_is_checked():
     model = build_maskrcnn(2, **R18, image_size=64, input_norm="image")
     assert model.transform.per_image and model.transform.channels == 3

@@ -174,6 +174,17 @@ class CellImageTransform(GeneralizedRCNNTransform):
         super().__init__(size, size, image_mean=[mean] * channels, image_std=[std] * channels)
         self.channels, self.per_image = channels, per_image
 
+    def resize(self, image: torch.Tensor, target: dict | None = None):
+        """No resize: images arrive at the model's scale already.
+
+        Whole images are resized to a longer side of ``size`` before the model
+        (:func:`resize_long_side`, :func:`resize_pair`), and training windows are cut from
+        such images. torchvision's own resize would scale every input to ``size``, so a
+        256 px training window of a 512 px image would be seen 2x enlarged (cells twice their
+        inference size, and a 4x dearer step).
+        """
+        return image, target
+
     def normalize(self, image: torch.Tensor) -> torch.Tensor:
         """``image`` float ``[1, H, W]`` in [0, 1] -> ``[channels, H, W]``."""
         if not image.is_floating_point():
