@@ -3,9 +3,12 @@
 # encoders) trained one after another, ranked on the hold-out of the training images, every
 # RUEL-n-PV/WV scored on the val images (Tables 5-7), and one full-resolution prediction timed.
 #
-#   tools/ruel_lumenstone.sh                     # seed 0: ~5 x 13-15 min + ~10 min (2 idle cores)
-#   SEEDS="1 2" tools/ruel_lumenstone.sh         # the seeds variant: two more seeds (~2.5 h),
-#                                                # then mean ± std over the seeds found in OUT
+#   tools/ruel_lumenstone.sh                     # seed 0: 5 learners of 11-13 min on one core
+#                                                # + ~8 min of RUEL scoring and prediction
+#   SEEDS="1 2" tools/ruel_lumenstone.sh         # the seeds variant: two more seeds, then
+#                                                # mean ± std over the seeds found in OUT
+#   SEEDS=1 EXTRA=train.threads=1 tools/ruel_lumenstone.sh &   # two seeds side by side,
+#   SEEDS=2 EXTRA=train.threads=1 tools/ruel_lumenstone.sh     # one thread each (~70 min)
 #   WITH_RESUNET=1 tools/ruel_lumenstone.sh      # adds the paper's Res-UNet-50 (+STN, random
 #                                                # init, ~25 min) as a sixth learner
 #
