@@ -65,7 +65,8 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
         data, len(classes), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
         batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
         frozen_epochs=t["frozen_epochs"], crops_per_epoch=d.get("crops_per_epoch"),
-        seed=int(cfg["seed"]), workers=d.get("workers", 0))
+        class_balanced=float(d.get("class_balanced", 0.0)), seed=int(cfg["seed"]),
+        workers=d.get("workers", 0))
     datamodule.setup()  # reads and validates every training image before a run folder exists
     run_dir = prepare_run_dir(out, cfg, resume=resume)
     module = module_from_config(cfg)

@@ -171,6 +171,12 @@ class RandomCropDataset(Dataset):
     the middle); an epoch of ``length`` crops never repeats the same tile grid (more variety
     than fixed tiles on a small dataset).
 
+    With ``class_balanced = f > 0``, a fraction ``f`` of the crops is instead centred on a pixel
+    of a class drawn uniformly from the classes present in the masks (nnU-Net-style foreground
+    oversampling): a mineral covering 0.6 % of the pixels is then in about ``f / classes`` of the
+    crops instead of a few, so rare classes get gradient at all. Candidate centres are a fixed
+    random sample of at most ``centres_per_class`` pixels per class.
+
     Args:
         images: rescaled RGB uint8 images ``[H, W, 3]``, each at least ``tile`` per side.
         masks: their class-index masks ``[H, W]``.
@@ -178,19 +184,51 @@ class RandomCropDataset(Dataset):
         length: crops per epoch.
         augment: albumentations transform applied to each crop.
         seed: seed of the crop positions (item ``i`` of epoch ``e`` is reproducible).
+        class_balanced: fraction of crops centred on a uniformly drawn class (0: off).
+        centres_per_class: candidate centres kept per class.
 
     Item: ``(image float [3, tile, tile] in [0, 1], mask int64 [tile, tile])``.
     """
 
     def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray], tile: int,
-                 length: int, augment: A.Compose | None = None, seed: int = 0):
+                 length: int, augment: A.Compose | None = None, seed: int = 0,
+                 class_balanced: float = 0.0, centres_per_class: int = 20000):
         if tile % 32:
             raise DataError(None, f"tile {tile} must be a multiple of 32")
+        if not 0.0 <= class_balanced <= 1.0:
+            raise DataError(None, f"class_balanced {class_balanced} must lie in [0, 1]")
         self.images, self.masks, self.tile = list(images), list(masks), tile
         self.length, self.augment, self.seed = int(length), augment, seed
+        self.class_balanced = float(class_balanced)
         self.epoch = 0
         areas = np.array([m.shape[0] * m.shape[1] for m in self.masks], np.float64)
         self.image_p = areas / areas.sum()
+        self.centres = (self._class_centres(centres_per_class) if self.class_balanced > 0
+                        else {})
+
+    def _class_centres(self, per_class: int) -> dict[int, np.ndarray]:
+        """Per present class: ``[n, 3]`` rows ``(image, y, x)`` of up to ``per_class`` pixels."""
+        rng = np.random.default_rng((self.seed, 7919))
+        found: dict[int, list[np.ndarray]] = {}
+        for k, mask in enumerate(self.masks):
+            flat = mask.ravel()
+            order = np.argsort(flat, kind="stable")
+            values, starts = np.unique(flat[order], return_index=True)
+            ends = np.append(starts[1:], flat.size)
+            for value, a, b in zip(values.tolist(), starts, ends):
+                pick = order[a:b]
+                if pick.size > per_class:
+                    pick = rng.choice(pick, per_class, replace=False)
+                y, x = np.divmod(pick, mask.shape[1])
+                found.setdefault(value, []).append(
+                    np.stack([np.full_like(y, k), y, x], axis=1))
+        out = {}
+        for value, rows in sorted(found.items()):
+            rows = np.concatenate(rows)
+            if len(rows) > per_class:
+                rows = rows[rng.choice(len(rows), per_class, replace=False)]
+            out[value] = rows
+        return out
 
     def __len__(self) -> int:
         return self.length
@@ -198,10 +236,16 @@ class RandomCropDataset(Dataset):
     def crop_box(self, index: int) -> tuple[int, int, int]:
         """``(image index, y0, x0)`` of item ``index`` in the current ``epoch``."""
         rng = np.random.default_rng((self.seed, self.epoch, index))
-        k = int(rng.choice(len(self.images), p=self.image_p))
+        if self.centres and rng.random() < self.class_balanced:
+            rows = self.centres[list(self.centres)[int(rng.integers(len(self.centres)))]]
+            k, cy, cx = (int(v) for v in rows[int(rng.integers(len(rows)))])
+        else:
+            k = int(rng.choice(len(self.images), p=self.image_p))
+            cy = int(rng.integers(0, self.masks[k].shape[0]))
+            cx = int(rng.integers(0, self.masks[k].shape[1]))
         h, w = self.masks[k].shape
-        y = min(max(int(rng.integers(0, h)) - self.tile // 2, 0), h - self.tile)
-        x = min(max(int(rng.integers(0, w)) - self.tile // 2, 0), w - self.tile)
+        y = min(max(cy - self.tile // 2, 0), h - self.tile)
+        x = min(max(cx - self.tile // 2, 0), w - self.tile)
         return k, y, x
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -46,19 +46,21 @@ class MineralDataModule(L.LightningDataModule):
         frozen_epochs: epochs of stage 1.
         crops_per_epoch: ``None``: every fixed tile once per epoch (the paper's tiling);
             ``N``: ``N`` random crops per epoch (:class:`~.data.RandomCropDataset`).
+        class_balanced: fraction of the random crops centred on a uniformly drawn class.
         seed: seed of the hold-out split and the crop positions.
         workers: DataLoader workers.
     """
 
     def __init__(self, root: str | Path, num_classes: int, tile: int = 512, scale: float = 1.0,
                  holdout: float = 0.2, batch_size: int = 16, frozen_batch_size: int = 32,
-                 frozen_epochs: int = 0, crops_per_epoch: int | None = None, seed: int = 0,
-                 workers: int = 0):
+                 frozen_epochs: int = 0, crops_per_epoch: int | None = None,
+                 class_balanced: float = 0.0, seed: int = 0, workers: int = 0):
         super().__init__()
         self.root, self.num_classes, self.tile, self.scale = Path(root), num_classes, tile, scale
         self.holdout, self.seed, self.workers = holdout, seed, workers
         self.batch_size, self.frozen_batch_size = batch_size, frozen_batch_size
         self.frozen_epochs, self.crops_per_epoch = frozen_epochs, crops_per_epoch
+        self.class_balanced = class_balanced
         self.train_set: TileDataset | RandomCropDataset | None = None
         self.rank_set: TileDataset | None = None
         self.class_pixels: np.ndarray | None = None
@@ -71,7 +73,8 @@ class MineralDataModule(L.LightningDataModule):
         self.class_pixels = class_pixel_counts(masks, self.num_classes)
         if self.crops_per_epoch:
             self.train_set = RandomCropDataset(images, masks, self.tile, self.crops_per_epoch,
-                                               default_augment(), seed=self.seed)
+                                               default_augment(), seed=self.seed,
+                                               class_balanced=self.class_balanced)
         else:
             self.train_set = TileDataset(images, masks, self.tile, default_augment())
         self.rank_set = TileDataset(*load_scaled(rank, self.num_classes, self.scale, self.tile),

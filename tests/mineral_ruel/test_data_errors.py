@@ -74,6 +74,36 @@ def test_random_crops_are_aligned_reproducible_and_cover_the_images():
     assert abs(share - 64 * 96 / (64 * 96 + 40 * 32)) < 0.08
 
 
+
+def test_class_balanced_crops_reach_a_rare_class():
+    # A 4x4 patch of class 3 in two 128 px images (0.05 % of the pixels): few uniform 32 px
+    # crops contain it; centring half the crops on a uniformly drawn class (three classes
+    # present) puts it in at least a sixth of them, and every crop stays aligned.
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (128, 128, 3), dtype=np.uint8) for _ in range(2)]
+    masks = [np.zeros((128, 128), np.uint8) for _ in range(2)]
+    masks[0][:, 64:] = 1
+    masks[1][100:104, 20:24] = 3
+    masks[1][:40] = 1
+
+    def rare_share(crops):
+        hits = 0
+        for i in range(len(crops)):
+            k, y0, x0 = crops.crop_box(i)
+            hits += (masks[k][y0:y0 + 32, x0:x0 + 32] == 3).any()
+        return hits / len(crops)
+
+    uniform = RandomCropDataset(images, masks, tile=32, length=2000, seed=0)
+    balanced = RandomCropDataset(images, masks, tile=32, length=2000, seed=0,
+                                 class_balanced=0.5)
+    assert sorted(balanced.centres) == [0, 1, 3] and len(balanced.centres[3]) == 16
+    assert rare_share(uniform) < 0.07 and 0.17 < rare_share(balanced) < 0.25
+    _, mask = balanced[7]
+    k, y0, x0 = balanced.crop_box(7)
+    assert np.array_equal(mask.numpy(), masks[k][y0:y0 + 32, x0:x0 + 32])
+    with pytest.raises(DataError, match="class_balanced"):
+        RandomCropDataset(images, masks, tile=32, length=4, class_balanced=1.5)
+
 def test_class_list_comes_from_the_dataset(dataset):
     (dataset / "classes.txt").write_text("# name per line\nresin\nquartz\n\nore\n")
     assert resolve_classes(None, dataset) == ["resin", "quartz", "ore"]
