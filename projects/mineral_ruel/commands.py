@@ -63,6 +63,7 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
     d, t = cfg["data"], cfg["train"]
     datamodule = MineralDataModule(
         data, len(classes), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
+        holdout_max_class_share=d.get("holdout_max_class_share"),
         batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
         frozen_epochs=t["frozen_epochs"], crops_per_epoch=d.get("crops_per_epoch"),
         class_balanced=float(d.get("class_balanced", 0.0)), seed=int(cfg["seed"]),
@@ -141,13 +142,15 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
     if len({lr.name for lr in learners}) != len(learners):
         raise EnsemblabError("run folders must have distinct names")
     classes = check_compatible(learners)
-    splits = {(lr.cfg["data"]["holdout"], lr.cfg["seed"]) for lr in learners}
+    splits = {(lr.cfg["data"]["holdout"], lr.cfg["data"].get("holdout_max_class_share"),
+               lr.cfg["seed"]) for lr in learners}
     if len(splits) != 1:
         raise EnsemblabError("learners were trained with different hold-outs (data.holdout, "
-                             f"seed): {sorted(splits)}; ranking needs one shared hold-out")
+                             f"data.holdout_max_class_share, seed): {sorted(splits, key=str)}; "
+                             "ranking needs one shared hold-out")
     root = data or learners[0].cfg["data"]["root"]
-    fraction, seed = splits.pop()
-    _, rank_pairs = holdout_split(split_pairs(root, "train"), fraction, int(seed))
+    fraction, max_share, seed = splits.pop()
+    _, rank_pairs = holdout_split(split_pairs(root, "train"), fraction, int(seed), max_share)
     class_index = ruel.parse_rank_by(rank_by, classes)
     rank_images = list(labelled_images(rank_pairs, classes))
     ranked, scores, maps = ruel.rank_learners(learners, rank_images, class_index, len(classes))

@@ -52,20 +52,51 @@ def split_pairs(root: str | Path, split: str) -> list[Pair]:
     return sorted((Path(i), Path(m)) for i, m in pairs)
 
 
-def holdout_split(pairs: Sequence[Pair], fraction: float, seed: int = 0
-                  ) -> tuple[list[Pair], list[Pair]]:
+def holdout_split(pairs: Sequence[Pair], fraction: float, seed: int = 0,
+                  max_class_share: float | None = None) -> tuple[list[Pair], list[Pair]]:
     """Split whole images into (training, ranking) parts, deterministically.
 
     The ranking part selects checkpoints and ranks the RUEL learners, so the test split is never
     used for either (the authors ranked on their test set).
+
+    With ``max_class_share``, the split must leave every class in training: the first of the
+    seed's random draws that holds out at most that share of any class's pixels is taken (the
+    first draw is the plain split, so a split that already qualifies is unchanged); if none of
+    1000 draws qualifies, the one with the smallest largest share. On LumenStone a plain 5-image
+    draw can hold out 95 % of a mineral's pixels, and no learner then learns that mineral.
     """
     if not 0 < fraction < 1 or len(pairs) < 2:
         raise DataError(None, f"cannot hold out {fraction} of {len(pairs)} images for ranking")
-    order = np.random.default_rng(seed).permutation(len(pairs))
+    if max_class_share is not None and not 0 < max_class_share <= 1:
+        raise DataError(None, f"holdout_max_class_share {max_class_share} must lie in (0, 1]")
+    rng = np.random.default_rng(seed)
     n_rank = min(len(pairs) - 1, max(1, round(fraction * len(pairs))))
+    order = rng.permutation(len(pairs))
+    if max_class_share is not None:
+        counts = np.stack([mask_class_counts(m) for _, m in pairs])
+        total = np.maximum(counts.sum(0), 1)
+
+        def largest_share(draw: np.ndarray) -> float:
+            return float((counts[draw[:n_rank]].sum(0) / total).max())
+
+        best = order
+        for _ in range(1000):
+            if largest_share(order) <= max_class_share:
+                best = order
+                break
+            if largest_share(order) < largest_share(best):
+                best = order
+            order = rng.permutation(len(pairs))
+        order = best
     rank = sorted(pairs[i] for i in order[:n_rank])
     train = sorted(pairs[i] for i in order[n_rank:])
     return train, rank
+
+
+def mask_class_counts(path: Path, length: int = 256) -> np.ndarray:
+    """Pixels per label value ``0..length-1`` of a class-index PNG."""
+    mask = read_label_png(path)
+    return np.bincount(mask.ravel().astype(np.int64), minlength=length)[:length]
 
 
 def rescale(array: np.ndarray, scale: float, nearest: bool) -> np.ndarray:

@@ -41,6 +41,8 @@ class MineralDataModule(L.LightningDataModule):
         tile: tile (crop) side.
         scale: rescale factor before tiling.
         holdout: fraction of training images held out for checkpoint choice and RUEL ranking.
+        holdout_max_class_share: largest share of any class's pixels the hold-out may take
+            (:func:`~.data.holdout_split`); ``None``: any.
         batch_size: stage-2 batch size.
         frozen_batch_size: stage-1 batch size.
         frozen_epochs: epochs of stage 1.
@@ -52,12 +54,14 @@ class MineralDataModule(L.LightningDataModule):
     """
 
     def __init__(self, root: str | Path, num_classes: int, tile: int = 512, scale: float = 1.0,
-                 holdout: float = 0.2, batch_size: int = 16, frozen_batch_size: int = 32,
+                 holdout: float = 0.2, holdout_max_class_share: float | None = None,
+                 batch_size: int = 16, frozen_batch_size: int = 32,
                  frozen_epochs: int = 0, crops_per_epoch: int | None = None,
                  class_balanced: float = 0.0, seed: int = 0, workers: int = 0):
         super().__init__()
         self.root, self.num_classes, self.tile, self.scale = Path(root), num_classes, tile, scale
         self.holdout, self.seed, self.workers = holdout, seed, workers
+        self.holdout_max_class_share = holdout_max_class_share
         self.batch_size, self.frozen_batch_size = batch_size, frozen_batch_size
         self.frozen_epochs, self.crops_per_epoch = frozen_epochs, crops_per_epoch
         self.class_balanced = class_balanced
@@ -68,7 +72,8 @@ class MineralDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        train, rank = holdout_split(split_pairs(self.root, "train"), self.holdout, self.seed)
+        train, rank = holdout_split(split_pairs(self.root, "train"), self.holdout, self.seed,
+                                    self.holdout_max_class_share)
         images, masks = load_scaled(train, self.num_classes, self.scale, self.tile)
         self.class_pixels = class_pixel_counts(masks, self.num_classes)
         if self.crops_per_epoch:

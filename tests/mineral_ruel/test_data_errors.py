@@ -47,6 +47,34 @@ def test_pairs_holdout_and_tiles(dataset):
     assert 0 <= image.min() and image.max() <= 1  # learners normalise their own input
 
 
+
+def test_holdout_leaves_every_class_in_training(tmp_path):
+    # Ten masks; class 5 only in mask 7 and class 6 only in masks 2 and 3. A plain draw that
+    # holds out mask 7 (or both 2 and 3) takes a whole class away from the learners; with
+    # max_class_share=0.5 the split is redrawn, and a plain split that qualifies is kept as is.
+    pairs = []
+    for i in range(10):
+        mask = np.zeros((8, 8), np.uint8)
+        mask[:4] = 1
+        mask[6:, :2] = {7: 5, 2: 6, 3: 6}.get(i, 0)
+        Image.fromarray(mask).save(tmp_path / f"{i}.png")
+        pairs.append((tmp_path / f"{i}.jpg", tmp_path / f"{i}.png"))
+    def takes_a_class(rank):
+        names = {p[1].name for p in rank}
+        return "7.png" in names or {"2.png", "3.png"} <= names
+    plain = {seed: holdout_split(pairs, 0.2, seed) for seed in range(30)}
+    bad = [seed for seed, (_, rank) in plain.items() if takes_a_class(rank)]
+    good = [seed for seed in plain if seed not in bad]
+    assert bad and good
+    for seed in bad:
+        train, rank = holdout_split(pairs, 0.2, seed, max_class_share=0.5)
+        assert not takes_a_class(rank) and len(rank) == 2 and not set(rank) & set(train)
+        assert holdout_split(pairs, 0.2, seed, max_class_share=0.5) == (train, rank)
+    for seed in good:
+        assert holdout_split(pairs, 0.2, seed, max_class_share=0.5) == plain[seed]
+    with pytest.raises(DataError, match="holdout_max_class_share"):
+        holdout_split(pairs, 0.2, 0, max_class_share=0)
+
 def test_random_crops_are_aligned_reproducible_and_cover_the_images():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (64, 96, 3), dtype=np.uint8),
