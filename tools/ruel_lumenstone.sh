@@ -3,7 +3,8 @@
 # encoders) trained one after another, ranked on the hold-out of the training images, every
 # RUEL-n-PV/WV scored on the val images (Tables 5-7), and one full-resolution prediction timed.
 #
-#   tools/ruel_lumenstone.sh                     # seed 0: 5 learners of 11-13 min on one core
+#   tools/ruel_lumenstone.sh                     # seed 0: 5 learners of 11-31 min on one core
+#                                                # (AMD EPYC 11-13, Intel Xeon beside a job 25-31)
 #                                                # + ~8 min of RUEL scoring and prediction
 #   SEEDS="1 2" tools/ruel_lumenstone.sh         # the seeds variant: two more seeds, then
 #                                                # mean ± std over the seeds found in OUT
