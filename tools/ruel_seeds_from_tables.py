@@ -18,11 +18,12 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
+from ensemblab.projects.mineral_ruel.report import mean_std, seed_table, with_holdout_picks
 
 
-def read_table5(path: Path) -> tuple[dict[str, tuple[float, float]], str, str]:
-    """``({row: (F1, mIoU)}, top-ranked learner, chosen scheme)`` of one ``tables.md``."""
+def read_table5(path: Path) -> tuple[dict[str, dict[str, float]], str, str]:
+    """``({row: {"f1", "miou"} as fractions}, top-ranked learner, chosen scheme)`` of one
+    ``tables.md``, with the two hold-out rows of ``seeds`` added."""
     text = path.read_text()
     rank = re.search(r"Ranking: (\S+) \(", text)
     chosen = re.search(r"Scheme chosen on the hold-out: (\S+)\.", text)
@@ -32,27 +33,20 @@ def read_table5(path: Path) -> tuple[dict[str, tuple[float, float]], str, str]:
     for line in text.split("### Table 5")[1].split("###")[0].splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and re.fullmatch(r"[\d.]+", cells[1]):
-            rows[cells[0]] = (float(cells[1]), float(cells[3]))
-    rows["top-ranked learner (hold-out)"] = rows[rank.group(1)]
-    rows["chosen scheme (hold-out)"] = rows[chosen.group(1)]
-    return rows, rank.group(1), chosen.group(1)
+            rows[cells[0]] = {"f1": float(cells[1]) / 100, "miou": float(cells[3]) / 100}
+    return with_holdout_picks(rows, rank.group(1), chosen.group(1)), rank.group(1), chosen.group(1)
 
 
 def summary(paths: list[Path]) -> str:
     seeds = [read_table5(p) for p in paths]
-    names = [n for n in seeds[0][0] if all(n in rows for rows, *_ in seeds)]
+    table, gain = seed_table([rows for rows, *_ in seeds], ("f1", "miou"))
     lines = ["Top-ranked learner / chosen scheme per seed: " + "; ".join(
         f"{p.name}: {top} / {scheme}" for p, (_, top, scheme) in zip(paths, seeds)) + ".", "",
         "| model | F1 (%) | mIoU (%) |", "|---|---|---|"]
-    for n in names:
-        values = np.array([rows[n] for rows, *_ in seeds])
-        lines.append(f"| {n} | " + " | ".join(
-            f"{values[:, j].mean():.2f} ± {values[:, j].std(ddof=1):.2f}" for j in (0, 1)) + " |")
-    gain = np.array([rows["chosen scheme (hold-out)"][1] - rows["top-ranked learner (hold-out)"][1]
-                     for rows, *_ in seeds])
-    lines += ["", f"Chosen scheme minus top-ranked learner, mIoU: {gain.mean():+.2f} ± "
-              f"{gain.std(ddof=1):.2f} points (per seed: "
-              f"{', '.join(f'{g:+.2f}' for g in gain)})."]
+    for name, metrics in table.items():
+        lines.append(f"| {name} | {mean_std(metrics['f1'])} | {mean_std(metrics['miou'])} |")
+    lines += ["", f"Chosen scheme minus top-ranked learner, mIoU: {mean_std(gain, sign=True)} "
+              f"points (per seed: {', '.join(f'{100 * g:+.2f}' for g in gain)})."]
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from ensemblab.cli_common import ALL_ITEMS
 from ensemblab.data.images import list_pairs, read_image, read_label_png
 from ensemblab.data.tiling import extract_tiles, tile_boxes
 from ensemblab.errors import DataError
+from ensemblab.projects.mineral_ruel.classes import class_pixel_counts
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
@@ -73,30 +74,20 @@ def holdout_split(pairs: Sequence[Pair], fraction: float, seed: int = 0,
     n_rank = min(len(pairs) - 1, max(1, round(fraction * len(pairs))))
     order = rng.permutation(len(pairs))
     if max_class_share is not None:
-        counts = np.stack([mask_class_counts(m) for _, m in pairs])
+        counts = np.stack([class_pixel_counts([read_label_png(m)], 256) for _, m in pairs])
         total = np.maximum(counts.sum(0), 1)
-
-        def largest_share(draw: np.ndarray) -> float:
-            return float((counts[draw[:n_rank]].sum(0) / total).max())
-
-        best = order
+        best, best_share = order, np.inf
         for _ in range(1000):
-            if largest_share(order) <= max_class_share:
-                best = order
+            share = float((counts[order[:n_rank]].sum(0) / total).max())
+            if share < best_share:
+                best, best_share = order, share
+            if share <= max_class_share:
                 break
-            if largest_share(order) < largest_share(best):
-                best = order
             order = rng.permutation(len(pairs))
         order = best
     rank = sorted(pairs[i] for i in order[:n_rank])
     train = sorted(pairs[i] for i in order[n_rank:])
     return train, rank
-
-
-def mask_class_counts(path: Path, length: int = 256) -> np.ndarray:
-    """Pixels per label value ``0..length-1`` of a class-index PNG."""
-    mask = read_label_png(path)
-    return np.bincount(mask.ravel().astype(np.int64), minlength=length)[:length]
 
 
 def rescale(array: np.ndarray, scale: float, nearest: bool) -> np.ndarray:

@@ -90,9 +90,30 @@ def write_results(out_dir: str | Path, rows: dict[str, dict[str, Any]], classes:
     return out_dir / "tables.md"
 
 
-def _mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], sign: bool = False) -> str:
+    """``"mean ± std"`` in percent of fractions (sample std, ddof 1); ``sign``: ``+`` shown."""
     arr = 100 * np.asarray(values, np.float64)
-    return f"{arr.mean():.2f} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.2f}"
+    mean = f"{arr.mean():+.2f}" if sign else f"{arr.mean():.2f}"
+    return f"{mean} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.2f}"
+
+
+def with_holdout_picks(rows: dict[str, Any], top: str, chosen: str) -> dict[str, Any]:
+    """``rows`` plus the two rows of the honest protocol: the learner ranked first on the
+    hold-out (``top``) and the scheme chosen on it (``chosen``)."""
+    return {**rows, "top-ranked learner (hold-out)": rows[top],
+            "chosen scheme (hold-out)": rows[chosen]}
+
+
+def seed_table(per_seed: Sequence[dict[str, dict[str, float]]], metrics: Sequence[str]
+               ) -> tuple[dict[str, dict[str, list[float]]], list[float]]:
+    """``({row: {metric: [per-seed values]}}, paired mIoU gain per seed)`` of the rows present
+    in every seed (rows from :func:`with_holdout_picks`); the gain is the chosen scheme's mIoU
+    minus the top-ranked learner's."""
+    names = [n for n in per_seed[0] if all(n in rows for rows in per_seed)]
+    table = {n: {m: [rows[n][m] for rows in per_seed] for m in metrics} for n in names}
+    gain = [a - b for a, b in zip(table["chosen scheme (hold-out)"]["miou"],
+                                  table["top-ranked learner (hold-out)"]["miou"])]
+    return table, gain
 
 
 def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
@@ -115,22 +136,18 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
         manifest = json.loads((folder / "ensemble.json").read_text())
         rows = results["rows"]
         top = Path(manifest["members"][0]).name
-        rows = {**rows, "top-ranked learner (hold-out)": rows[top],
-                "chosen scheme (hold-out)": rows[manifest["chosen_scheme"]]}
+        rows = with_holdout_picks(rows, top, manifest["chosen_scheme"])
         per_seed.append((rows, top, manifest["chosen_scheme"], results["rank_label"]))
-    names = [n for n in per_seed[0][0] if all(n in rows for rows, *_ in per_seed)]
     metrics = ("f1", "rank_iou", "miou")
-    table = {n: {m: [rows[n][m] for rows, *_ in per_seed] for m in metrics} for n in names}
-    gain = [a - b for a, b in zip(table["chosen scheme (hold-out)"]["miou"],
-                                  table["top-ranked learner (hold-out)"]["miou"])]
+    table, gain = seed_table([rows for rows, *_ in per_seed], metrics)
     wins = sum(g > 0 for g in gain)
     sentence = (f"The scheme chosen on the hold-out beats the learner ranked first on the "
-                f"hold-out in {wins} of {len(gain)} seeds: mIoU gain {_mean_std(gain)} points "
+                f"hold-out in {wins} of {len(gain)} seeds: mIoU gain {mean_std(gain)} points "
                 f"(paired, per seed: {', '.join(f'{100 * g:+.2f}' for g in gain)}).")
     rank_label = per_seed[0][3]
     lines = [f"| model | F1 (%) | IoU {rank_label} (%) | mIoU (%) |", "|---|---|---|---|"]
-    for n in names:
-        lines.append(f"| {n} | " + " | ".join(_mean_std(table[n][m]) for m in metrics) + " |")
+    for n in table:
+        lines.append(f"| {n} | " + " | ".join(mean_std(table[n][m]) for m in metrics) + " |")
     picks = "; ".join(f"seed {i}: {top} / {scheme}" for i, (_, top, scheme, _) in
                       enumerate(per_seed))
     text = "\n\n".join([

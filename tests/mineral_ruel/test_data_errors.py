@@ -47,7 +47,6 @@ def test_pairs_holdout_and_tiles(dataset):
     assert 0 <= image.min() and image.max() <= 1  # learners normalise their own input
 
 
-
 def test_holdout_leaves_every_class_in_training(tmp_path):
     # Ten masks; class 5 only in mask 7 and class 6 only in masks 2 and 3. A plain draw that
     # holds out mask 7 (or both 2 and 3) takes a whole class away from the learners; with
@@ -59,9 +58,11 @@ def test_holdout_leaves_every_class_in_training(tmp_path):
         mask[6:, :2] = {7: 5, 2: 6, 3: 6}.get(i, 0)
         Image.fromarray(mask).save(tmp_path / f"{i}.png")
         pairs.append((tmp_path / f"{i}.jpg", tmp_path / f"{i}.png"))
+
     def takes_a_class(rank):
         names = {p[1].name for p in rank}
         return "7.png" in names or {"2.png", "3.png"} <= names
+
     plain = {seed: holdout_split(pairs, 0.2, seed) for seed in range(30)}
     bad = [seed for seed, (_, rank) in plain.items() if takes_a_class(rank)]
     good = [seed for seed in plain if seed not in bad]
@@ -74,6 +75,7 @@ def test_holdout_leaves_every_class_in_training(tmp_path):
         assert holdout_split(pairs, 0.2, seed, max_class_share=0.5) == plain[seed]
     with pytest.raises(DataError, match="holdout_max_class_share"):
         holdout_split(pairs, 0.2, 0, max_class_share=0)
+
 
 def test_random_crops_are_aligned_reproducible_and_cover_the_images():
     rng = np.random.default_rng(0)
@@ -100,7 +102,6 @@ def test_random_crops_are_aligned_reproducible_and_cover_the_images():
     assert all((s > 0).all() for s in seen)
     share = sum(crops.crop_box(i)[0] == 0 for i in range(len(crops))) / len(crops)
     assert abs(share - 64 * 96 / (64 * 96 + 40 * 32)) < 0.08
-
 
 
 def test_class_balanced_crops_reach_a_rare_class():
@@ -131,6 +132,7 @@ def test_class_balanced_crops_reach_a_rare_class():
     assert np.array_equal(mask.numpy(), masks[k][y0:y0 + 32, x0:x0 + 32])
     with pytest.raises(DataError, match="class_balanced"):
         RandomCropDataset(images, masks, tile=32, length=4, class_balanced=1.5)
+
 
 def test_class_list_comes_from_the_dataset(dataset):
     (dataset / "classes.txt").write_text("# name per line\nresin\nquartz\n\nore\n")
