@@ -2,7 +2,8 @@
 arguments.
 
 - :func:`train`: fit the configured model (default: the DNN ensemble on ``honest`` features) on
-  every row of the table -> ``RUN/model.pkl``, ``RUN/train_summary.json``.
+  every row of the table -> ``RUN/model.json`` + ``RUN/model.npz``, ``RUN/train_summary.json``.
+  The model files are data only (:mod:`ensemblab.tabular.persist`): loading them runs no code.
 - :func:`evaluate`: every configured model x protocol x feature set, fitted per split
   (:mod:`.evaluation`) -> ``RUN/metrics.json``, ``RUN/results.md``, ``RUN/confusion.png``.
 - :func:`predict`: a table without the label column -> ``OUT/predictions.csv`` (class and the
@@ -14,7 +15,6 @@ The models are small: they run on the CPU whatever ``--device`` says.
 from __future__ import annotations
 
 import json
-import pickle
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +26,7 @@ import torch
 from ensemblab.config import find_config, load_config
 from ensemblab.engine import open_run, prepare_run_dir, seed_everything
 from ensemblab.errors import DataError, EnsemblabError
-from ensemblab.io import atomic_path, write_csv, write_json
+from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.classification import macro_prf
 from ensemblab.projects.battery_crystal.evaluation import LEAK_CHECK_COLUMNS, run_evaluation
 from ensemblab.projects.battery_crystal.features import (
@@ -37,9 +37,13 @@ from ensemblab.projects.battery_crystal.features import (
 )
 from ensemblab.projects.battery_crystal.models import build_model
 from ensemblab.tabular.leakage import leakage_report
+from ensemblab.tabular.persist import arrays_path, load_model, save_model
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-MODEL_FILE = "model.pkl"
+MODEL_FILE = "model.json"  # its arrays: model.npz beside it
+# a pickled model in a run folder is never opened: the user is asked to train again
+PICKLED_MODEL_FILE = "model.pkl"
+RETRAIN = "ensemblab battery_crystal train --config CFG --data DATA --out RUN"
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -76,8 +80,8 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
           overrides: Sequence[str] = (), resume: bool = False) -> Path:
     """Fit the configured model on every row of the table; returns the run folder.
 
-    Writes ``RUN/model.pkl`` and ``RUN/train_summary.json`` (selected hyper-parameters, leakage
-    check).
+    Writes ``RUN/model.json`` + ``RUN/model.npz`` (:func:`ensemblab.tabular.persist.save_model`)
+    and ``RUN/train_summary.json`` (selected hyper-parameters, leakage check).
     """
     single_thread()
     cfg = load_config(resolve_config(config), list(overrides))
@@ -88,8 +92,8 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     start = time.perf_counter()
     model = build_model(cfg["model"], cfg["features"], cfg, seed=cfg["seed"])
     model.fit(df, _labels(df))
-    with atomic_path(run_dir / MODEL_FILE) as tmp, open(tmp, "wb") as fh:
-        pickle.dump(model, fh)
+    save_model(model, run_dir / MODEL_FILE)
+    (run_dir / PICKLED_MODEL_FILE).unlink(missing_ok=True)  # replaced by the files above
     leaks = leakage_report(df, LABEL, [c for c in LEAK_CHECK_COLUMNS if c in df.columns])
     summary = {"data": str(csv), "rows": len(df), "model": cfg["model"],
                "features": cfg["features"], "leaky_feature_set": cfg["features"]
@@ -106,16 +110,25 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     return run_dir
 
 
+def _check_model_files(run_dir: Path) -> bool:
+    """Whether the run holds a model; DataError for a pickled one (it is never unpickled)."""
+    if (run_dir / MODEL_FILE).is_file() or arrays_path(run_dir / MODEL_FILE).is_file():
+        return True
+    if (run_dir / PICKLED_MODEL_FILE).is_file():
+        raise DataError(run_dir / PICKLED_MODEL_FILE,
+                        "a pickled model from an earlier release is not loaded (unpickling can "
+                        f"run code); train the run again: {RETRAIN}")
+    return False
+
+
 def _load_model(run_dir: Path):
-    path = run_dir / MODEL_FILE
-    if not path.is_file():
+    """The run's fitted model from ``model.json`` + ``model.npz`` (no unpickling)."""
+    if not _check_model_files(run_dir):
         raise EnsemblabError(f"{run_dir}: no {MODEL_FILE}; run `battery_crystal train` first")
-    with open(path, "rb") as fh:  # our own run folder; never load a model.pkl you did not make
-        try:
-            return pickle.load(fh)
-        except Exception as exc:  # truncated or foreign pickles raise many kinds
-            raise DataError(path, f"not a readable model file ({type(exc).__name__}); "
-                                  "train the run again") from None
+    try:
+        return load_model(run_dir / MODEL_FILE)
+    except DataError as exc:
+        raise DataError(exc.path, f"{exc.problem}; train the run again: {RETRAIN}") from None
 
 
 def evaluate(run: str | Path, data: str | Path | None) -> dict[str, Any]:
@@ -123,15 +136,16 @@ def evaluate(run: str | Path, data: str | Path | None) -> dict[str, Any]:
     and the run's own model scored on ``data``; writes and returns ``RUN/metrics.json``."""
     single_thread()
     run_dir, cfg = open_run(run)
+    model = _load_model(run_dir) if _check_model_files(run_dir) else None
     csv = resolve_csv(data, cfg)
     df = load_table(csv)
     metrics = run_evaluation(df, cfg, run_dir, str(csv))
-    if (run_dir / MODEL_FILE).is_file():
-        pred = _load_model(run_dir).predict_proba(df).argmax(1)
+    if model is not None:
+        pred = model.predict_proba(df).argmax(1)
         fitted = macro_prf(_labels(df), pred, labels=list(range(len(CLASSES))))
         metrics["trained_model_on_data"] = {
-            "note": "the run's model.pkl scored on --data; if that is its training table this "
-                    "is a training-set score, not an estimate of generalisation",
+            "note": "the run's trained model scored on --data; if that is its training table "
+                    "this is a training-set score, not an estimate of generalisation",
             **{k: fitted[k] for k in ("macro_f1", "macro_precision", "macro_recall",
                                       "accuracy")}}
         write_json(run_dir / "metrics.json", metrics)

@@ -15,7 +15,8 @@ def test_train_evaluate_predict_on_synthetic(tmp_path, capsys):
     fast = ["dnn.max_epochs=120", "evaluate.models=[dnn,rf]", "evaluate.holdout_seeds=2"]
     assert main(["battery_crystal", "train", "--config", "cpu_quick", "--data", str(data),
                  "--out", str(run), *fast]) == 0
-    assert (run / "model.pkl").is_file() and (run / "config.yaml").is_file()
+    assert (run / "model.json").is_file() and (run / "model.npz").is_file()
+    assert (run / "config.yaml").is_file() and not (run / "model.pkl").exists()
     assert main(["battery_crystal", "evaluate", "--run", str(run), "--data", str(data)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["leaky_features"] == ["Spacegroup"]
