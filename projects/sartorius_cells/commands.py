@@ -8,6 +8,7 @@ that have not finished yet, then fits and scores the paper's three set-ups; ``su
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import time
@@ -23,11 +24,11 @@ from ensemblab.ensemble.submission import validate_submission, write_validated_s
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.sartorius_cells.data import (
+    image_reader,
     image_sizes_from_csv,
     image_sizes_from_folder,
     list_images,
     load_records,
-    read_gray_uint8,
     split_records,
 )
 from ensemblab.projects.sartorius_cells.detectron2 import commands as d2_commands
@@ -99,6 +100,7 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
     ``split``: ``val`` (the run's validation images), ``all`` (every image), or ``auto``
     (:func:`ensemblab.cli_common.resolve_split`): ``val`` on the dataset the run was trained on
     (its ``data.root``), ``all`` on any other, and on a run that did not record its dataset.
+    Images are read as the member's network takes them (:func:`.data.image_reader`).
     """
     _need(data, "evaluate")
     member = load_member(run, device, untrained=untrained)
@@ -108,6 +110,8 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
     records = load_records(data)
     if split == HELD_OUT_SPLIT:
         _, records = split_records(records, member.cfg["data"]["split"])
+    reader = image_reader(member.cfg["model"])
+    records = [dataclasses.replace(r, reader=reader) for r in records]
     print(scored_items_line(len(records), data, split), flush=True)
     metrics = member.kind.evaluate(member, records)
     metrics.update({"kind": member.kind.name, "split": split, "data": str(data),
@@ -121,18 +125,20 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
             n_overlays: int = 4, fmt: str = "kaggle") -> int:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
-    ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results."""
+    ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
+    Images are read as the member's network takes them (:func:`.data.image_reader`)."""
     member = load_member(run, device)
+    read = image_reader(member.cfg["model"])
     out = Path(out)
     if fmt == "coco":
         path = out / RESULTS_FILE
-        n = write_coco_results(path, ((image_id, member.raw(read_gray_uint8(image)))
+        n = write_coco_results(path, ((image_id, member.raw(read(image)))
                                       for image_id, image in list_images(input_dir)))
         print(f"{n} instances -> {path}")
         return 0
     rows, n_inst = [], 0
     for k, (image_id, path) in enumerate(list_images(input_dir)):
-        image = read_gray_uint8(path)
+        image = read(path)
         inst = member.instances(image)
         cell_type = image_cell_type(inst, member.classes)
         rles = instances_to_rles(inst)
@@ -168,8 +174,9 @@ def submit_run(run: str | Path, input_dir: str | Path, out: str | Path,
                device: str = "auto") -> int:
     """Predict every test image with one member and write a validated submission."""
     member = load_member(run, device)
+    read = image_reader(member.cfg["model"])
     images = list_images(input_dir)
-    rles = {image_id: instances_to_rles(member.instances(read_gray_uint8(path)))
+    rles = {image_id: instances_to_rles(member.instances(read(path)))
             for image_id, path in images}
     write_validated_submission(out, rles, [i for i, _ in images],
                                image_sizes_from_folder(input_dir))

@@ -9,10 +9,16 @@ Layouts (exact trees in ``datasets/README.md``), detected by :func:`load_records
 
 Folds are stratified by cell type and grouped by sample (frames of one sample never straddle
 train and validation), via scikit-learn's ``StratifiedGroupKFold``.
+
+Images reach a network the way it was trained to see them (:func:`image_reader`): native
+members were trained on grey cells and read grey; a detectron2-imported run reads colour, and
+its transform orders the channels as the checkpoint's ``INPUT.FORMAT`` says.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,14 +36,59 @@ from ensemblab.errors import ConfigError, DataError
 USIIGACI_TYPE = "usiigaci_phase"
 
 
-def read_gray_uint8(path: str | Path) -> np.ndarray:
-    """uint8[H, W] grayscale; uint16 images are scaled by their 0.5/99.5 percentiles."""
-    image = read_image(path, mode="gray")
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """uint8 as is; uint16 scaled by its 0.5/99.5 percentiles (over all channels together)."""
     if image.dtype != np.uint8:
         lo, hi = np.percentile(image, (0.5, 99.5))
         image = np.clip((image.astype(np.float32) - lo) / max(hi - lo, 1.0) * 255, 0, 255)
         image = image.astype(np.uint8)
     return image
+
+
+def read_gray_uint8(path: str | Path) -> np.ndarray:
+    """uint8[H, W] grayscale; uint16 images are scaled by their 0.5/99.5 percentiles."""
+    return _to_uint8(read_image(path, mode="gray"))
+
+
+def read_rgb_uint8(path: str | Path) -> np.ndarray:
+    """uint8[H, W, 3] RGB; a grey file becomes three equal channels (detectron2's
+    ``read_image``); uint16 images are scaled by their 0.5/99.5 percentiles."""
+    return _to_uint8(read_image(path, mode="rgb"))
+
+
+class ImageReader:
+    """Reads image files for one member, for the length of one command.
+
+    Args:
+        colour: ``False``: uint8 ``[H, W]`` grey; a colour file is converted to luma and the
+            first one prints a one-line note on stderr. ``True``: uint8 ``[H, W, 3]`` RGB
+            (:func:`read_rgb_uint8`); the network's transform puts the channels in its
+            checkpoint's order.
+    """
+
+    def __init__(self, colour: bool = False):
+        self.colour = colour
+        self.noted = False
+
+    def __call__(self, path: str | Path) -> np.ndarray:
+        """The image of ``path`` as the member's network takes it."""
+        if self.colour:
+            return read_rgb_uint8(path)
+        image = read_image(path)
+        if image.ndim == 2:
+            return _to_uint8(image)
+        if not self.noted:  # one line per command: a folder of photos would repeat it per file
+            print(f"note: {path} is a colour image; this member was trained on grey cells, so "
+                  "colour images are converted to grey (luma)", file=sys.stderr, flush=True)
+            self.noted = True
+        return read_gray_uint8(path)
+
+
+def image_reader(model_cfg: dict) -> ImageReader:
+    """The reader of a run's ``model`` section: colour for a detectron2-imported run (its
+    ``detectron2`` keys hold ``INPUT.FORMAT`` and the pixel mean / std the transform applies),
+    grey for a member trained on grey cells."""
+    return ImageReader(colour=bool(model_cfg.get("detectron2")))
 
 
 def list_images(folder: str | Path) -> list[tuple[str, Path]]:
@@ -84,6 +135,8 @@ class CellRecord:
         rles: Kaggle RLEs of the instances (Kaggle layout).
         idmap_path: instance-id PNG (folder layout).
         coco: ``(coco dict, COCO image id)`` (COCO layout).
+        reader: how :meth:`load_image` reads the file (default :func:`read_gray_uint8`), e.g.
+            the :func:`image_reader` of the member being evaluated.
     """
 
     image_id: str
@@ -95,11 +148,13 @@ class CellRecord:
     rles: list[str] = field(default_factory=list, repr=False)
     idmap_path: Path | None = None
     coco: tuple[dict, int] | None = field(default=None, repr=False)
+    reader: Callable[[Path], np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     def load_image(self) -> np.ndarray:
-        """uint8[H, W] grayscale; uint16 images are scaled by their 0.5/99.5 percentiles."""
-        image = read_gray_uint8(self.image_path)
-        if image.shape != (self.height, self.width):
+        """uint8[H, W] grayscale (or what ``reader`` returns, e.g. [H, W, 3] RGB); uint16
+        images are scaled by their 0.5/99.5 percentiles."""
+        image = (self.reader or read_gray_uint8)(self.image_path)
+        if image.shape[:2] != (self.height, self.width):
             raise DataError(self.image_path, f"image is {image.shape[1]}x{image.shape[0]}, "
                                              f"annotations say {self.width}x{self.height}")
         return image

@@ -1,4 +1,4 @@
-"""Overlay PNGs: instance outlines drawn on the grayscale image, coloured by score.
+"""Overlay PNGs: instance outlines drawn on the image (grey or RGB), coloured by score.
 
 Small images (the demo's 128 px crops) are enlarged by a whole factor before drawing, so the
 outlines stay one pixel thin on a picture at least ``min_side`` (384) pixels wide.
@@ -22,7 +22,7 @@ def outline_overlay(image: np.ndarray, inst: Instances, gt_idmap: np.ndarray | N
     """RGB overlay of predicted outlines (colour = score, viridis 0..1).
 
     Args:
-        image: uint8[H, W] grayscale.
+        image: uint8[H, W] grayscale or [H, W, 3] RGB.
         inst: post-processed (non-overlapping) instances of the image.
         gt_idmap: optional true id map; its outlines are drawn in red underneath.
         min_side: enlarge (nearest neighbour, whole factor k) until the longer side reaches it.
@@ -30,8 +30,9 @@ def outline_overlay(image: np.ndarray, inst: Instances, gt_idmap: np.ndarray | N
     Returns:
         uint8[k H, k W, 3].
     """
-    k = max(1, math.ceil(min_side / max(image.shape)))
-    rgb = np.repeat(_enlarge(image, k)[..., None], 3, axis=-1).astype(np.uint8)
+    k = max(1, math.ceil(min_side / max(image.shape[:2])))
+    rgb = _enlarge(image, k).astype(np.uint8)  # a copy: the outlines are drawn into it
+    rgb = rgb if rgb.ndim == 3 else np.repeat(rgb[..., None], 3, axis=-1)
     if gt_idmap is not None:
         rgb[_edges(_enlarge(gt_idmap, k))] = (230, 40, 40)
     idmap = _enlarge(instances_to_idmap(inst), k)

@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 from pycocotools import mask as coco_mask
 
 from ensemblab.cli import main
 from ensemblab.config import save_config
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.data import (
+    CellRecord,
+    ImageReader,
+    image_reader,
+    read_gray_uint8,
+)
 from ensemblab.projects.sartorius_cells.detectron2.checkpoint import (
     read_detectron2_weights,
     to_detectron2_state,
@@ -33,6 +40,10 @@ from ensemblab.projects.sartorius_cells.detectron2.model import (
     build_detectron2_maskrcnn,
     predict_detectron2,
     to_input,
+)
+from ensemblab.projects.sartorius_cells.detectron2.transform import (
+    resize_uint8,
+    resized_shape,
 )
 from ensemblab.projects.sartorius_cells.members.maskrcnn_model import build_maskrcnn
 from ensemblab.projects.sartorius_cells.structures import Instances
@@ -312,6 +323,79 @@ def test_coco_results_records(tmp_path):
     records = json.loads((tmp_path / "r.json").read_text())
     assert n == 2 and [r["image_id"] for r in records] == [42, "img_b"]
     assert records[0]["category_id"] == 2
+
+
+def test_runs_read_colour_in_their_checkpoints_channel_order(tmp_path, d2_files, capsys):
+    """A BGR and an RGB import read one colour file into swapped backbone channels; a grey
+    file becomes three equal channels; native members read grey and note a colour file once."""
+    config, weights, _ = d2_files
+    rgb_config = config.with_name("rgb.yaml")  # beside it: its _BASE_ path is relative
+    rgb_config.write_text(SMALL_CELLS.replace("INPUT:\n", "INPUT:\n  FORMAT: RGB\n").replace(
+        "MODEL:\n", "MODEL:\n  PIXEL_MEAN: [123.675, 116.28, 103.53]\n"))
+    photo = (np.random.default_rng(0).random((30, 41, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "photo.png")
+    Image.fromarray(photo[..., 1]).save(tmp_path / "grey.png")
+    batches = {}
+    for fmt, cfg_file in (("BGR", config), ("RGB", rgb_config)):
+        run = import_detectron2(weights, cfg_file, tmp_path / fmt, MEMBER_CFG, ["a", "b", "c"])
+        again = import_detectron2(*export_detectron2(run, tmp_path / f"{fmt}.pth"),
+                                  tmp_path / f"{fmt}_again", MEMBER_CFG, ["a", "b", "c"])
+        for folder in (run, again):  # the channel order survives export + import
+            model_cfg = yaml.safe_load((folder / "config.yaml").read_text())["model"]
+            assert model_cfg["detectron2"]["INPUT"]["FORMAT"] == fmt
+            read = image_reader(model_cfg)
+            model = detectron2_member(model_cfg, load_weights=False).eval()
+            assert np.array_equal(read(tmp_path / "photo.png"), photo)
+            record = CellRecord("photo", tmp_path / "photo.png", "x", "x", 30, 41, reader=read)
+            assert np.array_equal(record.load_image(), photo)  # what evaluate scores
+            grey = read(tmp_path / "grey.png")
+            assert grey.shape == (30, 41, 3) and (grey == photo[..., 1:2]).all()
+            with torch.no_grad():  # what the backbone receives
+                batch = [model.transform([to_input(read(tmp_path / name))])[0].tensors[0]
+                         for name in ("photo.png", "grey.png")]
+            assert all(torch.equal(a, b) for a, b in zip(batch, batches.get(fmt, batch)))
+            batches[fmt] = batch
+    mean = torch.tensor([103.53, 116.28, 123.675]).view(3, 1, 1)
+    h, w = resized_shape(30, 41, 96, 128)  # the small config's MIN/MAX_SIZE_TEST
+    resized = resize_uint8(np.ascontiguousarray(photo[..., ::-1]), h, w)
+    expected = torch.from_numpy(resized.transpose(2, 0, 1).astype(np.float32)) - mean
+    assert torch.equal(batches["BGR"][0][:, :h, :w], expected)  # channel 0 is blue
+    assert torch.equal(batches["RGB"][0], batches["BGR"][0].flip(0))
+    grey = batches["BGR"][1][:, :h, :w] + mean
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])
+    capsys.readouterr()
+    native = ImageReader()
+    assert np.array_equal(native(tmp_path / "grey.png"), photo[..., 1])
+    assert capsys.readouterr().err == ""
+    for _ in range(2):
+        assert np.array_equal(native(tmp_path / "photo.png"), read_gray_uint8(tmp_path /
+                                                                            "photo.png"))
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "photo.png is a colour image" in err
+
+
+def test_cli_predict_reads_colour_for_an_imported_run(tmp_path, d2_files):
+    config, weights, _ = d2_files
+    run = import_detectron2(weights, config, tmp_path / "run", MEMBER_CFG, ["a", "b", "c"])
+    photo = (np.random.default_rng(1).random((48, 64, 3)) * 255).astype(np.uint8)
+    (tmp_path / "images").mkdir()
+    Image.fromarray(photo).save(tmp_path / "images" / "7.png")
+    assert main(["sartorius_cells", "predict", "--run", str(run), "--input",
+                 str(tmp_path / "images"), "--out", str(tmp_path / "pred"), "--format",
+                 "coco", "--device", "cpu"]) == 0
+    records = json.loads((tmp_path / "pred" / "coco_instances_results.json").read_text())
+    model = detectron2_member(yaml.safe_load((run / "config.yaml").read_text())["model"],
+                              load_weights=False)
+    model.load_state_dict(run_state(run)[1])
+    expected = instances_to_coco(7, predict_detectron2(model, [photo])[0])
+    assert records and len(records) == len(expected)
+    assert np.allclose([r["bbox"] for r in records], [r["bbox"] for r in expected])
+    assert [r["segmentation"] for r in records] == [r["segmentation"] for r in expected]
+    assert main(["sartorius_cells", "predict", "--run", str(run), "--input",
+                 str(tmp_path / "images"), "--out", str(tmp_path / "kaggle"), "--device",
+                 "cpu"]) == 0
+    with Image.open(tmp_path / "kaggle" / "overlays" / "7.png") as overlay:  # drawn on colour
+        assert overlay.mode == "RGB" and overlay.size == (384, 288)
 
 
 @pytest.mark.slow  # ~65 s: one fine-tuning epoch of a ResNet-50 model on 2 CPU cores

@@ -5,6 +5,8 @@ computed for a deterministic R50-FPN Mask R-CNN on ``cells/usiigaci/images/set1/
 and ``make_weights.py``, which regenerates that exact checkpoint without detectron2. Every
 tolerance below is the README's "10x" column: ten times the largest deviation that float
 rounding alone produced when detectron2 itself was re-run in float64 or with other kernels.
+``reference_colour_800.npz`` holds the same model's output on a colour photo at 800/1333, read
+as BGR (the config's ``INPUT.FORMAT``); a grey or channel-reversed read matches none of it.
 """
 
 import json
@@ -18,12 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 from pycocotools import mask as coco_mask
 from torchvision.models.detection.rpn import concat_box_prediction_layers
 from torchvision.ops import box_iou
 
 from ensemblab.cli import main
+from ensemblab.projects.sartorius_cells.data import image_reader
 from ensemblab.projects.sartorius_cells.detectron2.checkpoint import (
     read_detectron2_weights,
     to_detectron2_state,
@@ -111,7 +115,10 @@ def reference_masks(arrays: dict) -> np.ndarray:
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float((a & b).sum() / max((a | b).sum(), 1))
+    """IoU of two bool masks; two empty masks agree (1.0): a 3 x 7 px box of the colour photo
+    has no pixel centre above 0.5 in detectron2's mask nor in ours."""
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 1.0
 
 
 def greedy_match(ref_boxes: np.ndarray, boxes: np.ndarray, ref_classes=None, classes=None
@@ -233,3 +240,53 @@ def test_cli_coco_results_match_detectron2(reference, tmp_path):
                                        "counts": records[o]["segmentation"]["counts"].encode()}
                                       ).astype(bool), ref_masks[r]) for r, o in pairs]
     assert np.mean(ious) > 0.99
+
+
+@pytest.mark.slow  # ~18 s on one thread: import, and an 800 x 1067 forward of the R50-FPN
+def test_cli_coco_results_on_a_colour_photo_match_detectron2(reference, tmp_path):
+    """import-detectron2 + predict --format coco read the photo in the checkpoint's BGR order."""
+    path, _, _, config = reference
+    ref = reference_dir()
+    with np.load(ref / "reference_colour_800.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    meta = json.loads((ref / "reference_colour_800.json").read_text())
+    text = config.read_text()
+    sizes = text.replace("MAX_SIZE_TEST: 533", "MAX_SIZE_TEST: 1333").replace(
+        "MIN_SIZE_TEST: 320", "MIN_SIZE_TEST: 800")
+    assert sizes.count("_SIZE_TEST: ") == 2 and "1333" in sizes and "800" in sizes
+    config_800 = tmp_path / "config_800.yaml"
+    config_800.write_text(sizes)
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copy(real_data(meta["image"]), images / "photo.jpg")
+    run = tmp_path / "run"
+    assert main(["sartorius_cells", "import-detectron2", "--weights", str(path), "--d2-config",
+                 str(config_800), "--out", str(run)]) == 0
+    model_cfg = yaml.safe_load((run / "config.yaml").read_text())["model"]
+    assert model_cfg["detectron2"]["INPUT"]["FORMAT"] == meta["input_format"] == "BGR"
+    colour = image_reader(model_cfg)(images / "photo.jpg")  # RGB; the transform flips it
+    assert np.array_equal(colour[..., ::-1], arrays["input.original_bgr_uint8"])
+    start = time.perf_counter()
+    assert main(["sartorius_cells", "predict", "--run", str(run), "--input", str(images),
+                 "--out", str(tmp_path / "pred"), "--format", "coco", "--device", "cpu"]) == 0
+    seconds = time.perf_counter() - start
+    records = json.loads((tmp_path / "pred" / "coco_instances_results.json").read_text())
+    boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (r["bbox"] for r in records)],
+                     np.float32).reshape(-1, 4)
+    classes = np.array([r["category_id"] for r in records]) - 1
+    ref_boxes = arrays["final.boxes"]
+    pairs = np.array(greedy_match(ref_boxes, boxes, arrays["final.classes"], classes))
+    matched = len(pairs) / len(ref_boxes)
+    scores = np.array([r["score"] for r in records])
+    score_error = float(np.abs(scores[pairs[:, 1]] - arrays["final.scores"][pairs[:, 0]]).max())
+    ref_masks = reference_masks(arrays)
+    mask_ious = [mask_iou(coco_mask.decode({"size": records[o]["segmentation"]["size"],
+                                            "counts": records[o]["segmentation"]["counts"]
+                                            .encode()}).astype(bool), ref_masks[r])
+                 for r, o in pairs]
+    print(f"colour photo: {len(records)} instances, {matched:.4f} of detectron2's matched, "
+          f"max score error {score_error:.2e}, mean mask IoU {np.mean(mask_ious):.4f}, "
+          f"smallest {np.min(mask_ious):.4f}, predict {seconds:.1f} s")
+    assert matched >= 0.95
+    assert score_error < 0.01
+    assert np.mean(mask_ious) >= 0.95

@@ -276,7 +276,8 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
 
     Args:
         model: a Mask R-CNN from :func:`build_maskrcnn`.
-        images: uint8[H_i, W_i] grayscale images of any size.
+        images: uint8[H_i, W_i] grayscale images of any size (a detectron2-imported model
+            also takes [H_i, W_i, 3] RGB, as :func:`..data.image_reader` reads for it).
         image_size: the longer side the model was trained at.
         device: where to run; AMP (fp16 autocast) is used on CUDA.
         chunk: detections per mask-head call (bounds the activations on dense images).
