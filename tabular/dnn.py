@@ -15,9 +15,7 @@ as M separate fits, at about the cost of one.
 
 from __future__ import annotations
 
-import logging
 import math
-import warnings
 from collections.abc import Sequence
 
 import lightning as L
@@ -26,9 +24,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
 
-# "GPU available: False" and tips, printed by every Trainer: noise for hundreds of small fits.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+from ensemblab.engine.trainer import quiet_lightning
 
 
 class MemberMLP(nn.Module):
@@ -192,12 +188,13 @@ def fit_members(module: MemberMLPModule, batch: tuple, max_epochs: int = 300,
     model summary (each of those costs more than an epoch of this model). The whole table is
     one batch (:class:`FullBatch`).
     """
-    trainer = L.Trainer(
-        max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
-        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        num_sanity_val_steps=0, check_val_every_n_epoch=val_every,
-        callbacks=[EarlyStopping("val_loss", patience=patience, mode="min")],
-    )
-    loader = FullBatch(batch)
-    trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
+    with quiet_lightning():
+        trainer = L.Trainer(
+            max_epochs=max_epochs, accelerator="cpu", devices=1, logger=False,
+            enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+            num_sanity_val_steps=0, check_val_every_n_epoch=val_every,
+            callbacks=[EarlyStopping("val_loss", patience=patience, mode="min")],
+        )
+        loader = FullBatch(batch)
+        trainer.fit(module, train_dataloaders=loader, val_dataloaders=loader)
     return module

@@ -67,7 +67,7 @@ def measure(name: str, size: int, repeats: int) -> dict:
 
 def bf16_accuracy(names: list[str]) -> list[dict]:
     """fp32 vs bf16 classifier agreement on real photos (or noise without the data)."""
-    from ensemblab.backbones.cli import load_photo
+    from ensemblab.backbones.check import load_photo
 
     root = os.environ.get("ENSEMBLAB_DATA")
     photos = sorted(Path(root, "vl/flickr8k/images").glob("*.jpg"))[:40] if root else []

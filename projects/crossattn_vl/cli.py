@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from ensemblab.cli_common import (
+    add_device_args,
     add_evaluate_args,
     add_predict_args,
     add_split_arg,
@@ -83,7 +84,7 @@ def register(subparsers) -> None:
     ablate.add_argument("--config", required=True, help="base config (file or name)")
     ablate.add_argument("--data", required=True, help="dataset folder")
     ablate.add_argument("--out", required=True, help="folder for the variant runs + table")
-    ablate.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_device_args(ablate, "auto | cpu | cuda")
     ablate.add_argument("--variants", type=_names, default=None,
                         help="comma-separated variants (default: full,no_cross_attention,"
                              "no_cbam,visual_only,text_only)")

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-import torch
 from lightning.pytorch.callbacks import EarlyStopping
 from torch.utils.data import DataLoader
 
@@ -62,6 +61,7 @@ from ensemblab.projects.crossattn_vl.features import (
 from ensemblab.projects.crossattn_vl.model import VLModule
 from ensemblab.projects.crossattn_vl.overlays import attention_overlay
 from ensemblab.projects.crossattn_vl.readers import VLData, load_vl_data
+from ensemblab.threads import loader_workers, set_threads
 
 # A frozen trunk is kept in eval mode on purpose (BatchNorm statistics stay fixed).
 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
@@ -116,10 +116,8 @@ def prepare_inputs(cfg: dict, module: VLModule, data: VLData, text_tok: TextToke
 
 
 def _set_threads(cfg: dict) -> None:
-    """``train.threads`` CPU threads (0: torch's default). One thread per process is much
-    faster on a shared machine: OpenMP threads spin-wait on each other when cores are busy."""
-    if cfg["train"]["threads"]:
-        torch.set_num_threads(int(cfg["train"]["threads"]))
+    """``train.threads`` CPU threads unless ``--threads`` was given (:mod:`ensemblab.threads`)."""
+    set_threads(configured=cfg["train"]["threads"])
 
 
 def _evalset(cfg, data: VLData, keys, store, text, decoder, answers) -> inference.EvalSet:
@@ -156,7 +154,7 @@ def train_run(cfg: dict, data_dir, out, device: str = "auto", resume: bool = Fal
     loaders = [DataLoader(VLTrainDataset(data, splits[s], store, answers, cfg["seed"],
                                          per_image and s == "train", random_view=s == "train"),
                           batch_size=t["batch_size"], shuffle=s == "train", collate_fn=collate,
-                          num_workers=t["num_workers"]) for s in ("train", "val")]
+                          num_workers=loader_workers(t["num_workers"])) for s in ("train", "val")]
     module.val_scores = partial(
         inference.validation_scores,
         evalset=_evalset(cfg, data, splits["val"], store, text, decoder, answers),

@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 
 from ensemblab.cli_common import (
+    add_device_args,
     add_evaluate_args,
     add_predict_args,
     add_split_arg,
@@ -122,7 +123,7 @@ def register(subparsers) -> None:
     p.add_argument("--config", required=True, help="YAML config (file or name in configs/)")
     p.add_argument("--data", required=False, help="dataset folder")
     p.add_argument("--out", required=True, help="search folder (trials, plot, best config)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(p)
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="config overrides for every trial, e.g. train.epochs=3")
     p.add_argument("--space", choices=("fre", "supervision"), default="fre")
@@ -149,7 +150,7 @@ def register(subparsers) -> None:
     p.add_argument("--runs-b", required=True, help="folder of variant B's seed runs (seed*/)")
     p.add_argument("--out", required=True, help="folder for compare.json and compare.md")
     p.add_argument("--data", required=False, help="dataset folder (default: the runs' own)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(p)
     add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)
     p.add_argument("--confidence", type=float, default=0.95, help="interval level")
     p.set_defaults(func=_compare)

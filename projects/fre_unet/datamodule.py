@@ -30,6 +30,7 @@ from ensemblab.projects.fre_unet.data import (
     resolve_label_map,
     split_slices,
 )
+from ensemblab.threads import loader_workers
 
 DEFAULT_SPLIT = {"train": "0-11", "val": "12-15", "test": "16-19"}
 
@@ -161,7 +162,7 @@ class EMTileData(L.LightningDataModule):
                 raise DataError(self.root, f"data.split has no {name!r} part")
             dataset = self.tiles[name]
         return DataLoader(dataset, batch_size=int(self.cfg.get("batch_size", 8)),
-                          shuffle=shuffle, num_workers=int(self.cfg.get("workers", 0)))
+                          shuffle=shuffle, num_workers=loader_workers(self.cfg["workers"]))
 
     def _every_tile(self) -> TileDataset:
         """The grid tiles of every slice, whatever ``data.split`` says: a folder the run was not

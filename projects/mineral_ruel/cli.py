@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ensemblab.cli_common import (
+    add_device_args,
     add_evaluate_args,
     add_predict_args,
     add_split_arg,
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--data", help="dataset folder (default: the learners' data.root)")
     p.add_argument("--out", required=True, help="output folder (ensemble.json, tables.md)")
     p.add_argument("--test-split", default="val", help="test split (default: val)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(p)
     p.set_defaults(func=_ensemble)
 
     p = verbs.add_parser("seeds", help="mean ± std over seeds of several ensemble folders")

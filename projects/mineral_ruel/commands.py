@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from ensemblab.backbones import lightning_precision
 from ensemblab.cli_common import resolve_split, scored_items_line
@@ -39,6 +38,7 @@ from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible,
 from ensemblab.projects.mineral_ruel.module import MineralDataModule
 from ensemblab.projects.mineral_ruel.report import summarise, write_results
 from ensemblab.projects.mineral_ruel.visual import overlay
+from ensemblab.threads import set_threads
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -58,8 +58,7 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
     cfg["data"]["root"] = str(data)
     cfg["data"]["classes"] = classes = resolve_classes(cfg["data"]["classes"], data)
     seed_everything(int(cfg["seed"]))
-    if cfg["train"].get("threads"):
-        torch.set_num_threads(int(cfg["train"]["threads"]))
+    set_threads(configured=cfg["train"]["threads"])
     d, t = cfg["data"], cfg["train"]
     datamodule = MineralDataModule(
         data, len(classes), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],

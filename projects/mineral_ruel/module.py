@@ -30,6 +30,7 @@ from ensemblab.projects.mineral_ruel.data import (
 )
 from ensemblab.projects.mineral_ruel.losses import build_loss
 from ensemblab.projects.mineral_ruel.models import build_model
+from ensemblab.threads import loader_workers
 
 
 class MineralDataModule(L.LightningDataModule):
@@ -103,10 +104,12 @@ class MineralDataModule(L.LightningDataModule):
         if isinstance(self.train_set, RandomCropDataset):
             self.train_set.epoch = epoch
         return DataLoader(self.train_set, batch_size=self.batch_size_at(epoch), shuffle=True,
-                          num_workers=self.workers, drop_last=self._drop_last(epoch))
+                          num_workers=loader_workers(self.workers),
+                          drop_last=self._drop_last(epoch))
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(self.rank_set, batch_size=self.batch_size, num_workers=self.workers)
+        return DataLoader(self.rank_set, batch_size=self.batch_size,
+                          num_workers=loader_workers(self.workers))
 
 
 def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float:

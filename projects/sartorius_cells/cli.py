@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ensemblab.cli_common import (
+    add_device_args,
     add_evaluate_args,
     add_predict_args,
     add_split_arg,
@@ -132,7 +133,7 @@ def register(subparsers) -> None:
     images.add_argument("--input", help="folder of test images (the flag predict takes)")
     images.add_argument("--images", dest="input", help=argparse.SUPPRESS)  # hidden alias of --input
     p.add_argument("--out", required=True, help="submission CSV to write")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(p)
     p.set_defaults(func=_submit)
 
     p = verbs.add_parser("validate-submission", help="check a submission against image sizes")
@@ -148,5 +149,5 @@ def register(subparsers) -> None:
                    help="ensemble manifest (a file or a name in configs/ensembles/)")
     p.add_argument("--data", help="dataset folder (the members' split is used)")
     p.add_argument("--out", required=True, help="output folder (scores, fitted manifest)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(p)
     p.set_defaults(func=_ensemble)

@@ -26,9 +26,10 @@ import traceback
 from pathlib import Path
 
 from ensemblab import __version__
-from ensemblab.cli_common import add_common_verbs
+from ensemblab.cli_common import add_common_verbs, add_device_args
 from ensemblab.errors import EnsemblabError
 from ensemblab.installed_projects import installed_projects
+from ensemblab.threads import apply_threads_flag, set_threads
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,9 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     projects = installed_projects()
     demo.add_argument("--only", nargs="*", default=None, choices=tuple(projects),
                       help="run only these projects")
-    demo.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_device_args(demo, "auto | cpu | cuda")
     demo.set_defaults(func=_run_demo)
-    from ensemblab.backbones.cli import register as register_weights
+    from ensemblab.cli_weights import register as register_weights
 
     register_weights(sub)
     for name, entry in projects.items():
@@ -74,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    apply_threads_flag(getattr(args, "threads", None))
+    if hasattr(args, "threads"):
+        set_threads(args.threads)
     out = Path(args.out) if getattr(args, "out", None) else None
     out_existed = out is not None and out.exists()
     try:

@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ensemblab.threads import add_threads_arg
+
 HELD_OUT_SPLIT = "val"
 ALL_ITEMS = "all"
 AUTO_SPLIT = "auto"
+
+
+def add_device_args(parser: argparse.ArgumentParser, choices: str = "auto | cpu | cuda | cuda:N"
+                    ) -> None:
+    """``--device D --threads N``: where the verb runs, and how many CPU threads it uses."""
+    parser.add_argument("--device", default="auto", help=choices)
+    add_threads_arg(parser)
 
 
 def add_train_args(parser: argparse.ArgumentParser, config_required: bool = True) -> None:
@@ -22,7 +31,7 @@ def add_train_args(parser: argparse.ArgumentParser, config_required: bool = True
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved config with its comments and exit")
     parser.set_defaults(out_required=True)
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(parser)
     parser.add_argument("--resume", action="store_true",
                         help="continue from RUN/checkpoints/last.ckpt")
     parser.add_argument("overrides", nargs="*", default=[], metavar="key=value",
@@ -33,7 +42,7 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
     """``--run RUN --data DIR [--device D]``; writes RUN/metrics.json."""
     parser.add_argument("--run", required=True, help="run folder of a trained model")
     parser.add_argument("--data", required=False, help="dataset folder")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(parser)
 
 
 def add_split_arg(parser: argparse.ArgumentParser,
@@ -103,7 +112,7 @@ def add_predict_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder of a trained model")
     parser.add_argument("--input", required=True, help="input images / file")
     parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    add_device_args(parser)
 
 
 def add_common_verbs(project_parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from ensemblab.backbones import (
     create_encoder,
     fpn_backbone,
 )
-from ensemblab.backbones.cli import load_photo, top5
+from ensemblab.backbones.check import load_photo, top5
 from ensemblab.backbones.keymap import lukemelas_to_timm
 from ensemblab.backbones.loading import read_state_dict
 from ensemblab.cli import main

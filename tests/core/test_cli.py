@@ -128,3 +128,18 @@ def test_config_typo_on_the_command_line_names_key_and_file(tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "unknown key 'sed'" in err and "cpu_quick.yaml" in err and "closest: seed" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_building_every_parser_imports_no_torch():
+    code = (
+        "import sys\n"
+        "from ensemblab.cli import build_parser\n"
+        "parser = build_parser()\n"
+        "for action in parser._subparsers._group_actions:\n"
+        "    for sub in action.choices.values():\n"
+        "        sub.format_help()\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'lightning', 'numpy'})\n"
+        "print(','.join(heavy))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""

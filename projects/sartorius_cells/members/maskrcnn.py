@@ -51,6 +51,7 @@ from ensemblab.projects.sartorius_cells.postprocess import (
     tune_params,
 )
 from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
+from ensemblab.threads import loader_workers
 
 PARAMS_FILE = "postprocess.json"
 MODEL_KEYS = ("backbone", "pretrained", "trainable_stages", "v2_heads", "image_size",
@@ -138,7 +139,7 @@ def _loader(records, cfg, train: bool) -> torch.utils.data.DataLoader:
         ds = torch.utils.data.ConcatDataset([ds] * int(tcfg["repeats"]))
     return torch.utils.data.DataLoader(ds, batch_size=int(tcfg["batch_size"]) if train else 1,
                                        shuffle=train, collate_fn=collate,
-                                       num_workers=int(tcfg.get("num_workers", 0)))
+                                       num_workers=loader_workers(tcfg["num_workers"]))
 
 
 class LoadedMaskRCNN(LoadedMember):

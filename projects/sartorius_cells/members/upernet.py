@@ -45,6 +45,7 @@ from ensemblab.projects.sartorius_cells.members.upernet_model import (
 )
 from ensemblab.projects.sartorius_cells.postprocess import remove_overlaps
 from ensemblab.projects.sartorius_cells.structures import Instances, masks_to_boxes
+from ensemblab.threads import loader_workers
 
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -148,7 +149,7 @@ class UperNetMember(MemberKind):
             num_samples=int(tcfg.get("samples_per_epoch") or len(train_ds)))
         loader = torch.utils.data.DataLoader(train_ds, batch_size=int(tcfg["batch_size"]),
                                              sampler=sampler,
-                                             num_workers=int(tcfg["num_workers"]))
+                                             num_workers=loader_workers(tcfg["num_workers"]))
         val_loader = torch.utils.data.DataLoader(val_ds, batch_size=val_bs)
         module = UperNetLitModule(self.mode, cfg["model"], tcfg)
         trainer = member_trainer(run_dir, cfg, device, monitor="val/iou",

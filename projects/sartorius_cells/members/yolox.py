@@ -42,6 +42,7 @@ from ensemblab.projects.sartorius_cells.members.yolox_model import (
     predict_boxes,
     yolox_param_groups,
 )
+from ensemblab.threads import loader_workers
 
 
 class YoloxLitModule(L.LightningModule):
@@ -195,7 +196,7 @@ class YoloxMember(MemberKind):
             dataset, replacement=True, num_samples=len(dataset) * int(tcfg.get("repeats", 1)))
         loader = torch.utils.data.DataLoader(dataset, batch_size=int(tcfg["batch_size"]),
                                              sampler=sampler,
-                                             num_workers=int(tcfg["num_workers"]))
+                                             num_workers=loader_workers(tcfg["num_workers"]))
         val_loader = torch.utils.data.DataLoader(samples_from_records(val, labels),
                                                  batch_size=4, collate_fn=val_collate)
         module = YoloxLitModule(_model_cfg(cfg), tcfg, cfg["predict"],

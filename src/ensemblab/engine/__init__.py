@@ -25,10 +25,10 @@ from ensemblab.engine.runs import (
     seed_everything,
     select_device,
 )
-from ensemblab.engine.trainer import build_trainer, fit
+from ensemblab.engine.trainer import build_trainer, fit, quiet_lightning
 
 __all__ = [
     "best_checkpoint", "build_trainer", "fit", "lightning_accelerator", "load_checkpoint",
     "load_run_weights", "load_weights", "open_run", "plot_curves", "prepare_run_dir",
-    "run_state_dict", "seed_everything", "select_device",
+    "quiet_lightning", "run_state_dict", "seed_everything", "select_device",
 ]

@@ -9,9 +9,11 @@ logged curves after fitting.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,33 @@ from ensemblab.engine.runs import lightning_accelerator
 warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=".*log_every_n_steps.*")
 warnings.filterwarnings("ignore", message=".*TensorBoard.*")
+
+# Lightning's info lines (accelerator availability, litlogger/litmodels tips) go through these
+# loggers; errors and warnings still show.
+_LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
+                           "lightning.fabric.utilities.rank_zero")
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Hide Lightning's info banners and tips for the calls inside, nothing else.
+
+    ``GPU available: ... / TPU available: ... / 💡 Tip: ...`` is printed by every Trainer that
+    is built and fitted; a demo builds a dozen. Lightning's use of torch's deprecated pytree
+    ``LeafSpec`` check warns once per fit; it is hidden too. Other warnings still show.
+    """
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_INFO_LOGGERS]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec.*")
+            warnings.filterwarnings("ignore", message=r".*_pytree.*deprecated.*")
+            yield
+    finally:
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
 
 
 def build_trainer(
@@ -83,22 +112,23 @@ def build_trainer(
     if progress_bar:
         cbs.append(TQDMProgressBar(refresh_rate=max(1, log_every_n_steps)))
     cbs.extend(callbacks)
-    return L.Trainer(
-        default_root_dir=run_dir,
-        max_epochs=max_epochs,
-        accelerator=accelerator,
-        devices=devices if devices is not None else implied,
-        num_nodes=num_nodes,
-        strategy=strategy,
-        precision=precision,
-        logger=CSVLogger(run_dir, name="logs", version=""),
-        callbacks=cbs,
-        log_every_n_steps=log_every_n_steps,
-        gradient_clip_val=gradient_clip_val,
-        enable_progress_bar=progress_bar,
-        enable_model_summary=False,
-        **trainer_kwargs,
-    )
+    with quiet_lightning():
+        return L.Trainer(
+            default_root_dir=run_dir,
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices if devices is not None else implied,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            precision=precision,
+            logger=CSVLogger(run_dir, name="logs", version=""),
+            callbacks=cbs,
+            log_every_n_steps=log_every_n_steps,
+            gradient_clip_val=gradient_clip_val,
+            enable_progress_bar=progress_bar,
+            enable_model_summary=False,
+            **trainer_kwargs,
+        )
 
 
 def _distributed_from_env(devices, strategy: str, num_nodes: int):
@@ -147,8 +177,10 @@ def fit(
     if resume:
         last = Path(trainer.default_root_dir) / "checkpoints" / "last.ckpt"
         ckpt_path = str(last) if last.is_file() else None
-    trainer.fit(module, train_dataloaders=train_dataloaders, val_dataloaders=val_dataloaders,
-                datamodule=datamodule, ckpt_path=ckpt_path)
+    with quiet_lightning():
+        trainer.fit(module, train_dataloaders=train_dataloaders,
+                    val_dataloaders=val_dataloaders, datamodule=datamodule, ckpt_path=ckpt_path,
+                    weights_only=True)  # a checkpoint to resume from never runs code
     if trainer.is_global_zero:
         return plot_curves(trainer.default_root_dir)
     return None

@@ -1,4 +1,4 @@
-"""``ensemblab weights``: which encoders have weights here, and a check that they are real.
+"""What ``ensemblab weights`` runs: the encoders with weights here, and a check they are real.
 
 ``ensemblab weights`` lists every registered encoder with its weight file, size, sha256 and
 licence. ``ensemblab weights check PHOTO...`` runs each packaged ImageNet classifier on the
@@ -19,18 +19,6 @@ from ensemblab.backbones.specs import ENCODERS, EncoderSpec, sha256_of
 from ensemblab.errors import DataError
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``weights`` command to the top-level parser."""
-    p = sub.add_parser("weights", help="list image encoders and their offline weights")
-    p.set_defaults(func=_list)
-    verbs = p.add_subparsers(dest="weights_verb", metavar="VERB")
-    check = verbs.add_parser("check", help="top-5 ImageNet classes of photos, per encoder")
-    check.add_argument("images", nargs="+", help="photo files (JPEG/PNG)")
-    check.add_argument("--encoders", nargs="*", default=None,
-                       help="encoders to run (default: every one with packaged weights)")
-    check.set_defaults(func=_check)
-
-
 def weight_rows() -> list[dict[str, str]]:
     """One row per registered encoder: name, present, file, size, sha256, licence."""
     rows = []
@@ -47,7 +35,8 @@ def weight_rows() -> list[dict[str, str]]:
     return rows
 
 
-def _list(args: argparse.Namespace) -> int:
+def list_weights(args: argparse.Namespace) -> int:
+    """Print one line per registered encoder (``ensemblab weights``)."""
     rows = weight_rows()
     for row in rows:
         print(f"{row['encoder']:<18} {row['weights']:<10} {row['size']:>9}  "
@@ -93,7 +82,8 @@ def top5(spec_name: str, photos: list[str]) -> list[list[tuple[str, float]]]:
     return out
 
 
-def _check(args: argparse.Namespace) -> int:
+def check_photos(args: argparse.Namespace) -> int:
+    """Print the top-5 classes of each photo per encoder (``ensemblab weights check``)."""
     names = args.encoders or [n for n, s in ENCODERS.items() if _has_weights(s)]
     for photo in args.images:  # fail on a bad photo before any model is built
         load_photo(photo, 8)
