@@ -24,8 +24,10 @@ kinds its project registers, e.g. ``load_manifest(path, kinds=MEMBERS.names())``
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from numbers import Real
 from pathlib import Path
 
 import yaml
@@ -95,6 +97,8 @@ class Manifest:
             self.kinds = tuple(self.kinds)
         if self.setup not in SETUPS:
             raise ConfigError(f"manifest setup must be one of {SETUPS}, got {self.setup!r}")
+        for i, m in enumerate(self.members):
+            _check_member_types(m, i)
         names = [m.name for m in self.members]
         if len(set(names)) != len(names):
             raise ConfigError(f"manifest member names must be unique, got {names}")
@@ -128,6 +132,9 @@ class Manifest:
         value (unknown member kind, flip or set-up) a :class:`ConfigError` naming ``source``."""
         if not isinstance(data, dict):
             raise DataError(source, "manifest must be a mapping")
+        for key in ("fusion", "thresholds"):
+            if not isinstance(data.get(key) or {}, dict):
+                raise DataError(source, f"{key!r} must be a mapping")
         try:
             members = [Member(**m) for m in data["members"]]
             return cls(name=str(data["name"]), setup=str(data["setup"]), members=members,
@@ -143,6 +150,25 @@ class Manifest:
             raise DataError(source, f"bad member entry ({exc})") from None
 
 
+def _check_member_types(m: Member, i: int) -> None:
+    """A :class:`ConfigError` for a member field of the wrong type (a YAML typo such as
+    ``box_weight: [1]``) now, rather than a TypeError deep inside fusion later."""
+    where = f"member {m.name!r}" if isinstance(m.name, str) else f"members[{i}]"
+    problems = [key for key in ("name", "kind") if not isinstance(getattr(m, key), str)]
+    if not isinstance(m.run, (str, os.PathLike)):
+        problems.append("run")
+    if m.config is not None and not isinstance(m.config, str):
+        problems.append("config")
+    if problems:
+        raise ConfigError(f"{where}: {', '.join(problems)} must be a string")
+    for key in ("box_weight", "mask_weight"):
+        value = getattr(m, key)
+        if isinstance(value, bool) or not isinstance(value, Real):
+            raise ConfigError(f"{where}: {key} {value!r} is not a number")
+    if not isinstance(m.flips, (list, tuple)):
+        raise ConfigError(f"{where}: flips {m.flips!r} is not a list")
+
+
 def load_manifest(path: str | Path, kinds: Iterable[str] | None = MEMBER_KINDS) -> Manifest:
     """Read a ``.yaml``/``.yml``/``.json`` manifest (relative run paths: working directory).
 
@@ -155,10 +181,10 @@ def load_manifest(path: str | Path, kinds: Iterable[str] | None = MEMBER_KINDS) 
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "manifest file not found")
-    text = path.read_text()
     try:
+        text = path.read_text()
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DataError(path, f"cannot parse manifest: {str(exc).splitlines()[0]}") from None
     return Manifest.from_dict(data, source=str(path), kinds=kinds)
 

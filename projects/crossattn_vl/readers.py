@@ -52,7 +52,26 @@ def _load_json(path: Path) -> dict:
     return data
 
 
-def _image(image_dir: Path, name: str, source: Path, where: str) -> Path:
+def _objects(value, source: Path, what: str) -> list[dict]:
+    """``value`` checked to be a list of JSON objects (``what`` names it in the message)."""
+    if not isinstance(value, list):
+        raise DataError(source, f"{what} must be a list of objects, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise DataError(source, f"{what}[{i}] must be an object, got {type(item).__name__}")
+    return value
+
+
+def _is_id(value) -> bool:
+    """Question and image ids are integers or strings (never bools, floats or containers)."""
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _image(image_dir: Path, name, source: Path, where: str) -> Path:
+    if not isinstance(name, str) or not name:
+        raise DataError(source, f"image file name {name!r} at {where} is not a non-empty string")
+    if name.splitlines() != [name]:  # a quoted CSV field may hold line breaks
+        raise DataError(source, f"image file name {name!r} at {where} holds a line break")
     path = image_dir / name
     if not path.is_file():
         raise DataError(path, f"image file not found (referenced by {source.name} {where})")
@@ -71,21 +90,24 @@ def read_flickr_csv(path: str | Path, image_dir: str | Path) -> VLData:
     if not path.is_file():
         raise DataError(path, "file not found")
     data = VLData()
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            raise DataError(path, "empty caption file (no header, no captions)")
-        missing = {"image", "caption"} - set(reader.fieldnames)
-        if missing:
-            raise DataError(path, f"missing column(s) {sorted(missing)}; need image,caption")
-        for row_no, row in enumerate(reader, start=2):
-            key = (row["image"] or "").strip()
-            if not key:
-                raise DataError(path, f"empty image name at row {row_no}")
-            if key not in data.images:
-                data.images[key] = _image(image_dir, key, path, f"row {row_no}")
-            data.captions.setdefault(key, []).append(
-                _caption(row["caption"], path, f"row {row_no}"))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None:
+                raise DataError(path, "empty caption file (no header, no captions)")
+            missing = {"image", "caption"} - set(reader.fieldnames)
+            if missing:
+                raise DataError(path, f"missing column(s) {sorted(missing)}; need image,caption")
+            for row_no, row in enumerate(reader, start=2):
+                key = (row["image"] or "").strip()
+                if not key:
+                    raise DataError(path, f"empty image name at row {row_no}")
+                if key not in data.images:
+                    data.images[key] = _image(image_dir, key, path, f"row {row_no}")
+                data.captions.setdefault(key, []).append(
+                    _caption(row["caption"], path, f"row {row_no}"))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(path, f"not a readable UTF-8 CSV ({exc})") from None
     if not data.captions:
         raise DataError(path, "empty caption file (no caption rows)")
     return data
@@ -98,7 +120,8 @@ def read_coco_captions(path: str | Path, image_dir: str | Path) -> VLData:
     if not coco.get("annotations"):
         raise DataError(path, "empty caption file (no 'annotations')")
     names = {}
-    for i, img in enumerate(coco.get("images", [])):
+    _objects(coco["annotations"], path, "'annotations'")
+    for i, img in enumerate(_objects(coco.get("images", []), path, "'images'")):
         if "id" not in img or "file_name" not in img:
             raise DataError(path, f"images[{i}] lacks 'id' or 'file_name'")
         names[str(img["id"])] = img["file_name"]
@@ -121,18 +144,22 @@ def read_karpathy(path: str | Path, image_root: str | Path) -> VLData:
     if not karpathy.get("images"):
         raise DataError(path, "empty caption file (no 'images')")
     data = VLData()
-    for i, img in enumerate(karpathy["images"]):
-        name = img.get("filename")
+    for i, img in enumerate(_objects(karpathy["images"], path, "'images'")):
+        name, folder = img.get("filename"), img.get("filepath")
         if not name:
             raise DataError(path, f"images[{i}] lacks 'filename'")
-        rel = f"{img['filepath']}/{name}" if img.get("filepath") else name
+        if not isinstance(name, str) or not isinstance(folder or "", str):
+            raise DataError(path, f"images[{i}]: 'filename' and 'filepath' must be strings")
+        rel = f"{folder}/{name}" if folder else name
         key = name
         data.images[key] = _image(image_root, rel, path, f"images[{i}]")
-        sents = img.get("sentences") or []
+        sents = _objects(img.get("sentences") or [], path, f"images[{i}].sentences")
         if not sents:
             raise DataError(path, f"images[{i}] ({name}) has no sentences")
         data.captions[key] = [_caption(s.get("raw"), path, f"images[{i}]") for s in sents]
         split = img.get("split", "train")
+        if not isinstance(split, str):
+            raise DataError(path, f"images[{i}]: 'split' {split!r} is not a string")
         data.splits[key] = "train" if split == "restval" else split
     return data
 
@@ -161,16 +188,27 @@ def read_vqa(questions_path: str | Path, annotations_path: str | Path,
     if not qjson.get("questions"):
         raise DataError(qpath, "no 'questions'")
     answers = {}
-    for i, ann in enumerate(ajson.get("annotations", [])):
+    for i, ann in enumerate(_objects(ajson.get("annotations", []), apath, "'annotations'")):
         if "question_id" not in ann:
             raise DataError(apath, f"annotations[{i}] lacks 'question_id'")
-        answers[ann["question_id"]] = [a.get("answer", "") for a in ann.get("answers") or []]
+        if not _is_id(ann["question_id"]):
+            raise DataError(apath, f"annotations[{i}]: question_id {ann['question_id']!r} is "
+                                   "not an integer or a string")
+        human = _objects(ann.get("answers") or [], apath, f"annotations[{i}].answers")
+        if not all(isinstance(a.get("answer", ""), str) for a in human):
+            raise DataError(apath, f"annotations[{i}].answers: an 'answer' is not a string")
+        answers[ann["question_id"]] = [a.get("answer", "") for a in human]
     data = VLData()
     subtype = qjson.get("data_subtype")
-    for i, q in enumerate(qjson["questions"]):
+    for i, q in enumerate(_objects(qjson["questions"], qpath, "'questions'")):
         qid, image_id, text = q.get("question_id"), q.get("image_id"), q.get("question")
         if qid is None or image_id is None or not text:
             raise DataError(qpath, f"questions[{i}] lacks question_id, image_id or question")
+        if not (_is_id(qid) and isinstance(text, str)
+                and (isinstance(image_id, int) or str(image_id).isdecimal())
+                and not isinstance(image_id, bool)):
+            raise DataError(qpath, f"questions[{i}]: question_id must be an integer or a string, "
+                                   "image_id an integer, question a string")
         human = [a for a in answers.get(qid, []) if a and a.strip()]
         if not human:
             raise DataError(apath, f"question {qid} has no answers")

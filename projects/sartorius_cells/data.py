@@ -204,8 +204,12 @@ def _folder_records(root: Path) -> list[CellRecord]:
                       if (folder / n).is_file()), None)
         if image is None:
             raise DataError(folder, "no phase.png / raw.tif / image.png beside instances_ids.png")
-        with Image.open(folder / "instances_ids.png") as im:
-            width, height = im.size
+        try:
+            with Image.open(folder / "instances_ids.png") as im:
+                width, height = im.size
+        except Exception as exc:  # PIL raises several types on a corrupt header
+            raise DataError(folder / "instances_ids.png",
+                            f"cannot read image ({type(exc).__name__})") from None
         records.append(CellRecord(folder.name, image, USIIGACI_TYPE, folder.name, height, width,
                                   idmap_path=folder / "instances_ids.png"))
     return records

@@ -42,6 +42,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
     return cfg
@@ -51,7 +53,17 @@ def config_chain(path: str | Path) -> list[Path]:
     """The files of a ``_base_`` chain, root first, ending with ``path``."""
     path = Path(path)
     base = _read_yaml(path).get("_base_")
-    return [path] if base is None else [*config_chain(path.parent / base), path]
+    return [path] if base is None else [*config_chain(_base_path(path, base)), path]
+
+
+def _base_path(path: Path, base: Any) -> Path:
+    """The parent file a config's ``_base_`` names (relative to the config's folder)."""
+    if not isinstance(base, str) or not base.strip():
+        raise ConfigError(f"{path}: _base_ must name a YAML file, got {base!r}")
+    parent = path.parent / base
+    if not parent.is_file():
+        raise ConfigError(f"{path}: _base_ file {parent} not found")
+    return parent
 
 
 def _load_chain(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -60,7 +72,7 @@ def _load_chain(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     base = cfg.pop("_base_", None)
     if base is None:
         return cfg, cfg
-    parent, root = _load_chain(path.parent / base)
+    parent, root = _load_chain(_base_path(path, base))
     return merge(parent, check_against_base(cfg, root, str(path))), root
 
 

@@ -42,7 +42,7 @@ def closest_keys(key: str, schema: Mapping[str, Any], parent: str = "") -> str:
     name = key[len(parent) + 1:] if parent else key
     name = name.split(".")[0]
     node = lookup(schema, parent) if parent else schema
-    siblings = sorted(node) if isinstance(node, Mapping) else []
+    siblings = sorted(map(str, node)) if isinstance(node, Mapping) else []
     prefix = f"{parent}." if parent else ""
     close = [prefix + k for k in difflib.get_close_matches(name, siblings, n=3, cutoff=0.6)]
     if not close:  # the key may sit under another parent (``optimizer.lr`` for ``train.lr``)
@@ -156,6 +156,6 @@ def check_against_base(cfg: Mapping[str, Any], base: Mapping[str, Any], source: 
     out = {}
     for key, value in cfg.items():
         if key not in base:
-            raise ConfigError(f"{source}: unknown key '{key}' ({closest_keys(key, base)})")
+            raise ConfigError(f"{source}: unknown key '{key}' ({closest_keys(str(key), base)})")
         out[key] = check_value(value, base[key], key, source)
     return out

@@ -29,3 +29,92 @@ def real_data(rel: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent")
     return path
+
+
+# ----------------------------------------------------------------- fuzzing the file readers
+# Values of the wrong type that :func:`json_mutations` puts where a reader expects another.
+WRONG_VALUES = (None, True, 0, -1, 2.5, "", "x", "1.5", [], [0], ["x"], {}, {"x": 1})
+
+
+def corruptions(data: bytes):
+    """Hypothesis strategy: ``data`` cut at a random byte, or with one to three bytes flipped.
+
+    Half the flips land in the first 256 bytes, where the headers of binary formats live.
+    """
+    from hypothesis import strategies as st
+
+    n = len(data)
+    if n == 0:
+        return st.just(data)
+    cut = st.integers(0, n - 1).map(lambda k: data[:k])
+    position = st.one_of(st.integers(0, min(n, 256) - 1), st.integers(0, n - 1))
+    flips = st.lists(st.tuples(position, st.integers(1, 255)), min_size=1, max_size=3)
+
+    def flip(changes: list[tuple[int, int]]) -> bytes:
+        out = bytearray(data)
+        for i, mask in changes:
+            out[i] ^= mask
+        return bytes(out)
+
+    return st.one_of(cut, flips.map(flip))
+
+
+def _json_paths(node, prefix: tuple = ()):
+    """Every (key or index) path below ``node``, parents before children."""
+    items = node.items() if isinstance(node, dict) else (
+        enumerate(node) if isinstance(node, list) else ())
+    for key, value in items:
+        yield (*prefix, key)
+        yield from _json_paths(value, (*prefix, key))
+
+
+def json_mutations(doc):
+    """Hypothesis strategy: a deep copy of a JSON/YAML-like ``doc`` with one entry deleted or
+    replaced by a value of another type (see :data:`WRONG_VALUES`), or the whole document
+    replaced by one.
+
+    Every field is equally likely: a field is drawn first (list indices folded, so
+    ``images[*].id`` is one field), then one of its occurrences.
+    """
+    import copy
+
+    from hypothesis import strategies as st
+
+    fields: dict[tuple, list[tuple]] = {(): [()]}
+    for path in _json_paths(doc):
+        fields.setdefault(tuple("*" if isinstance(k, int) else k for k in path), []).append(path)
+    groups = [fields[k] for k in sorted(fields, key=repr)]
+
+    def mutate(args: tuple[tuple, bool, object]):
+        path, delete, value = args
+        if not path:
+            return copy.deepcopy(value)
+        out = copy.deepcopy(doc)
+        parent = out
+        for key in path[:-1]:
+            parent = parent[key]
+        if delete:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = copy.deepcopy(value)
+        return out
+
+    paths = st.sampled_from(groups).flatmap(st.sampled_from)
+    return st.tuples(paths, st.booleans(), st.sampled_from(WRONG_VALUES)).map(mutate)
+
+
+def read_or_one_line_error(read, *names: str | Path):
+    """Call ``read()``; return its result, or None when it raised an
+    :class:`~ensemblab.errors.EnsemblabError` whose message is one line naming one of
+    ``names`` (a file or folder). Any other exception propagates, failing the calling test.
+    """
+    from ensemblab.errors import EnsemblabError
+
+    try:
+        return read()
+    except EnsemblabError as exc:
+        message = str(exc)
+        assert message and "\n" not in message and "\r" not in message, repr(message)
+        assert any(str(n) in message for n in names), (
+            f"{message!r} names none of {[str(n) for n in names]}")
+        return None

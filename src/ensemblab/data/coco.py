@@ -64,6 +64,8 @@ def validate_coco_instances(coco: dict, path: str | Path | None = None) -> None:
                 fail(f"{where}: missing key {key!r}")
         if not all(isinstance(img[k], Integral) and img[k] > 0 for k in ("width", "height")):
             fail(f"{where}: width/height must be positive integers")
+        if not _is_id(img["id"]):
+            fail(f"{where}: id {img['id']!r} is not an integer or a string")
         if img["id"] in images:
             fail(f"{where}: duplicate image id {img['id']!r}")
         images[img["id"]] = img
@@ -71,6 +73,8 @@ def validate_coco_instances(coco: dict, path: str | Path | None = None) -> None:
     for i, cat in enumerate(coco["categories"]):
         if not isinstance(cat, dict) or "id" not in cat or "name" not in cat:
             fail(f"categories[{i}]: needs 'id' and 'name'")
+        if not _is_id(cat["id"]):
+            fail(f"categories[{i}]: id {cat['id']!r} is not an integer or a string")
         if cat["id"] in categories:
             fail(f"categories[{i}]: duplicate category id {cat['id']!r}")
         categories.add(cat["id"])
@@ -79,6 +83,9 @@ def validate_coco_instances(coco: dict, path: str | Path | None = None) -> None:
         for key in ("id", "image_id", "category_id", "segmentation"):
             if not isinstance(ann, dict) or key not in ann:
                 fail(f"annotations[{i}]: missing key {key!r}")
+        for key in ("id", "image_id", "category_id"):
+            if not _is_id(ann[key]):
+                fail(f"annotations[{i}]: {key} {ann[key]!r} is not an integer or a string")
         where = f"annotations[{i}] (id {ann['id']})"
         if ann["id"] in ann_ids:
             fail(f"{where}: duplicate annotation id")
@@ -93,19 +100,35 @@ def validate_coco_instances(coco: dict, path: str | Path | None = None) -> None:
             fail(f"{where}: {problem}")
 
 
+def _is_id(value) -> bool:
+    """COCO ids are integers (some files use strings); never bools, floats or containers."""
+    return isinstance(value, (Integral, str)) and not isinstance(value, bool)
+
+
 def _segmentation_problem(seg, height: int, width: int) -> str | None:
     """Why ``seg`` is not a valid polygon list / RLE for an HxW image, or None."""
     if isinstance(seg, dict):
         if "size" not in seg or "counts" not in seg:
             return "RLE segmentation needs 'size' and 'counts'"
-        if [int(v) for v in seg["size"]] != [height, width]:
-            return f"RLE size {list(seg['size'])} != image size [{height}, {width}]"
+        size = seg["size"]
+        if not (isinstance(size, list) and len(size) == 2
+                and all(isinstance(v, Integral) for v in size)):
+            return f"RLE size {size!r} is not [height, width]"
+        if list(size) != [height, width]:
+            return f"RLE size {list(size)} != image size [{height}, {width}]"
         counts = seg["counts"]
         if isinstance(counts, list):
-            if sum(int(c) for c in counts) != height * width:
-                return f"uncompressed RLE counts sum to {sum(counts)}, not {height * width}"
-        elif not isinstance(counts, str):
+            if not all(isinstance(c, Integral) and not isinstance(c, bool) and c >= 0
+                       for c in counts):
+                return "uncompressed RLE counts must be non-negative integers"
+        elif isinstance(counts, str):
+            counts = _compressed_counts(counts)
+            if counts is None:
+                return "compressed RLE counts string is malformed"
+        else:
             return "RLE counts must be a string or a list of integers"
+        if sum(counts) != height * width:
+            return f"RLE counts sum to {sum(counts)}, not {height * width} pixels"
         return None
     if not isinstance(seg, list) or not seg:
         return "segmentation must be a non-empty polygon list or an RLE dict"
@@ -115,6 +138,36 @@ def _segmentation_problem(seg, height: int, width: int) -> str | None:
         if not all(isinstance(v, Real) for v in poly):
             return "polygon coordinates must be numbers"
     return None
+
+
+def _compressed_counts(text: str) -> list[int] | None:
+    """The run lengths of a pycocotools compressed counts string, or None if it is malformed.
+
+    The same decoding as pycocotools' ``rleFrString`` (6-bit groups from ``'0'``, a
+    continuation bit, a sign bit, deltas from the count two places back), done here because
+    pycocotools decodes a string whose runs do not cover the image into uninitialised memory.
+    """
+    counts: list[int] = []
+    p = 0
+    while p < len(text):
+        x = k = 0
+        more = True
+        while more:
+            if p >= len(text) or not 0 <= ord(text[p]) - 48 < 64 or k > 6:
+                return None
+            c = ord(text[p]) - 48
+            x |= (c & 0x1F) << 5 * k
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and c & 0x10:
+                x |= -1 << 5 * k
+        if len(counts) > 2:
+            x += counts[-2]
+        if not 0 <= x < 2**32:
+            return None
+        counts.append(x)
+    return counts
 
 
 def group_annotations(coco: dict) -> dict:

@@ -92,7 +92,7 @@ def read_kaggle_csv(path: str | Path, validate_rles: bool = True) -> dict[str, K
             missing = [c for c in KAGGLE_COLUMNS if c not in header]
             if missing:
                 raise DataError(path, f"missing column(s) {', '.join(missing)} "
-                                      f"(header: {','.join(header) or 'empty'})")
+                                      f"(header: {','.join(header)!r})")
             for line, row in enumerate(reader, start=2):
                 _add_row(images, row, path, line, validate_rles)
     except (UnicodeDecodeError, csv.Error) as exc:

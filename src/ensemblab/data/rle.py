@@ -99,11 +99,12 @@ def parse_rle(rle: str, shape: tuple[int, int], source: str | None = None
         raise DataError(source, f"RLE start {int(starts.min()) + 1} < 1 (starts are 1-based)")
     if lengths.min() < 1:
         raise DataError(source, f"RLE run length {int(lengths.min())} < 1")
-    ends = starts + lengths
-    if ends.max() > n_pixels:
-        i = int(np.argmax(ends > n_pixels))
+    past = lengths > n_pixels - starts  # ends > n_pixels, without int64 overflow in the sum
+    if past.any():
+        i = int(np.argmax(past))
         raise DataError(source, f"RLE run {int(starts[i]) + 1}+{int(lengths[i])} runs past the "
                                 f"image end ({n_pixels} pixels for shape {tuple(shape)})")
+    ends = starts + lengths
     bad = np.flatnonzero(starts[1:] < ends[:-1])
     if bad.size:
         i = int(bad[0])

@@ -44,7 +44,7 @@ def _convert(values: pd.Series, dtype: str, column: str, path: Path) -> pd.Serie
         i = int(np.argmax(bad.to_numpy()))
         raise DataError(path, f"{_where(i, column)}: {values.iloc[i]!r} is not a number")
     if dtype == "int":
-        frac = numbers.notna() & (numbers != np.floor(numbers))
+        frac = numbers.notna() & ((numbers != np.floor(numbers)) | np.isinf(numbers))
         if frac.any():
             i = int(np.argmax(frac.to_numpy()))
             raise DataError(path, f"{_where(i, column)}: {values.iloc[i]!r} is not an integer")
