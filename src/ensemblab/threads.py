@@ -2,9 +2,10 @@
 
 Two jobs that share two cores must not each run two OpenMP threads: the threads spin-wait on
 each other and a step costs several times over (a Mask R-CNN step beside another job: 12.5 s
-with 2 threads, 1.9 s with 1). The precedence is the ``--threads`` flag, then a config's
-``train.threads`` (a positive number), then every core this process may use
-(``os.sched_getaffinity``). Light on purpose: the parser imports it, torch only on use.
+with 2 threads, 1.9 s with 1). The precedence is the ``--threads`` flag, then
+``$OMP_NUM_THREADS`` when the user set it, then a config's ``train.threads`` (a positive
+number), then every core this process may use (``os.sched_getaffinity``). Light on purpose:
+the parser imports it, torch only on use.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def thread_budget() -> int:
+    """Threads this process may use: ``--threads``, else ``$OMP_NUM_THREADS``, else its cores."""
+    for name in (FLAG_ENV, "OMP_NUM_THREADS"):
+        if os.environ.get(name, "").isdigit() and int(os.environ[name]) > 0:
+            return int(os.environ[name])
+    return available_cores()
+
+
 def set_threads(threads: int | None = None, configured: int | None = None) -> int:
     """Set torch's intra-op threads for this process; returns the number set.
 
@@ -32,12 +41,14 @@ def set_threads(threads: int | None = None, configured: int | None = None) -> in
         configured: a config's ``train.threads`` (None or 0: not set).
 
     Returns:
-        The flag, else the configured value, else :func:`available_cores`.
+        The flag, else ``$OMP_NUM_THREADS``, else the configured value, else
+        :func:`available_cores`.
     """
     import torch
 
-    if threads is None and os.environ.get(FLAG_ENV, "").isdigit():
-        threads = int(os.environ[FLAG_ENV])
+    for name in (FLAG_ENV, "OMP_NUM_THREADS"):
+        if threads is None and os.environ.get(name, "").isdigit():
+            threads = int(os.environ[name])
     n = int(threads or configured or available_cores())
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")

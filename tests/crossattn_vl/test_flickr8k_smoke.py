@@ -29,6 +29,7 @@ def _flickr_folder(root, rows: list[dict], images: list[str], out):
 
 
 @pytest.mark.realdata
+@pytest.mark.slow  # trains on 40 real photos: about half a minute of CPU
 def test_flickr8k_40_images_retrieval_above_chance(tmp_path):
     root = real_data("vl/flickr8k")
     with open(root / "captions.csv", newline="") as fh:

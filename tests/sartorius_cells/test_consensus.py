@@ -99,3 +99,58 @@ def test_submission_from_the_ensemble_validates(tmp_path):
     write_submission(csv, rles, ["img1", "img2"])
     assert validate_submission(csv, {"img1": (20, 30), "img2": (20, 30)}) == []
     assert len(rles["img1"]) == len(inst) == 3
+
+
+def _cells_image(rng, size=96, n=9, radius=9):
+    """An id map with ``n`` separate round cells on a 3x3 grid, each shifted a little."""
+    yy, xx = np.mgrid[:size, :size]
+    ids = np.zeros((size, size), np.int32)
+    step = size // 3
+    for k in range(n):
+        cy = step // 2 + step * (k // 3) + rng.integers(-3, 4)
+        cx = step // 2 + step * (k % 3) + rng.integers(-3, 4)
+        ids[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2] = k + 1
+    return ids
+
+
+def test_fused_members_beat_each_member_alone():
+    """Three detectors that each miss other cells and three noisy mask sources: WBF of the
+    boxes plus the consensus vote of the masks scores above every member on its own."""
+    from ensemblab.metrics.instance import kaggle_score
+
+    rng = np.random.default_rng(0)
+    gt = _cells_image(rng)
+    size = gt.shape[0]
+    gt_masks = np.stack([gt == k for k in range(1, gt.max() + 1)])
+    truth = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] for ys, xs in
+                      (np.nonzero(m) for m in gt_masks)], float)
+    # Each detector misses a different third of the cells and adds one spurious box.
+    box_sets = []
+    for d in range(3):
+        keep = np.array([k % 3 != d for k in range(len(truth))])
+        boxes = truth[keep] + rng.normal(0, 1.0, (keep.sum(), 4))
+        boxes = np.vstack([boxes, [[2 + 30 * d, 2, 14 + 30 * d, 12]]])
+        box_sets.append((boxes, np.r_[np.full(keep.sum(), 0.9), 0.6], np.ones(len(boxes), int)))
+    # Each mask source sees the truth through independent pixel noise.
+    prob_maps = [np.clip(gt_masks.any(0) + rng.normal(0, 0.45, gt.shape), 0, 1)
+                 for _ in range(3)]
+
+    def masks_in(boxes, scores, maps, weights):
+        """Voted, re-ranked masks of the instances scoring at least 0.25, full size."""
+        windows = instance_windows(boxes, size, size, pad=0.1)
+        crops = [[m[y0:y1, x0:x1] for x0, y0, x1, y1 in windows] for m in maps]
+        probs = consensus_vote(crops, weights)
+        scores, crop_masks = rerank(scores, probs, mask_thresh=0.5)
+        out = []
+        for (x0, y0, x1, y1), s, cm in zip(windows, scores, crop_masks):
+            if s >= 0.25 and cm.any():
+                full = np.zeros(gt.shape, bool)
+                full[y0:y1, x0:x1] = cm
+                out.append(full)
+        return np.stack(out) if out else np.zeros((0, *gt.shape), bool)
+
+    members = [kaggle_score(masks_in(b, s, [p], [1.0]), gt_masks)
+               for (b, s, _), p in zip(box_sets, prob_maps)]
+    boxes, scores, _ = fuse_detections(box_sets, [1.0] * 3, size, size, iou_thr=0.5)
+    fused = kaggle_score(masks_in(boxes, scores, prob_maps, [1.0] * 3), gt_masks)
+    assert fused > max(members) + 0.1, (fused, members)

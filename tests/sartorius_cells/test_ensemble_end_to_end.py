@@ -13,6 +13,9 @@ from ensemblab.projects.sartorius_cells.commands import train_missing_members
 from ensemblab.projects.sartorius_cells.demo import DEMO_DATA, demo_manifest
 from ensemblab.synthetic.cells import write_cells_dataset
 
+# Four members trained to the demo's schedule: minutes of CPU, so the slow set.
+pytestmark = pytest.mark.slow
+
 # Set-up 3 over set-up 1, Kaggle score on the 10 validation images (one seed). Measured on
 # 2 CPU cores: +0.21 fitted and cross-fitted (0.81 vs 0.60); the margin leaves room for noise.
 MARGIN = 0.10
@@ -43,7 +46,6 @@ def test_consensus_beats_one_mask_rcnn(ensembled):
                   "maskrcnn_alone", "upernet_crop_masks_on_fused_boxes"):
         assert entry in scores
     assert scores["yolox_boxes"]["box_AP50"] > 0.3  # the detector found the cells
-    assert all(s > 0 for s in scores["train_seconds"].values())
 
 
 def test_fitted_manifest_round_trips(ensembled, tmp_path):

@@ -107,6 +107,7 @@ def test_encoder_trunk_feeds_the_pafpn_neck():
     assert model(torch.rand(1, 3, 64, 64) * 255).shape == (1, 84, 7)
 
 
+@pytest.mark.slow  # 240 steps of YOLOX-nano: about a minute of CPU
 def test_yolox_learns_on_the_demo_cells(tmp_path):
     """Through the CLI with the demo's schedule (240 steps of YOLOX-nano): held-out box AP50
     far above the untrained network's (measured 0.88 vs 0.00, 45-60 s on 2 busy cores)."""
