@@ -6,3 +6,7 @@ volume, formula, space group, band-structure flag) versus SVM, logistic regressi
 Bayes and a Voting model. Reproduced honestly: the space group determines the crystal system,
 so it is excluded from the default (``honest``) feature set and flagged by the leakage check.
 """
+
+# What this project writes in the run record (``RUN/run.json``, :mod:`ensemblab.run_record`).
+PROJECT = "battery_crystal"
+MODEL = "model"  # one fitted model's run folder (train)

@@ -24,10 +24,11 @@ import numpy as np
 import torch
 
 from ensemblab.config import find_config, load_config
-from ensemblab.engine import open_run, prepare_run_dir, seed_everything
+from ensemblab.engine import check_run, open_run, prepare_run_dir, seed_everything
 from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.classification import macro_prf
+from ensemblab.projects.battery_crystal import MODEL, PROJECT
 from ensemblab.projects.battery_crystal.evaluation import LEAK_CHECK_COLUMNS, run_evaluation
 from ensemblab.projects.battery_crystal.features import (
     CLASSES,
@@ -87,7 +88,7 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     cfg = load_config(resolve_config(config), list(overrides))
     csv = resolve_csv(data, cfg)
     df = load_table(csv)
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
     seed_everything(cfg["seed"])
     start = time.perf_counter()
     model = build_model(cfg["model"], cfg["features"], cfg, seed=cfg["seed"])
@@ -135,6 +136,7 @@ def evaluate(run: str | Path, data: str | Path | None) -> dict[str, Any]:
     """Every configured model x protocol x feature set, fitted per split (:mod:`.evaluation`),
     and the run's own model scored on ``data``; writes and returns ``RUN/metrics.json``."""
     single_thread()
+    check_run(run, PROJECT, (MODEL,), "evaluate")
     run_dir, cfg = open_run(run)
     model = _load_model(run_dir) if _check_model_files(run_dir) else None
     csv = resolve_csv(data, cfg)
@@ -164,6 +166,7 @@ def predict(run: str | Path, input_path: str | Path, out: str | Path) -> Path:
     """Class and class probabilities for every row of a table without the label column;
     writes and returns ``OUT/predictions.csv``."""
     single_thread()
+    check_run(run, PROJECT, (MODEL,), "predict")
     run_dir, cfg = open_run(run)
     model = _load_model(run_dir)
     src = Path(input_path)

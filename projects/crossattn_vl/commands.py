@@ -32,6 +32,7 @@ from ensemblab.cli_common import (
 from ensemblab.config import find_config, load_config
 from ensemblab.engine import (
     build_trainer,
+    check_run,
     fit,
     load_run_weights,
     open_run,
@@ -44,7 +45,7 @@ from ensemblab.io import write_json
 from ensemblab.multimodal.feature_cache import FeatureCache
 from ensemblab.multimodal.text_encoder import pretrained_dir
 from ensemblab.multimodal.tokenizer import TextTokenizer
-from ensemblab.projects.crossattn_vl import inference
+from ensemblab.projects.crossattn_vl import MODEL, PROJECT, inference
 from ensemblab.projects.crossattn_vl.data import (
     ImageStore,
     VLCollate,
@@ -132,7 +133,7 @@ def train_run(cfg: dict, data_dir, out, device: str = "auto", resume: bool = Fal
               progress_bar: bool = True) -> Path:
     """Train one model; returns the run folder."""
     data = load_vl_data(data_dir, cfg["data"].get("image_dir"))
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
     _set_threads(cfg)
     seed_everything(cfg["seed"])
     splits = split_keys(data, cfg["data"]["split"], cfg["data"]["split_seed"])
@@ -188,8 +189,13 @@ def ablate(config: str | Path, data, out, overrides: Sequence[str] = (),
     return run_ablation(cfg, data, out, variants or VARIANTS, seeds, device)
 
 
-def load_run(run_dir, device: str = "auto"):
-    """``(cfg, VLModule in eval mode, decoder tokenizer, text tokenizer, answers, splits)``."""
+def load_run(run_dir, device: str = "auto", verb: str | None = None):
+    """``(cfg, VLModule in eval mode, decoder tokenizer, text tokenizer, answers, splits)``.
+
+    ``verb`` is named in the message about a run of another project
+    (:func:`ensemblab.run_record.check_run`).
+    """
+    check_run(run_dir, PROJECT, (MODEL,), verb)
     run_dir, cfg = open_run(run_dir)
     length = cfg["data"]["max_length"]
     decoder = TextTokenizer.from_file(run_dir / "tokenizer.json", length)
@@ -228,7 +234,7 @@ def evaluate_run(run_dir, data_dir, device: str = "auto", split: str = "auto") -
     its chance level where one exists.
     """
     run_dir = Path(run_dir)
-    cfg, module, decoder, text_tok, answers, splits = load_run(run_dir, device)
+    cfg, module, decoder, text_tok, answers, splits = load_run(run_dir, device, "evaluate")
     _set_threads(cfg)
     data = load_vl_data(data_dir, cfg["data"].get("image_dir"))
     split, keys = _eval_keys(splits, data, data_dir, split)

@@ -10,3 +10,10 @@ Modules: :mod:`.fre` (the FRE module), :mod:`.se_unet` (SE-U-Net and its variant
 # The split results are reported on (the paper's pinned test slices): val picks the checkpoint.
 # Defined in the package so the CLI parser reads it without importing the data code.
 HELD_OUT_SPLIT = "test"
+
+# What this project writes in the run record (``RUN/run.json``, :mod:`ensemblab.run_record`).
+PROJECT = "fre_unet"
+MODEL = "model"  # one trained run (train, a search trial)
+SEEDS = "seeds"  # a folder of one run per seed (train --seeds), scored as mean ± std
+# A multi-seed folder without a run record is known by its seed runs.
+SEEDS_MARKERS = {"*/config.yaml": SEEDS}

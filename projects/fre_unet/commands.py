@@ -18,11 +18,13 @@ import torch.nn.functional as F
 
 from ensemblab.backbones import lightning_precision
 from ensemblab.cli_common import resolve_split, scored_items_line
-from ensemblab.config import find_config, load_config
+from ensemblab.config import CONFIG_NAME, find_config, load_config
 from ensemblab.data.images import read_image, write_png
 from ensemblab.engine import (
+    RUN_RECORD,
     best_checkpoint,
     build_trainer,
+    check_run,
     fit,
     lightning_accelerator,
     load_checkpoint,
@@ -31,10 +33,11 @@ from ensemblab.engine import (
     prepare_run_dir,
     seed_everything,
     select_device,
+    write_run_record,
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
-from ensemblab.projects.fre_unet import HELD_OUT_SPLIT
+from ensemblab.projects.fre_unet import HELD_OUT_SPLIT, MODEL, PROJECT, SEEDS, SEEDS_MARKERS
 from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import (
@@ -81,7 +84,7 @@ def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
     cfg.setdefault("data", {})["root"] = str(_data_root(cfg, data))
     datamodule = EMTileData(cfg["data"]["root"], cfg["data"])
     datamodule.setup()
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
     seed_everything(int(cfg.get("seed", 0)))
     module = build_module(cfg, list(datamodule.classes))
     train = cfg.get("train", {})
@@ -108,6 +111,14 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     cfg = load_config(resolve_config(config), list(overrides))
     if not seeds:
         return [train_run(cfg, data, out, device=device, resume=resume)]
+    out = Path(out)
+    if (out / CONFIG_NAME).is_file():
+        raise ConfigError(f"{out} is a run folder; train --seeds needs a new --out or a folder "
+                          "of seed runs")
+    if (out / RUN_RECORD).is_file():
+        check_run(out, PROJECT, (SEEDS,), "train --seeds")
+    else:
+        write_run_record(out, PROJECT, SEEDS)
     return [train_run({**cfg, "seed": seed}, data, Path(out) / f"seed{seed}", device=device,
                       resume=resume) for seed in seeds]
 
@@ -126,14 +137,25 @@ def load_trained(run_dir: str | Path, device: str = "auto"
     return module.model.eval().to(select_device(device)), cfg, classes
 
 
-def seed_runs(folder: str | Path) -> list[Path]:
-    """The run folders of a multi-seed folder (``seed*/config.yaml``), or the folder itself."""
+def seed_runs(folder: str | Path, verb: str = "evaluate") -> list[Path]:
+    """The run folders of a multi-seed folder (``seed*/config.yaml``), or the folder itself.
+
+    Args:
+        folder: a fre_unet run or multi-seed folder (:func:`ensemblab.run_record.check_run`).
+        verb: the verb reading it, named in the message about a run of another project.
+
+    Raises:
+        ConfigError: not a fre_unet run or multi-seed folder, or a seed run of another
+            project.
+    """
     folder = Path(folder)
-    if (folder / "config.yaml").is_file():
+    if check_run(folder, PROJECT, (MODEL, SEEDS), verb, SEEDS_MARKERS).kind != SEEDS:
         return [folder]
-    runs = sorted(p.parent for p in folder.glob("*/config.yaml"))
+    runs = sorted(p.parent for p in folder.glob(f"*/{CONFIG_NAME}"))
     if not runs:
-        raise EnsemblabError(f"{folder}: neither a run folder nor a folder of seed runs")
+        raise EnsemblabError(f"{folder}: a folder of seed runs that holds no run yet")
+    for run in runs:
+        check_run(run, PROJECT, (MODEL,), verb)
     return runs
 
 
@@ -190,6 +212,7 @@ def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
     Each image is resized by the run's ``data.scale``, reflect-padded to a multiple of
     ``2 ** depth``, segmented in one pass, and the labels are resized back (nearest).
     """
+    check_run(run, PROJECT, (MODEL,), "predict")
     model, cfg, _ = load_trained(run, device)
     dev = select_device(device)
     inputs = Path(inputs)
@@ -236,6 +259,7 @@ def magnitudes(runs: Sequence[str | Path], out: str | Path) -> Path:
     """
     series = {}
     for run in runs:
+        check_run(run, PROJECT, (MODEL, SEEDS), "magnitudes", SEEDS_MARKERS)
         parts = Path(run).resolve().parts
         single = (Path(run) / "feature_magnitude.csv").is_file()
         label = "/".join(parts[-2:]) if single else f"{parts[-1]} (mean of seeds)"

@@ -134,7 +134,7 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
     per_variant, scored = [], []
     for folder in (runs_a, runs_b):
         by_seed = {}
-        for run in seed_runs(folder):
+        for run in seed_runs(folder, "compare"):
             path = run / "metrics.json"
             metrics = json.loads(path.read_text()) if path.is_file() else {}
             scored.append(run_split(split, data, load_run_config(run)))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ensemblab.errors import EnsemblabError
 from ensemblab.io import atomic_write_text
+from ensemblab.projects.fre_unet import MODEL, PROJECT, SEEDS, SEEDS_MARKERS
+from ensemblab.run_record import check_run
 
 # mIoU (%) reported in the paper (Drosophila ssTEM, 4 classes). Only the two numbers stated in
 # the paper's abstract/results summary are given here; other cells are left blank rather than
@@ -28,6 +30,7 @@ def results_table(runs: list[str | Path], paper: str = "drosophila",
     classes: list[str] = []
     rows = []
     for run in runs:
+        check_run(run, PROJECT, (MODEL, SEEDS), "table", SEEDS_MARKERS)
         path = Path(run) / "metrics.json"
         if not path.is_file():
             raise EnsemblabError(f"{run}: no metrics.json; run `ensemblab fre_unet evaluate`")

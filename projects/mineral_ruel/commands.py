@@ -23,15 +23,23 @@ from ensemblab.config import find_config, load_config
 from ensemblab.data.images import IMAGE_EXTS, read_label_png, write_png
 from ensemblab.engine import (
     build_trainer,
+    check_run,
     fit,
     lightning_accelerator,
     prepare_run_dir,
     seed_everything,
+    write_run_record,
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_json
 from ensemblab.metrics.semantic import semantic_scores
-from ensemblab.projects.mineral_ruel import ruel
+from ensemblab.projects.mineral_ruel import (
+    ENSEMBLE,
+    ENSEMBLE_MARKERS,
+    LEARNER,
+    PROJECT,
+    ruel,
+)
 from ensemblab.projects.mineral_ruel.classes import resolve_classes
 from ensemblab.projects.mineral_ruel.data import holdout_split, load_image, split_pairs
 from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible, module_from_config
@@ -68,7 +76,7 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
         class_balanced=float(d.get("class_balanced", 0.0)), seed=int(cfg["seed"]),
         workers=d.get("workers", 0))
     datamodule.setup()  # reads and validates every training image before a run folder exists
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=LEARNER)
     module = module_from_config(cfg)
     accelerator, _ = lightning_accelerator(device)
     trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/miou", mode="max",
@@ -112,6 +120,7 @@ def evaluate(run: str, data: str | None = None, split: str = "auto", device: str
     ``auto`` (:func:`ensemblab.cli_common.resolve_split`) is the ``val`` folder (the test split)
     of the learner's own data, and every split folder (``all``) of any other dataset.
     """
+    check_run(run, PROJECT, (LEARNER,), "evaluate")
     learner = Learner(run, device)
     root = data or learner.cfg["data"]["root"]
     split = resolve_split(split, data, learner.cfg["data"].get("root"))
@@ -137,6 +146,8 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
     """
     if len(runs) < 3:
         raise EnsemblabError(f"RUEL needs at least 3 learners, got {len(runs)}")
+    for r in runs:
+        check_run(r, PROJECT, (LEARNER,), "ensemble")
     learners = [Learner(r, device) for r in runs]
     if len({lr.name for lr in learners}) != len(learners):
         raise EnsemblabError("run folders must have distinct names")
@@ -170,6 +181,7 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
         "test_split": test_split, "classes": classes,
     }
     write_json(Path(out) / "ensemble.json", manifest)
+    write_run_record(out, PROJECT, ENSEMBLE)
     header = (f"## RUEL on {root} (ranked by {rank_by} on {len(rank_pairs)} hold-out training "
               f"images; test = {test_split} split, {rows[chosen.name]['n_images']} images)\n\n"
               f"Ranking: " + ", ".join(f"{lr.name} ({100 * s:.2f})"
@@ -181,10 +193,13 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
 
 def _predictor(run: str, scheme: str | None, device: str, precision: str | None = None):
     """A function image -> full-resolution label map, from a run or an ensemble folder."""
-    manifest_path = Path(run) / "ensemble.json"
-    if not manifest_path.is_file():
+    record = check_run(run, PROJECT, (LEARNER, ENSEMBLE), "predict", ENSEMBLE_MARKERS)
+    if record.kind != ENSEMBLE:
         learner = Learner(run, device, precision=precision)
         return (lambda image: learner.predict(image)[0]), learner.classes
+    manifest_path = Path(run) / "ensemble.json"
+    if not manifest_path.is_file():
+        raise DataError(manifest_path, "not found: the ensemble folder lost its manifest")
     manifest = json.loads(manifest_path.read_text())
     name = scheme or manifest["chosen_scheme"]
     try:
@@ -195,7 +210,10 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str | None 
     if not 3 <= chosen.n <= len(manifest["members"]) or chosen.method not in ("pv", "wv"):
         raise EnsemblabError(f"scheme {name} not available for {len(manifest['members'])} "
                              "learners")
-    learners = [Learner(m, device, precision=precision) for m in manifest["members"][:chosen.n]]
+    members = manifest["members"][:chosen.n]
+    for member in members:
+        check_run(member, PROJECT, (LEARNER,), "predict")
+    learners = [Learner(m, device, precision=precision) for m in members]
     classes = check_compatible(learners)
 
     def predict_fn(image):

@@ -19,6 +19,8 @@ import numpy as np
 
 from ensemblab.io import atomic_write_text, write_json
 from ensemblab.metrics.semantic import semantic_scores
+from ensemblab.projects.mineral_ruel import ENSEMBLE, ENSEMBLE_MARKERS, PROJECT
+from ensemblab.run_record import check_run
 
 
 def summarise(tallies: dict[str, Any], classes: Sequence[str], rank_index: int | None
@@ -132,6 +134,7 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
     per_seed = []
     for folder in ensemble_dirs:
         folder = Path(folder)
+        check_run(folder, PROJECT, (ENSEMBLE,), "seeds", ENSEMBLE_MARKERS)
         results = json.loads((folder / "results.json").read_text())
         manifest = json.loads((folder / "ensemble.json").read_text())
         rows = results["rows"]

@@ -18,11 +18,12 @@ import torch
 
 from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
 from ensemblab.config import find_config, load_config
-from ensemblab.engine import prepare_run_dir
+from ensemblab.engine import prepare_run_dir, write_run_record
 from ensemblab.ensemble.manifest import Manifest
 from ensemblab.ensemble.submission import validate_submission, write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
+from ensemblab.projects.sartorius_cells import ENSEMBLE, MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import (
     image_reader,
     image_sizes_from_csv,
@@ -83,7 +84,7 @@ def train(config: str | Path, data: str | Path | None, out: str | Path, device: 
     kind = member_kind(str(cfg["model"].get("kind")))
     records = load_records(data)
     cfg = resolve_classes(cfg, records)
-    run_dir = prepare_run_dir(out, cfg, resume=resume)
+    run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MEMBER)
     time_file = run_dir / TRAIN_TIME_FILE
     before = json.loads(time_file.read_text())["seconds"] if resume and time_file.is_file() else 0
     start = time.perf_counter()
@@ -103,7 +104,7 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
     Images are read as the member's network takes them (:func:`.data.image_reader`).
     """
     _need(data, "evaluate")
-    member = load_member(run, device, untrained=untrained)
+    member = load_member(run, device, untrained=untrained, verb="evaluate")
     split = resolve_split(split, data, member.cfg["data"].get("root"))
     if split not in (HELD_OUT_SPLIT, ALL_ITEMS):
         raise ConfigError(f"--split {split!r}: one of auto, {HELD_OUT_SPLIT}, {ALL_ITEMS}")
@@ -127,7 +128,7 @@ def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
     ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
     Images are read as the member's network takes them (:func:`.data.image_reader`)."""
-    member = load_member(run, device)
+    member = load_member(run, device, verb="predict")
     read = image_reader(member.cfg["model"])
     out = Path(out)
     if fmt == "coco":
@@ -173,7 +174,7 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
 def submit_run(run: str | Path, input_dir: str | Path, out: str | Path,
                device: str = "auto") -> int:
     """Predict every test image with one member and write a validated submission."""
-    member = load_member(run, device)
+    member = load_member(run, device, verb="submit")
     read = image_reader(member.cfg["model"])
     images = list_images(input_dir)
     rles = {image_id: instances_to_rles(member.instances(read(path)))
@@ -235,6 +236,7 @@ def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
     path = resolve_manifest(manifest)
     train_missing_members(read_manifest(path), data, device, progress_bar)
     results = run_ensemble(path, data, out, device)
+    write_run_record(out, PROJECT, ENSEMBLE)
     for entry, r in results.items():
         if isinstance(r, dict) and entry != "train_seconds":
             shown = {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}

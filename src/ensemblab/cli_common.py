@@ -140,7 +140,9 @@ def add_common_verbs(project_parser: argparse.ArgumentParser) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from ensemblab.engine.export import export_weights, megabytes
+    from ensemblab.run_record import check_run
 
+    check_run(args.run, args.command, None, "export")
     source, target = export_weights(args.run, args.out)
     print(f"exported {source} ({megabytes(source)}) -> {target} ({megabytes(target)})")
     return 0

@@ -235,6 +235,13 @@ def mineral_foreign_checkpoint(tmp: Path):
     return (["mineral_ruel", "evaluate", "--run", str(run), "--device", "cpu"], ["best.ckpt"])
 
 
+@case
+def mineral_evaluate_of_another_projects_run(tmp: Path):
+    run = _run_folder(tmp, "battery_crystal", "cpu_quick")  # no run.json: known by its config
+    return (["mineral_ruel", "evaluate", "--run", str(run), "--device", "cpu"],
+            [f"{run} is a battery_crystal run", "mineral_ruel evaluate needs a mineral_ruel run"])
+
+
 # --------------------------------------------------------------------- fre_unet (EM stacks)
 FRE_TINY = ["data.scale=1.0", "data.tile=32", "model.width=0.125",
             "data.split={train: 0-3, val: '4', test: 5-5}"]

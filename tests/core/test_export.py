@@ -9,6 +9,7 @@ from ensemblab.cli import build_parser, main
 from ensemblab.config import save_config
 from ensemblab.engine import load_checkpoint, load_weights
 from ensemblab.engine.export import export_weights
+from ensemblab.run_record import write_run_record
 
 CONFIG = {"seed": 3, "model": {"hidden": 64}, "train": {"epochs": 2, "lr": 0.01}}
 
@@ -46,6 +47,7 @@ def run_dir(tmp_path):
 def test_export_keeps_the_best_weights_and_config_and_drops_the_optimizer(run_dir, capsys):
     _lightning_checkpoint(run_dir / "checkpoints" / "last.ckpt", seed=0)
     best = _lightning_checkpoint(run_dir / "checkpoints" / "best.ckpt", seed=1)
+    write_run_record(run_dir, "battery_crystal", "model")
     assert main(["battery_crystal", "export", "--run", str(run_dir)]) == 0
     out = run_dir / "weights.pt"
     exported = torch.load(out, map_location="cpu", weights_only=True)
@@ -88,6 +90,7 @@ def test_a_run_that_cannot_be_exported_is_one_line_and_writes_nothing(run_dir, c
         _lightning_checkpoint(ckpt, seed=0)
         ckpt.write_bytes(ckpt.read_bytes()[:2000])
     run = run_dir.parent / "missing" if case == "no_run" else run_dir
+    write_run_record(run_dir, "mineral_ruel", "learner")
     before = sorted(run_dir.rglob("*"))
     assert main(["mineral_ruel", "export", "--run", str(run)]) == 2
     err = capsys.readouterr().err

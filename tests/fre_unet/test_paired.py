@@ -9,6 +9,7 @@ import yaml
 from ensemblab.cli import main
 from ensemblab.errors import EnsemblabError
 from ensemblab.projects.fre_unet.paired import paired_difference, paired_scores
+from ensemblab.run_record import write_run_record
 
 A = [0.70, 0.72, 0.71, 0.69, 0.73]
 B = [0.72, 0.73, 0.74, 0.70, 0.76]
@@ -73,6 +74,7 @@ def test_paired_scores_pair_by_seed():
 
 def _seed_run(folder, seed, miou):
     folder.mkdir(parents=True)
+    write_run_record(folder, "fre_unet", "model")
     (folder / "config.yaml").write_text(yaml.safe_dump({"seed": seed}))
     (folder / "metrics.json").write_text(json.dumps(
         {"split": "test", "seed": seed, **_metrics(miou, miou)}))

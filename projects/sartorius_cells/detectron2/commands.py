@@ -15,10 +15,17 @@ from pathlib import Path
 import torch
 
 from ensemblab.config import save_config
-from ensemblab.engine import best_checkpoint, open_run, run_state_dict
+from ensemblab.engine import (
+    best_checkpoint,
+    check_run,
+    open_run,
+    run_state_dict,
+    write_run_record,
+)
 from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import write_json
+from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.detectron2.checkpoint import (
     IGNORED,
     read_detectron2_weights,
@@ -69,6 +76,7 @@ def import_detectron2(weights: str | Path, d2_config: str | Path, out: str | Pat
     cfg["model"] = {"kind": "maskrcnn", "classes": classes,
                     "image_size": int(base_cfg["model"].get("image_size", 704)),
                     "detectron2": d2cfg}
+    write_run_record(out, PROJECT, MEMBER)
     save_config(cfg, out)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}},
@@ -89,8 +97,10 @@ def _sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def run_state(run: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """``(config, model state dict without the "model." prefix)`` of a run's best weights."""
+def run_state(run: str | Path, verb: str | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
+    """``(config, model state dict without the "model." prefix)`` of a run's best weights;
+    ``verb`` is named in the message about a run of another project."""
+    check_run(run, PROJECT, (MEMBER,), verb)
     run_dir, cfg = open_run(run)
     return cfg, run_state_dict(run_dir, prefix="model.")[1]
 
@@ -101,7 +111,7 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
     Returns:
         ``(checkpoint, config)`` paths; see :mod:`.export` for what is exact.
     """
-    cfg, state = run_state(run)
+    cfg, state = run_state(run, "export-detectron2")
     if cfg.get("model", {}).get("kind", "maskrcnn") != "maskrcnn":
         raise ConfigError(f"{run}: export-detectron2 needs a Mask R-CNN run, this is "
                           f"model.kind={cfg['model']['kind']!r}")
@@ -141,6 +151,7 @@ def init_from_run(cfg: dict, init_run: str | Path) -> dict:
     ``classes`` is cleared so that the training data names them; ``weights`` points at the
     run's best checkpoint.
     """
+    check_run(init_run, PROJECT, (MEMBER,), "train --init")
     run_dir, init_cfg = open_run(init_run)
     cfg = copy.deepcopy(cfg)
     cfg["model"] = {**copy.deepcopy(init_cfg["model"]), "classes": None,

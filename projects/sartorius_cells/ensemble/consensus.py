@@ -62,7 +62,7 @@ class EnsembleMembers:
         check_manifest(manifest)
         self.manifest = manifest
         self.members = [EnsembleMember(spec, load_member(manifest.run_path(spec), device,
-                                                         kind=spec.kind))
+                                                         kind=spec.kind, verb="ensemble"))
                         for spec in manifest.members]
 
     def classes(self) -> list[str]:

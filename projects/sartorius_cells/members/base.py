@@ -21,8 +21,9 @@ import numpy as np
 import torch
 
 from ensemblab.backbones import lightning_precision
-from ensemblab.engine import build_trainer, lightning_accelerator, open_run
+from ensemblab.engine import build_trainer, check_run, lightning_accelerator, open_run
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import CellRecord
 from ensemblab.projects.sartorius_cells.structures import Instances
 from ensemblab.registry import Registry
@@ -135,13 +136,22 @@ def member_kind(name: str) -> MemberKind:
 
 
 def load_member(run_dir: str | Path, device: str = "auto", kind: str | None = None,
-                untrained: bool = False) -> LoadedMember:
-    """Load a run folder of any kind; with ``kind`` the run must be of that kind.
+                untrained: bool = False, verb: str | None = None) -> LoadedMember:
+    """Load a member run folder of any kind; with ``kind`` the run must be of that kind.
+
+    Args:
+        run_dir: a sartorius_cells member run (:func:`ensemblab.run_record.check_run`).
+        device: where the model runs.
+        kind: the ``model.kind`` the run must have (a manifest's member kind).
+        untrained: load the initialisation the run started from.
+        verb: the verb loading it, named in the message about a run of another project.
 
     Raises:
         DataError: the run is of another kind than ``kind``.
-        ConfigError: not a run folder, or its ``model.kind`` is not registered.
+        ConfigError: not a run folder, a run of another project or kind, or its
+            ``model.kind`` is not registered.
     """
+    check_run(run_dir, PROJECT, (MEMBER,), verb)
     run_dir, cfg = open_run(run_dir)
     found = cfg.get("model", {}).get("kind")
     if kind is not None and found != kind:

@@ -1,4 +1,9 @@
-"""Run folders: device choice, seeding, the resolved config, checkpoints, curves."""
+"""Run folders: device choice, seeding, the run record and resolved config, checkpoints.
+
+The run record (``RUN/run.json``: project and kind) and :func:`check_run`, the check every verb
+that takes a run folder makes, live in :mod:`ensemblab.run_record` (no torch import) and are
+re-exported here.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from ensemblab.config import load_run_config, save_config
+from ensemblab.config import CONFIG_NAME, load_run_config, save_config
 from ensemblab.errors import ConfigError, EnsemblabError
+from ensemblab.run_record import (
+    RUN_RECORD,
+    RunRecord,
+    check_run,
+    read_run_record,
+    write_run_record,
+)
+
+__all__ = [
+    "RUN_RECORD", "RunRecord", "best_checkpoint", "check_run", "lightning_accelerator",
+    "open_run", "prepare_run_dir", "read_run_record", "seed_everything", "select_device",
+    "write_run_record",
+]
 
 
 def select_device(device: str = "auto") -> torch.device:
@@ -42,20 +60,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def prepare_run_dir(out: str | Path, cfg: dict[str, Any], resume: bool = False) -> Path:
-    """Create (or reopen with ``resume``) a run folder and save the resolved config in it.
+def prepare_run_dir(out: str | Path, cfg: dict[str, Any], resume: bool = False,
+                    project: str | None = None, kind: str = "model") -> Path:
+    """Create (or reopen with ``resume``) a run folder; save its record and resolved config.
 
     Refuses to overwrite a finished or started run unless ``resume`` is set, so a typo does
     not destroy a checkpoint.
+
+    Args:
+        out: the run folder.
+        cfg: the resolved config, saved as ``config.yaml``.
+        resume: reopen an existing run; with ``project`` it must be a run of that project and
+            ``kind`` (:func:`check_run`), and a run without a record gets one.
+        project: the project training the run, recorded in ``run.json``
+            (:func:`write_run_record`); None writes no record.
+        kind: the kind of run, e.g. ``model`` or ``learner``.
+
+    Returns:
+        The run folder.
     """
     run_dir = Path(out)
     if resume:
-        if not (run_dir / "config.yaml").is_file():
+        if not (run_dir / CONFIG_NAME).is_file():
             raise ConfigError(f"{run_dir}: --resume given but it is not a run folder")
+        if project is not None:
+            check_run(run_dir, project, (kind,), "train --resume")
+            if not (run_dir / RUN_RECORD).is_file():
+                write_run_record(run_dir, project, kind)
         return run_dir
-    if (run_dir / "config.yaml").exists():
+    if (run_dir / CONFIG_NAME).exists():
         raise ConfigError(f"{run_dir}: run folder exists; use --resume or a new --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if project is not None:
+        write_run_record(run_dir, project, kind)
     save_config(cfg, run_dir)
     return run_dir
 
