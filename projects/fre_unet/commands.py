@@ -84,6 +84,7 @@ def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
     cfg.setdefault("data", {})["root"] = str(_data_root(cfg, data))
     datamodule = EMTileData(cfg["data"]["root"], cfg["data"])
     datamodule.setup()
+    datamodule.check_labels(cfg["data"]["allow_unseen"])
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
     seed_everything(int(cfg.get("seed", 0)))
     module = build_module(cfg, list(datamodule.classes))

@@ -49,11 +49,13 @@ DEFAULT_MAPS = {"slices": "sstem", "tiff_stack": "isbi2012"}
 
 @dataclass
 class Slice:
-    """One section: ``image`` uint8 ``[H, W]``, ``label`` uint8 class indices ``[H, W]``."""
+    """One section: ``image`` uint8 ``[H, W]``, ``label`` uint8 class indices ``[H, W]``,
+    ``source`` the label file it was read from (named in messages)."""
 
     name: str
     image: np.ndarray
     label: np.ndarray
+    source: str = ""
 
 
 def resolve_label_map(cfg: dict[str, Any]) -> tuple[tuple[str, ...], dict[int, int]]:
@@ -93,8 +95,11 @@ def map_labels(values: np.ndarray, mapping: dict[int, int], source: str | Path) 
         raise DataError(source, f"label dtype {values.dtype} (expected uint8 or uint16)")
     out = lut[values]
     if (out == 255).any():
-        unknown = np.unique(values[out == 255])[:8].tolist()
-        raise DataError(source, f"unknown label values {unknown} (known: {sorted(mapping)})")
+        unknown, pixels = np.unique(values[out == 255], return_counts=True)
+        unknown, pixels = unknown[:8].tolist(), pixels[:8].tolist()
+        counts = ", ".join(f"{v}: {n} px" for v, n in zip(unknown, pixels))
+        raise DataError(source, f"unknown label values {unknown} ({counts}; known: "
+                                f"{sorted(mapping)})")
     return out
 
 
@@ -164,7 +169,7 @@ def _checked(image: np.ndarray, label: np.ndarray, name: str, label_src: str | P
         raise DataError(label_src, f"label shape {label.shape} != image shape {image.shape}")
     if image.dtype != np.uint8:
         image = (255.0 * image / max(float(image.max()), 1.0)).astype(np.uint8)
-    return Slice(name, image, map_labels(label, mapping, label_src))
+    return Slice(name, image, map_labels(label, mapping, label_src), str(label_src))
 
 
 def load_slices(root: str | Path, cfg: dict[str, Any]) -> list[Slice]:

@@ -12,6 +12,7 @@ scales contrast and shifts brightness by up to that fraction (EM sections differ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ensemblab.cli_common import ALL_ITEMS
+from ensemblab.data.label_check import check_label_values, value_counts
 from ensemblab.data.tiling import extract_tiles, tile_boxes
 from ensemblab.errors import DataError
 from ensemblab.projects.fre_unet.data import (
@@ -136,6 +138,7 @@ class EMTileData(L.LightningDataModule):
         self.cfg = cfg
         self.classes, _ = resolve_label_map(cfg)
         self.tiles: dict[str, Dataset] = {}
+        self.label_counts: dict[str, list[tuple[str, dict[int, int]]]] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.tiles:
@@ -145,6 +148,7 @@ class EMTileData(L.LightningDataModule):
         tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
         jitter = float(self.cfg.get("intensity_jitter") or 0.0)
         for name, slices in parts.items():
+            self.label_counts[name] = [(s.source, value_counts(s.label)) for s in slices]
             images, labels = tile_slices(slices, tile, scale)
             if name == "train" and self.cfg.get("random_crops"):
                 sections = [Slice(s.name, *rescale(s.image, s.label, scale)) for s in slices]
@@ -152,6 +156,26 @@ class EMTileData(L.LightningDataModule):
             else:
                 self.tiles[name] = TileDataset(images, labels, augment=name == "train",
                                                jitter=jitter, with_index=name != "train")
+
+    def check_labels(self, allow_unseen: Sequence[int]) -> None:
+        """Stop before training when a slice of a split other than ``train`` holds a class that
+        no training slice holds (:func:`ensemblab.data.label_check.check_label_values`; grey
+        values outside ``data.label_map`` already stopped the reading). Call after
+        :meth:`setup`.
+
+        Args:
+            allow_unseen: class indices accepted though absent from the training slices.
+
+        Raises:
+            DataError: naming the label file, the class and its pixel count.
+        """
+        if "train" not in self.label_counts:
+            raise DataError(self.root, "data.split has no 'train' part")
+        training = set().union(*(counts for _, counts in self.label_counts["train"]))
+        for name, counts in self.label_counts.items():
+            if name != "train":
+                check_label_values(counts, self.classes, training, allow_unseen, name,
+                                   what="class", training_what="training slices")
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         if name == ALL_ITEMS:

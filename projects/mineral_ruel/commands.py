@@ -76,6 +76,7 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
         class_balanced=float(d.get("class_balanced", 0.0)), seed=int(cfg["seed"]),
         workers=d.get("workers", 0))
     datamodule.setup()  # reads and validates every training image before a run folder exists
+    datamodule.check_labels(classes, d["allow_unseen"])
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=LEARNER)
     module = module_from_config(cfg)
     accelerator, _ = lightning_accelerator(device)

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ensemblab.cli_common import HELD_OUT_SPLIT
+from ensemblab.data.images import read_label_png
+from ensemblab.data.label_check import check_label_values, value_counts
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 from ensemblab.projects.mineral_ruel.classes import class_pixel_counts
 from ensemblab.projects.mineral_ruel.data import (
@@ -25,7 +28,9 @@ from ensemblab.projects.mineral_ruel.data import (
     TileDataset,
     default_augment,
     holdout_split,
+    load_pair,
     load_scaled,
+    pad_to,
     split_pairs,
 )
 from ensemblab.projects.mineral_ruel.losses import build_loss
@@ -69,6 +74,7 @@ class MineralDataModule(L.LightningDataModule):
         self.train_set: TileDataset | RandomCropDataset | None = None
         self.rank_set: TileDataset | None = None
         self.class_pixels: np.ndarray | None = None
+        self.rank_counts: list[tuple[Path, dict[int, int]]] = []
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -83,8 +89,36 @@ class MineralDataModule(L.LightningDataModule):
                                                class_balanced=self.class_balanced)
         else:
             self.train_set = TileDataset(images, masks, self.tile, default_augment())
-        self.rank_set = TileDataset(*load_scaled(rank, self.num_classes, self.scale, self.tile),
+        loaded = [load_pair(pair, self.num_classes, self.scale) for pair in rank]
+        # Counted before padding: the pixels each hold-out mask has at the working scale.
+        self.rank_counts = [(pair[1], value_counts(mask)) for pair, (_, mask) in zip(rank, loaded)]
+        self.rank_set = TileDataset([pad_to(image, self.tile) for image, _ in loaded],
+                                    [pad_to(mask, self.tile) for _, mask in loaded],
                                     self.tile, with_index=True)
+
+    def check_labels(self, class_names: Sequence[str], allow_unseen: Sequence[int]) -> None:
+        """Stop before training when a hold-out or test mask holds a value that the training
+        masks cannot account for (:func:`ensemblab.data.label_check.check_label_values`).
+
+        Hold-out masks are checked as they are scored while training, at ``scale``; test masks
+        (``ROOT/seg/val``, when present) at full resolution as ``evaluate`` scores them, read
+        one at a time. Call after :meth:`setup`.
+
+        Args:
+            class_names: the classes (value ``k`` is ``class_names[k]``).
+            allow_unseen: class values accepted though absent from the training masks.
+
+        Raises:
+            DataError: naming the mask, the value and its pixel count.
+        """
+        training = np.flatnonzero(self.class_pixels).tolist()
+        unit = "px" if self.scale == 1 else f"px at data.scale {self.scale}"
+        check_label_values(self.rank_counts, class_names, training, allow_unseen, "hold-out",
+                           unit=unit)
+        if (self.root / "seg" / HELD_OUT_SPLIT).is_dir():
+            test = ((mask, value_counts(read_label_png(mask)))
+                    for _, mask in split_pairs(self.root, HELD_OUT_SPLIT))
+            check_label_values(test, class_names, training, allow_unseen, "test")
 
     def batch_size_at(self, epoch: int) -> int:
         return self.frozen_batch_size if epoch < self.frozen_epochs else self.batch_size

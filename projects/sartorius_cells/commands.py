@@ -25,6 +25,7 @@ from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.sartorius_cells import ENSEMBLE, MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import (
+    check_cell_types,
     image_reader,
     image_sizes_from_csv,
     image_sizes_from_folder,
@@ -84,6 +85,8 @@ def train(config: str | Path, data: str | Path | None, out: str | Path, device: 
     kind = member_kind(str(cfg["model"].get("kind")))
     records = load_records(data)
     cfg = resolve_classes(cfg, records)
+    check_cell_types(*split_records(records, cfg["data"]["split"]), cfg["model"]["classes"],
+                     cfg["data"]["allow_unseen"])
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MEMBER)
     time_file = run_dir / TRAIN_TIME_FILE
     before = json.loads(time_file.read_text())["seconds"] if resume and time_file.is_file() else 0

@@ -296,6 +296,39 @@ def split_records(records: list[CellRecord], split: dict
             [r for r, f in zip(records, folds) if f == fold])
 
 
+def check_cell_types(train: list[CellRecord], val: list[CellRecord], classes: list[str],
+                     allow_unseen: list[str]) -> None:
+    """Stop before training when a cell type cannot be learned or scored as a class.
+
+    Every image's cell type must be one of ``classes`` (the member's class list), and every
+    validation image's cell type must occur among the training images unless declared in
+    ``allow_unseen``. Cell types are per image (the Kaggle ``cell_type`` column, a COCO image's
+    ``cell_type`` or file-name prefix, one type for instance folders), so the counts are images;
+    the instance masks carry no class of their own to check.
+
+    Raises:
+        ConfigError: ``allow_unseen`` names a type that is not a class.
+        DataError: naming an image, its cell type and how many validation images have it.
+    """
+    bad = sorted(set(allow_unseen) - set(classes))
+    if bad:
+        raise ConfigError(f"data.allow_unseen: {bad} are not cell types of model.classes "
+                          f"{classes}")
+    for record in train + val:
+        if record.cell_type not in classes:
+            raise DataError(record.image_path, f"cell type {record.cell_type!r} is not one of "
+                                               f"model.classes {classes}")
+    seen = sorted({r.cell_type for r in train})
+    unseen = [r for r in val if r.cell_type not in seen and r.cell_type not in allow_unseen]
+    if unseen:
+        first = unseen[0]
+        n = sum(r.cell_type == first.cell_type for r in unseen)
+        raise DataError(first.image_path, f"validation cell type {first.cell_type!r} ({n} "
+                                          f"validation images) never occurs in the training "
+                                          f"images, which hold {', '.join(seen)}; declare it in "
+                                          f"data.allow_unseen to train anyway")
+
+
 def image_sizes_from_folder(folder: str | Path) -> dict[str, tuple[int, int]]:
     """``{image_id: (height, width)}`` read from image headers."""
     sizes = {}

@@ -207,6 +207,16 @@ def mineral_unknown_class_value(tmp: Path):
 
 
 @case
+def mineral_val_mask_value_outside_the_classes(tmp: Path):
+    data = _minerals(tmp)  # LumenStone layout; classes 0-8 everywhere but this patch
+    mask_path = data / "seg" / "val" / "000.png"
+    mask = np.asarray(Image.open(mask_path)).copy()
+    mask[10:15, 20:25] = 201
+    Image.fromarray(mask).save(mask_path)
+    return _mineral_train(data, tmp), ["seg/val/000.png", "value 201 (25 px)", "not a class"]
+
+
+@case
 def mineral_missing_mask(tmp: Path):
     data = _minerals(tmp)
     (data / "seg" / "train" / "002.png").unlink()

@@ -412,9 +412,10 @@ def test_cli_import_predict_coco_fine_tune_export(tmp_path, d2_files, capsys):
     assert records and set(records[0]) == {"image_id", "category_id", "bbox", "score",
                                            "segmentation"}
     assert all(r["category_id"] in (1, 2, 3) and r["bbox"][2] > 0 for r in records)
+    # One sample per type: the validation fold's type (shsy5y) is in no training image.
     assert main(["sartorius_cells", "train", "--config", "cpu_maskrcnn_r18", "--init", str(run),
                  "--data", str(data), "--out", str(tuned), "train.epochs=1", "train.val_every=1",
-                 "data.split.k=3"]) == 0
+                 "data.split.k=3", "data.allow_unseen=[shsy5y]"]) == 0
     cfg, ours = run_state(tuned)
     _, start = run_state(run)
     assert cfg["model"]["classes"] == ["astro", "cort", "shsy5y"]  # from the training data

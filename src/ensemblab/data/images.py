@@ -117,7 +117,8 @@ def read_label_png(path: str | Path, allowed_values: Iterable[int] | None = None
 
     Raises:
         DataError: unreadable file, more than one channel, shape differing from ``shape``, or
-            values outside ``allowed_values`` (naming the first offending values).
+            values outside ``allowed_values`` (naming the first offending values and their
+            pixel counts).
     """
     path = Path(path)
     if path.suffix.lower() in TIFF_EXTS:
@@ -139,12 +140,15 @@ def read_label_png(path: str | Path, allowed_values: Iterable[int] | None = None
         raise DataError(path, f"mask shape {arr.shape} != image shape {tuple(shape[:2])}")
     if allowed_values is not None:
         allowed = np.asarray(sorted(set(int(v) for v in allowed_values)))
-        present = np.unique(arr)
-        bad = present[~np.isin(present, allowed)]
-        if bad.size:
-            shown = ", ".join(str(v) for v in bad[:5].tolist()) + (" ..." if bad.size > 5 else "")
+        present, pixels = np.unique(arr, return_counts=True)
+        out = ~np.isin(present, allowed)
+        bad, pixels = present[out].tolist(), pixels[out].tolist()
+        if bad:
+            more = " ..." if len(bad) > 5 else ""
+            shown = ", ".join(str(v) for v in bad[:5]) + more
+            counts = ", ".join(f"{v}: {n} px" for v, n in zip(bad[:5], pixels)) + more
             raise DataError(path, f"label values {shown} not in the allowed set "
-                                  f"{allowed.tolist()}")
+                                  f"{allowed.tolist()} ({counts})")
     return arr
 
 
