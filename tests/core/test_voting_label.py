@@ -78,3 +78,13 @@ def test_dtype_torch_and_errors():
         weighted_vote(MAPS, [1, -1, 1])
     with pytest.raises(ValueError, match="num_classes"):
         weighted_vote(MAPS, num_classes=2)
+
+
+def test_any_integer_type_votes_alike_and_keeps_its_type():
+    rng = np.random.default_rng(3)
+    maps = rng.integers(0, 5, (5, 16, 16))
+    weights = [0.4, 0.3, 0.1, 0.1, 0.1]
+    expected = reference_weighted_vote(maps, weights)
+    for dtype in (np.uint8, np.int16, np.int32, np.int64):
+        voted = weighted_vote(maps.astype(dtype), weights)
+        assert voted.dtype == dtype and np.array_equal(voted, expected)
