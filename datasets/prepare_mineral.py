@@ -23,15 +23,7 @@ from ensemblab.data.images import list_pairs, read_image, read_label_png, write_
 from ensemblab.data.tiling import extract_tiles, tile_boxes
 from ensemblab.errors import EnsemblabError
 from ensemblab.io import atomic_path
-
-
-def _rescale(array: np.ndarray, scale: float, nearest: bool) -> np.ndarray:
-    if scale == 1:
-        return array
-    h, w = array.shape[:2]
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(array).resize(
-        size, Image.NEAREST if nearest else Image.BILINEAR))
+from ensemblab.projects.mineral_ruel.data import rescale
 
 
 def tile_split(src: Path, dst: Path, split: str, tile: int, scale: float, overlap: int,
@@ -43,7 +35,7 @@ def tile_split(src: Path, dst: Path, split: str, tile: int, scale: float, overla
     for image_path, mask_path in pairs:
         image = read_image(image_path, mode="rgb")
         mask = read_label_png(mask_path, range(num_classes), image.shape[:2]).astype(np.uint8)
-        image, mask = _rescale(image, scale, False), _rescale(mask, scale, True)
+        image, mask = rescale(image, scale, False), rescale(mask, scale, True)
         boxes = tile_boxes(image.shape[0], image.shape[1], tile, overlap)
         for (y0, x0, _, _), im, m in zip(boxes, extract_tiles(image, boxes, "reflect"),
                                          extract_tiles(mask, boxes, "constant")):

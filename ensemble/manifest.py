@@ -17,8 +17,9 @@ thresholds, so the file alone rebuilds the ensemble that was scored::
 
 Relative ``run`` paths are resolved against the working directory (like ``--run``).
 
-Member kinds are checked against ``kinds`` (:data:`MEMBER_KINDS` unless the caller passes the
-kinds its project registers, e.g. ``load_manifest(path, kinds=MEMBERS.names())``).
+Member kinds are checked against ``kinds``: by default the member registry
+(:data:`ensemblab.ensemble.members.MEMBERS`, every kind an installed project registers), or the
+names a caller passes.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from pathlib import Path
 
 import yaml
 
+from ensemblab.ensemble.members import MEMBERS
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import atomic_write_text
+from ensemblab.registry import Registry, unknown_name_message
 
-# The kinds a manifest accepts when its caller names none (the sartorius_cells members).
-MEMBER_KINDS = ("yolox", "maskrcnn", "upernet_full", "upernet_crop")
 SETUPS = ("nms", "mask_vote", "consensus")
 FLIPS = ("none", "h", "v")
 
@@ -47,8 +48,7 @@ class Member:
 
     Attributes:
         name: unique name (used in tables and overlays).
-        kind: a member kind the manifest's ``kinds`` holds (by default
-            ``yolox | maskrcnn | upernet_full | upernet_crop``).
+        kind: a member kind the manifest's ``kinds`` holds (by default a registered one).
         run: run folder of the trained model.
         box_weight: weight of its boxes in weighted box fusion (detectors only).
         mask_weight: weight of its mask probabilities in the consensus vote (mask sources only).
@@ -80,8 +80,8 @@ class Manifest:
             parameters (``score_thresh, mask_thresh, overlap_drop_frac, min_area``, ...).
         root: folder that relative run paths are resolved against (not saved; default: the
             working directory).
-        kinds: the member kinds accepted (not saved; default :data:`MEMBER_KINDS`; a project
-            passes the names of its member registry; ``None`` accepts any kind).
+        kinds: the member kinds accepted (not saved; default: the names registered in
+            :data:`~ensemblab.ensemble.members.MEMBERS`; ``None`` accepts any kind).
     """
 
     name: str
@@ -90,9 +90,11 @@ class Manifest:
     fusion: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=lambda: {"default": {}, "per_type": {}})
     root: Path = Path(".")
-    kinds: Iterable[str] | None = field(default=MEMBER_KINDS, repr=False, compare=False)
+    kinds: Registry | Iterable[str] | None = field(default=MEMBERS, repr=False, compare=False)
 
     def __post_init__(self):
+        if isinstance(self.kinds, Registry):
+            self.kinds = self.kinds.names()
         if self.kinds is not None:
             self.kinds = tuple(self.kinds)
         if self.setup not in SETUPS:
@@ -104,8 +106,8 @@ class Manifest:
             raise ConfigError(f"manifest member names must be unique, got {names}")
         for m in self.members:
             if self.kinds is not None and m.kind not in self.kinds:
-                raise ConfigError(f"member {m.name!r}: unknown member kind {m.kind!r}; "
-                                  f"known: {', '.join(self.kinds)}")
+                raise ConfigError(f"member {m.name!r}: "
+                                  f"{unknown_name_message('member kind', m.kind, self.kinds)}")
             bad = [f for f in m.flips if f not in FLIPS]
             if bad:
                 raise ConfigError(f"member {m.name!r}: unknown flips {bad} (use {FLIPS})")
@@ -127,7 +129,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: dict, root: Path = Path("."), source: str = "manifest",
-                  kinds: Iterable[str] | None = MEMBER_KINDS) -> Manifest:
+                  kinds: Registry | Iterable[str] | None = MEMBERS) -> Manifest:
         """Build from plain data; a missing or unknown key is a :class:`DataError`, an invalid
         value (unknown member kind, flip or set-up) a :class:`ConfigError` naming ``source``."""
         if not isinstance(data, dict):
@@ -169,13 +171,14 @@ def _check_member_types(m: Member, i: int) -> None:
         raise ConfigError(f"{where}: flips {m.flips!r} is not a list")
 
 
-def load_manifest(path: str | Path, kinds: Iterable[str] | None = MEMBER_KINDS) -> Manifest:
+def load_manifest(path: str | Path, kinds: Registry | Iterable[str] | None = MEMBERS
+                  ) -> Manifest:
     """Read a ``.yaml``/``.yml``/``.json`` manifest (relative run paths: working directory).
 
     Args:
         path: the manifest file.
-        kinds: the member kinds accepted (a project passes its registry's names; ``None``
-            accepts any kind). An unknown kind is a one-line :class:`ConfigError` naming the
+        kinds: the member kinds accepted (default: the registered ones; ``None`` accepts any
+            kind). An unknown kind is a one-line :class:`ConfigError` naming the
             file, the member and the kind.
     """
     path = Path(path)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from ensemblab.backbones import (
     create_encoder,
     imagenet_classifier,
 )
+from ensemblab.memory import peak_rss_bytes
 
 DEFAULT = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet50"]
 
@@ -61,7 +61,7 @@ def measure(name: str, size: int, repeats: int) -> dict:
 
         row[f"fwd_ms_{tag}"] = _best_ms(forward, repeats)
         row[f"step_ms_{tag}"] = _best_ms(step, repeats)
-    row["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_rss_MiB"] = peak_rss_bytes() / 2**20
     return row
 
 

@@ -13,7 +13,6 @@ detections, so the mask models and the fusion see all ~800 cells even with weak 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 
 import matplotlib
@@ -24,6 +23,7 @@ import numpy as np  # noqa: E402
 
 from ensemblab.ensemble.fusion import instance_windows  # noqa: E402
 from ensemblab.io import save_figure  # noqa: E402
+from ensemblab.memory import peak_rss_bytes  # noqa: E402
 from ensemblab.metrics.instance import kaggle_score  # noqa: E402
 from ensemblab.projects.sartorius_cells.ensemble.consensus import (  # noqa: E402
     EnsembleMembers,
@@ -40,11 +40,6 @@ from ensemblab.projects.sartorius_cells.structures import (  # noqa: E402
     instances_to_rles,
 )
 from ensemblab.synthetic.cells import make_cells_image  # noqa: E402
-
-
-def peak_rss_gb() -> float:
-    """Peak resident set size of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def oracle_boxes(idmap: np.ndarray) -> np.ndarray:
@@ -104,7 +99,7 @@ def main() -> None:
     t = time.perf_counter()
     rles = instances_to_rles(inst)
     times["Kaggle RLEs"] = time.perf_counter() - t
-    peak = peak_rss_gb()
+    peak = peak_rss_bytes() / 2**30
     total = sum(v for k, v in times.items() if k != "load members")
     print(f"image {h}x{w}, {n_gt} true cells, {n_detected} fused detections, "
           f"{len(boxes)} boxes to the mask stage{' (oracle)' if args.oracle_boxes else ''}, "

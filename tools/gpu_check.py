@@ -3,9 +3,9 @@
     python tools/gpu_check.py [--device cuda|cpu] [--steps 100] [--budget-s 480]
         [--only PROJECT ...] [--smoke]
 
-1. Training: each project's own train function builds its paper-scale model and loader on
-   synthetic data of the real shapes (``tools/gpu_check_members.py`` and
-   ``tools/gpu_check_sartorius.py`` say which configs), and ``--steps`` steps run through
+1. Training: each installed project (the ``ensemblab.projects`` entry points) with a check
+   registered in ``tools/gpu_check_*.py`` builds its paper-scale model and loader with its own
+   train function on synthetic data of the real shapes, and ``--steps`` steps run through
    ``ensemblab.engine.build_trainer`` with the project's trainer settings and the engine's
    defaults (16-mixed on GPU unless the config asks for bf16, float32 on CPU; channels-last for
    the convolutional members on GPU), without validation or checkpoints. One line per member:
@@ -18,16 +18,16 @@
 
 Every part prints its own line; a failing part prints ``error`` and the run goes on (exit 1 at
 the end). Parts that would start after ``--budget-s`` print ``skipped``; a training part stops
-early at the budget. ``--smoke`` shrinks images and batches (the CPU test runs it).
+early at the budget. ``--smoke`` shrinks images and batches (the CPU test runs it): each
+check (and each Sartorius member kind, ``MemberKind.smoke_overrides``) carries its own sizes.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
+import importlib
 import json
 import logging
-import resource
 import subprocess
 import sys
 import tempfile
@@ -40,11 +40,17 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tools/ is not a package
-from gpu_check_members import Context, Member, battery, crossattn, fre, mineral  # noqa: E402
-from gpu_check_sartorius import sartorius  # noqa: E402
+TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS))  # tools/ is not a package
+from gpu_check_members import CHECKS, Context, Member  # noqa: E402
 
 from ensemblab.engine import build_trainer  # noqa: E402
+from ensemblab.installed_projects import installed_projects  # noqa: E402
+from ensemblab.memory import peak_bytes, reset_peak  # noqa: E402
+
+# Every gpu_check_*.py module registers its projects' checks in CHECKS when imported.
+for _module in sorted(TOOLS.glob("gpu_check_*.py")):
+    importlib.import_module(_module.stem)
 
 # One line per part: Lightning's banners and the warnings of a deliberately bare fit (no
 # validation loader, frozen modules in eval mode) would bury them.
@@ -57,9 +63,6 @@ for message in (".*validation_step.*", ".*in eval mode.*", ".*LeafSpec.*", ".*au
 RUN_ONLY = {"monitor", "mode", "device", "progress_bar", "num_sanity_val_steps",
             "check_val_every_n_epoch"}
 RUN_ONLY_CALLBACKS = (EarlyStopping, ModelCheckpoint)
-
-PROJECTS = {"sartorius_cells": sartorius, "mineral_ruel": mineral, "fre_unet": fre,
-            "crossattn_vl": crossattn, "battery_crystal": battery}
 
 
 class Report:
@@ -92,29 +95,10 @@ def _clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def reset_peak(device: torch.device) -> None:
-    """Start a fresh peak: GPU allocator statistics, or the process's peak resident set."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:  # Linux: "5" resets VmHWM, the peak resident set
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
-
-
 def peak(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"peak GPU {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
-    try:
-        line = next(x for x in Path("/proc/self/status").read_text().splitlines()
-                    if x.startswith("VmHWM"))
-        gib = int(line.split()[1]) / 2**20
-    except (OSError, StopIteration):
-        gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    return f"peak RSS {gib:.2f} GiB"
+    """The peak since :func:`ensemblab.memory.reset_peak`: GPU allocations or resident set."""
+    what = "GPU" if device.type == "cuda" else "RSS"
+    return f"peak {what} {peak_bytes(device) / 2**30:.2f} GiB"
 
 
 def duration(seconds: float) -> str:
@@ -175,8 +159,10 @@ def lightning_steps(member: Member, ctx: Context, deadline: float) -> tuple[floa
 
 
 def build_part(project: str, ctx: Context):
+    if project not in CHECKS:
+        return "no check registered for it in tools/gpu_check_*.py", []
     start = time.perf_counter()
-    members = PROJECTS[project](ctx)
+    members = CHECKS.get(project)(ctx)
     return f"{len(members)} to check, {time.perf_counter() - start:.1f} s", members
 
 
@@ -233,14 +219,15 @@ def ddp_part(ctx: Context, deadline: float):
 
 
 def main(argv: list[str] | None = None) -> int:
+    projects = list(installed_projects())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                         choices=["cuda", "cpu"], help="default: cuda when present")
     parser.add_argument("--steps", type=int, default=100, help="training steps per member")
     parser.add_argument("--budget-s", type=float, default=480.0,
                         help="wall-clock cap; later parts print 'skipped'")
-    parser.add_argument("--only", nargs="+", choices=sorted(PROJECTS), metavar="PROJECT",
-                        help=f"projects to check (default: all of {', '.join(PROJECTS)})")
+    parser.add_argument("--only", nargs="+", choices=projects, metavar="PROJECT",
+                        help=f"projects to check (default: all of {', '.join(projects)})")
     parser.add_argument("--smoke", action="store_true",
                         help="small images and batches (the CPU test of this script)")
     args = parser.parse_args(argv)
@@ -256,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="gpu_check_") as tmp:
         ctx = Context(device, args.smoke, args.steps, Path(tmp))
         members: list[Member] = []
-        for project in args.only or list(PROJECTS):
+        for project in args.only or projects:
             built = report.part("build", project, lambda p=project: build_part(p, ctx))
             members += built or []
         for m in members:

@@ -5,14 +5,16 @@ engine's ``fit``: :func:`run_until_fit` stands in for ``build_trainer``/``fit`` 
 module and hands back the LightningModule, its loader (or data module) and the trainer keywords
 the project chose, so the check trains exactly what ``ensemblab <project> train`` would.
 Configs are found through each project's own ``resolve_config``. A :class:`Schedule` sizes the
-paper's full run. This module holds the shared pieces and the single-model projects; the
-Sartorius members and their ensemble are in ``gpu_check_sartorius.py``.
+paper's full run. Each project's check registers itself in :data:`CHECKS` under the project's
+name (its ``ensemblab.projects`` entry point) and carries its own ``--smoke`` sizes. This module
+holds the shared pieces and the single-model projects; the Sartorius members and their ensemble
+are in ``gpu_check_sartorius.py``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 
 from ensemblab.config import load_config
+from ensemblab.registry import Registry
 
 # Training samples per epoch of the paper-scale data (what the projection multiplies).
 LUMENSTONE_TILES = 665  # LumenStone sample: 19 training images (24 less the hold-out) x 35 tiles
@@ -30,13 +33,8 @@ SSTEM_TILES = 192  # 12 training sections (split 0-11) x 16 tiles of 256 px
 FLICKR8K_ITEMS = 30000  # Flickr8k training split: 6000 images x 5 captions
 BATTERY_ROWS = 339  # the Materials-Project table
 
-# --smoke: the same configs at CPU-test sizes (small images and batches), by project.
-SMOKE = {
-    "mineral_ruel": ["data.tile=64", "train.batch_size=2", "train.frozen_batch_size=2"],
-    "fre_unet": ["data.tile=32", "data.batch_size=2"],
-    "crossattn_vl": ["data.image_size=64", "train.batch_size=2", "data.tokenizer_vocab=200",
-                     "eval.batch_size=2", "eval.max_length=4"],
-}
+# project name -> function ``Context -> list[Member]`` that builds what to measure
+CHECKS = Registry("GPU-check project")
 
 
 @dataclass
@@ -133,12 +131,12 @@ def lightning_member(name, schedule, infer, unit, found, **extra) -> Member:
     return Member(name, schedule, infer, unit, module, loader, datamodule, kwargs, **extra)
 
 
-def overrides(ctx: Context, key: str, always: list[str] = (),
-              smoke: dict[str, list[str]] = SMOKE) -> list[str]:
-    """``always`` plus, with ``--smoke``, the small sizes of ``smoke[key]``."""
-    return list(always) + (smoke[key] if ctx.smoke else [])
+def overrides(ctx: Context, always: Sequence[str] = (), smoke: Sequence[str] = ()) -> list[str]:
+    """``always`` plus, with ``--smoke``, the CPU-test sizes ``smoke``."""
+    return [*always, *(smoke if ctx.smoke else ())]
 
 
+@CHECKS.register("mineral_ruel")
 def mineral(ctx: Context) -> list[Member]:
     """Res-UNet learner of Table 2, timed in its unfrozen stage (the frozen one is cheaper),
     and RUEL-5-WV: five such learners on one tile, then the weighted vote."""
@@ -147,7 +145,8 @@ def mineral(ctx: Context) -> list[Member]:
     from ensemblab.synthetic.minerals import write_mineral_dataset
 
     config = "resunet_ce_e120"
-    over = overrides(ctx, "mineral_ruel", ["train.frozen_epochs=0", "data.classes=minerals9"])
+    over = overrides(ctx, ["train.frozen_epochs=0", "data.classes=minerals9"],
+                     ["data.tile=64", "train.batch_size=2", "train.frozen_batch_size=2"])
     cfg = load_config(commands.resolve_config(config), over)
     tile, batch = int(cfg["data"]["tile"]), int(cfg["train"]["batch_size"])
     root = write_mineral_dataset(ctx.tmp / "mineral", n_train=6, n_val=1, size=2 * tile)
@@ -176,6 +175,7 @@ def mineral(ctx: Context) -> list[Member]:
                    network=found[0])]
 
 
+@CHECKS.register("fre_unet")
 def fre(ctx: Context) -> list[Member]:
     """SE-U-Net + FRE on 1024 px sections cut into 256 px tiles; inference = whole sections."""
     from ensemblab.projects.fre_unet import commands
@@ -183,7 +183,8 @@ def fre(ctx: Context) -> list[Member]:
 
     config = "fre"
     cfg = load_config(commands.resolve_config(config), overrides(
-        ctx, "fre_unet", ["data.split.train=0-3", "data.split.val=4", "data.split.test=5"]))
+        ctx, ["data.split.train=0-3", "data.split.val=4", "data.split.test=5"],
+        ["data.tile=32", "data.batch_size=2"]))
     side = 128 if ctx.smoke else 1024
     make_em_stack(ctx.tmp / "em", n_slices=6, size=side)
     found = run_until_fit(lambda: commands.train_run(
@@ -198,6 +199,7 @@ def fre(ctx: Context) -> list[Member]:
                               infer, "sections", found, channels_last=True)]
 
 
+@CHECKS.register("crossattn_vl")
 def crossattn(ctx: Context) -> list[Member]:
     """DenseNet121 + ALBERT + cross-attention, all three tasks; inference = beam captions."""
     from ensemblab.multimodal.tokenizer import TextTokenizer
@@ -208,7 +210,9 @@ def crossattn(ctx: Context) -> list[Member]:
     config = "paper"
     # random DenseNet weights: the same speed, and no local weights file needed
     cfg = load_config(commands.resolve_config(config), overrides(
-        ctx, "crossattn_vl", ["model.image.pretrained=false"]))
+        ctx, ["model.image.pretrained=false"],
+        ["data.image_size=64", "train.batch_size=2", "data.tokenizer_vocab=200",
+         "eval.batch_size=2", "eval.max_length=4"]))
     data = write_shapes_dataset(ctx.tmp / "vl", n_images=16 if ctx.smoke else 96, size=64)
     run_dir = ctx.tmp / "vl_run"
     found = run_until_fit(lambda: commands.train_run(
@@ -230,6 +234,7 @@ def crossattn(ctx: Context) -> list[Member]:
                               infer, "captioned images", found)]
 
 
+@CHECKS.register("battery_crystal")
 def battery(ctx: Context) -> list[Member]:
     """The DNN ensemble of ``train`` (CPU by design); one step = one full-batch epoch."""
     from ensemblab.projects.battery_crystal import commands

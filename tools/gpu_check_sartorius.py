@@ -15,26 +15,21 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from gpu_check_members import Context, Member, Schedule, lightning_member, overrides, run_until_fit
+from gpu_check_members import (
+    CHECKS,
+    Context,
+    Member,
+    Schedule,
+    lightning_member,
+    overrides,
+    run_until_fit,
+)
 from scipy import ndimage
 
 from ensemblab.config import load_config
 
 MANIFEST = "paper_ensemble"
 KAGGLE_TRAIN_IMAGES = 485  # 606 Sartorius training images, 4 of the 5 folds
-
-# --smoke sizes by member kind (the manifest's ``kind``).
-SMOKE = {
-    "maskrcnn": ["model.image_size=128", "train.batch_size=2", "train.num_workers=0",
-                 "model.rpn_pre_nms_top_n_train=100", "model.rpn_post_nms_top_n_train=100",
-                 "model.box_batch_size_per_image=16", "model.rpn_pre_nms_top_n_test=100",
-                 "model.rpn_post_nms_top_n_test=32", "model.box_detections_per_img=16"],
-    "yolox": ["train.sizes=[128,128]", "train.batch_size=2", "predict.size=128",
-              "train.num_workers=0"],
-    "upernet_full": ["model.size=128", "train.crop=64", "train.batch_size=2",
-                     "train.num_workers=0"],
-    "upernet_crop": ["model.crop=32", "train.batch_size=4", "train.num_workers=0"],
-}
 
 
 def dense_cells(ctx: Context) -> dict[str, np.ndarray]:
@@ -104,19 +99,19 @@ def _setup3(manifest, entries: list, ctx: Context) -> Callable[[torch.device], i
 
 
 def _member(spec, config: str, over: list[str], records, ctx: Context):
-    """``(Member, loaded untrained member)`` of one manifest entry's config."""
+    """``(Member, loaded untrained member)`` of one manifest entry's config (``--smoke``: with
+    its member kind's ``smoke_overrides``)."""
     from ensemblab.projects.sartorius_cells import commands
     from ensemblab.projects.sartorius_cells.data import split_records
     from ensemblab.projects.sartorius_cells.members import base, member_kind, resolve_classes
 
+    kind = member_kind(spec.kind)
     cfg = load_config(commands.resolve_config(config),
-                      overrides(ctx, spec.kind, over, smoke=SMOKE))
-    kind = member_kind(str(cfg["model"]["kind"]))
+                      overrides(ctx, over, kind.smoke_overrides))
     cfg, t = resolve_classes(cfg, records), cfg["train"]
     repeats = int(t.get("repeats", 1))
     per_epoch = int(t.get("samples_per_epoch") or KAGGLE_TRAIN_IMAGES * repeats)
-    schedule = Schedule(int(t["epochs"]), per_epoch,
-                        "crops" if spec.kind == "upernet_crop" else "images")
+    schedule = Schedule(int(t["epochs"]), per_epoch, kind.sample_unit)
     if "repeats" in t:  # synthetic epochs outlast the timed steps (workers restart per epoch)
         n_train = len(split_records(records, cfg["data"]["split"])[0])
         t["repeats"] = max(repeats, -(-ctx.steps * int(t["batch_size"]) // n_train))
@@ -129,9 +124,10 @@ def _member(spec, config: str, over: list[str], records, ctx: Context):
     infer, unit = _member_infer(loaded, ctx)
     name = f"sartorius_cells/{spec.name} ({' '.join([config, *over])})"
     return lightning_member(name, schedule, infer, unit, found, network=loaded.net,
-                            channels_last=spec.kind != "maskrcnn"), loaded
+                            channels_last=kind.channels_last), loaded
 
 
+@CHECKS.register("sartorius_cells")
 def sartorius(ctx: Context) -> list[Member]:
     """One member per distinct config of the manifest, then set-up 3 of all its members."""
     from ensemblab.ensemble.manifest import load_manifest

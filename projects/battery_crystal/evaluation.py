@@ -43,7 +43,7 @@ def _one(feature_set: str, model: str, outputs: list[str] | None, protocol: str,
                          holdout_seeds=ev["holdout_seeds"], seed=cfg["seed"])
     result = evaluate_model(lambda i: build_model(model, feature_set, cfg, seed=cfg["seed"] + i),
                             df, y, splits, len(CLASSES),
-                            groups=groups if protocol == "grouped_cv" else None,
+                            groups=groups if PROTOCOLS.get(protocol).grouped else None,
                             outputs=outputs)
     if outputs is None:
         return [(feature_set, model, protocol, result)]
@@ -64,11 +64,14 @@ def run_evaluation(df: pd.DataFrame, cfg: dict[str, Any], out_dir: Path,
         The metrics dictionary written to ``metrics.json``.
     """
     ev = cfg["evaluate"]
-    for key, allowed in (("models", MODELS), ("protocols", PROTOCOLS),
-                         ("feature_sets", FEATURE_SETS)):
-        bad = [v for v in ev[key] if v not in allowed]
-        if bad:
-            raise ConfigError(f"evaluate.{key}: unknown {bad}; choose from {', '.join(allowed)}")
+    for key, registry in (("models", MODELS), ("protocols", PROTOCOLS)):
+        for name in ev[key]:
+            if name not in registry:
+                raise ConfigError(f"evaluate.{key}: {registry.unknown_message(name)}")
+    bad = [v for v in ev["feature_sets"] if v not in FEATURE_SETS]
+    if bad:
+        raise ConfigError(f"evaluate.feature_sets: unknown {bad}; "
+                          f"choose from {', '.join(FEATURE_SETS)}")
     y = np.array([CLASSES.index(v) for v in df[LABEL]], dtype=np.int64)
     groups = df["Formula"].to_numpy()
     leaks = leakage_report(df, LABEL, [c for c in LEAK_CHECK_COLUMNS if c in df.columns])

@@ -1,4 +1,4 @@
-"""The three evaluation protocols and the loop that scores every model on them.
+"""The evaluation protocols, each registered by name, and the loop that scores every model.
 
 - ``holdout``: the paper's single stratified 80/20 split, repeated over ``holdout_seeds``
   seeds (one split is far too noisy on 339 rows to compare models).
@@ -10,12 +10,20 @@ Each model is fitted on the training rows of each split only — including its p
 its hyper-parameter selection (inner folds of those rows; grouped by formula under
 ``grouped_cv``) — and scored on the test rows with macro precision / recall / F1 and accuracy
 (:func:`ensemblab.metrics.classification.macro_prf`), reported as mean ± std over splits.
+
+A protocol is a function returning a scikit-learn splitter, registered in :data:`PROTOCOLS` with
+the words the results table uses (``evaluate.protocols`` names registered protocols)::
+
+    @register_protocol("loo", "leave-one-out", "leave-one-out")
+    def leave_one_out(folds, repeats, holdout_seeds, test_size, seed):
+        return LeaveOneOut()
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,11 +35,64 @@ from sklearn.model_selection import (
     StratifiedShuffleSplit,
 )
 
-from ensemblab.errors import ConfigError
 from ensemblab.metrics.classification import macro_prf
+from ensemblab.registry import Registry
 
-PROTOCOLS = ("holdout", "repeated_cv", "grouped_cv")
 SCORES = ("macro_f1", "macro_precision", "macro_recall", "accuracy")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A registered evaluation protocol.
+
+    Attributes:
+        splitter: ``(folds, repeats, holdout_seeds, test_size, seed) -> scikit-learn splitter``
+            (``split(x, y, groups)`` gives ``(train_idx, test_idx)`` pairs).
+        caption: how the results caption counts its splits; ``str.format`` fields are keys of
+            the ``evaluate`` config section, e.g. ``"{folds}-fold CV"``.
+        title: its column title in the results table (formatted the same way).
+        grouped: splits keep each group (formula) in one fold, and ``groups`` reach the
+            models' ``fit`` so that their inner folds are grouped too.
+    """
+
+    splitter: Callable[..., Any]
+    caption: str
+    title: str
+    grouped: bool = False
+
+
+PROTOCOLS = Registry("evaluation protocol")
+
+
+def register_protocol(name: str, caption: str, title: str, grouped: bool = False):
+    """Decorator: register a splitter function as the protocol ``name`` (see :class:`Protocol`)."""
+
+    def add(splitter: Callable[..., Any]) -> Callable[..., Any]:
+        PROTOCOLS.register(name, Protocol(splitter, caption, title, grouped))
+        return splitter
+
+    return add
+
+
+@register_protocol("holdout", "{holdout_seeds} stratified 80/20 splits",
+                   "stratified 80/20 split")
+def holdout(folds: int, repeats: int, holdout_seeds: int, test_size: float, seed: int):
+    """The paper's stratified 80/20 split, over ``holdout_seeds`` seeds."""
+    return StratifiedShuffleSplit(holdout_seeds, test_size=test_size, random_state=seed)
+
+
+@register_protocol("repeated_cv", "{folds}-fold x {repeats} repeated stratified CV",
+                   "repeated stratified {folds}-fold")
+def repeated_cv(folds: int, repeats: int, holdout_seeds: int, test_size: float, seed: int):
+    """Stratified ``folds``-fold cross-validation, ``repeats`` times."""
+    return RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+
+
+@register_protocol("grouped_cv", "{folds}-fold CV grouped by formula",
+                   "{folds}-fold grouped by formula", grouped=True)
+def grouped_cv(folds: int, repeats: int, holdout_seeds: int, test_size: float, seed: int):
+    """Stratified ``folds``-fold cross-validation with each group (formula) in one fold."""
+    return StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
 
 
 def make_splits(protocol: str, y: np.ndarray, groups: np.ndarray, folds: int = 5,
@@ -40,24 +101,18 @@ def make_splits(protocol: str, y: np.ndarray, groups: np.ndarray, folds: int = 5
     """``(train_idx, test_idx)`` pairs of a protocol.
 
     Args:
-        protocol: one of :data:`PROTOCOLS`.
+        protocol: a registered protocol (unknown: a one-line ConfigError naming the closest).
         y: int[N] labels (stratification).
         groups: [N] group per row (the formula), used by ``grouped_cv``.
         folds, repeats: cross-validation shape.
         holdout_seeds, test_size: number and size of the 80/20 splits.
         seed: base random state.
     """
+    spec = PROTOCOLS.get(protocol)
+    splitter = spec.splitter(folds=folds, repeats=repeats, holdout_seeds=holdout_seeds,
+                             test_size=test_size, seed=seed)
     x = np.zeros(len(y))
-    if protocol == "holdout":
-        splitter = StratifiedShuffleSplit(holdout_seeds, test_size=test_size, random_state=seed)
-        return list(splitter.split(x, y))
-    if protocol == "repeated_cv":
-        splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
-        return list(splitter.split(x, y))
-    if protocol == "grouped_cv":
-        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
-        return list(splitter.split(x, y, groups))
-    raise ConfigError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    return list(splitter.split(x, y, groups) if spec.grouped else splitter.split(x, y))
 
 
 def evaluate_model(make_model: Callable[[int], Any], df: pd.DataFrame, y: np.ndarray,

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 
 from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.projects.battery_crystal.features import LEAKY_FEATURE_SETS  # noqa: E402
-from ensemblab.projects.battery_crystal.models import MODEL_TITLES, PAPER_MACRO_F1  # noqa: E402
+from ensemblab.projects.battery_crystal.models import MODELS  # noqa: E402
 from ensemblab.projects.battery_crystal.protocols import PROTOCOLS  # noqa: E402
 
 
@@ -32,31 +32,26 @@ def results_markdown(metrics: dict[str, Any], cfg: dict[str, Any]) -> str:
         cfg: the resolved config (split counts are quoted in the caption).
     """
     ev = cfg["evaluate"]
-    k = ev["folds"]
-    captions = {"holdout": f"{ev['holdout_seeds']} stratified 80/20 splits",
-                "repeated_cv": f"{k}-fold x {ev['repeats']} repeated stratified CV",
-                "grouped_cv": f"{k}-fold CV grouped by formula"}
-    titles = {"holdout": "stratified 80/20 split",
-              "repeated_cv": f"repeated stratified {k}-fold",
-              "grouped_cv": f"{k}-fold grouped by formula"}
     nets = cfg["dnn"]["inner_folds"] * cfg["dnn"]["repeats"]
-    names = dict(MODEL_TITLES, dnn=f"DNN (nested-selected, {nets}-net CV ensemble)")
+    names = {name: spec.title for name, spec in MODELS.items()}
+    names["dnn"] = f"DNN (nested-selected, {nets}-net CV ensemble)"
     lines = [f"Data: `{metrics['data']}` ({metrics['n_rows']} rows; "
              + ", ".join(f"{c} {n}" for c, n in metrics["class_counts"].items()) + "). "
              "Macro-F1 mean ± std over "
-             + ", ".join(captions[p] for p in PROTOCOLS if p in ev["protocols"])
+             + ", ".join(PROTOCOLS.get(p).caption.format(**ev) for p in ev["protocols"])
              + ". Paper: one 80/20 split.", ""]
     leaky = ", ".join(metrics["leaky_features"]) or "none"
     lines += [f"Leakage check (all rows): flagged {leaky}.", ""]
     for fset, per_model in metrics["results"].items():
-        protocols = [p for p in PROTOCOLS if any(p in r for r in per_model.values())]
+        protocols = [p for p in ev["protocols"] if any(p in r for r in per_model.values())]
         tag = f" — LEAKY: {LEAKY_FEATURE_SETS[fset]}" if fset in LEAKY_FEATURE_SETS else ""
         lines += [f"### Feature set `{fset}`{tag}", "",
                   "| model | paper macro-F1 (80/20) | "
-                  + " | ".join(f"ours: {titles[p]}" for p in protocols) + " |",
+                  + " | ".join(f"ours: {PROTOCOLS.get(p).title.format(**ev)}"
+                               for p in protocols) + " |",
                   "|---|---|" + "---|" * len(protocols)]
         for model, per_protocol in per_model.items():
-            paper = PAPER_MACRO_F1.get(model)
+            paper = MODELS.get(model).paper_macro_f1 if model in MODELS else None
             lines.append(f"| {names.get(model, model)} | "
                          f"{'-' if paper is None else f'{paper:.2f}'} | "
                          + " | ".join(_pm(per_protocol.get(p)) for p in protocols) + " |")

@@ -126,7 +126,9 @@ def register(subparsers) -> None:
     add_device_args(p)
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
                    help="config overrides for every trial, e.g. train.epochs=3")
-    p.add_argument("--space", choices=("fre", "supervision"), default="fre")
+    p.add_argument("--space", default="fre",
+                   help="registered search space (search_spaces.py): fre = FRE's B and X "
+                        "(default), supervision = the supervision weight lambda")
     p.add_argument("--trials", type=int, default=50, help="completed trials wanted in total")
     p.add_argument("--study", default=None, help="optuna storage, default sqlite:///OUT/study.db")
     p.add_argument("--seed", type=int, default=0, help="TPE sampler seed")

@@ -8,7 +8,8 @@ failed and their parameters queued again, then only the missing trials are run.
 
 Outputs in ``OUT``: ``trials/trial_NNN/`` (one run folder per trial), ``trials.csv``,
 ``search_<space>.png`` (scatter of the trials coloured by mIoU, like Figs. 7/8) and
-``best_<space>.yaml`` (the input config with the best parameters filled in).
+``best_<space>.yaml`` (the input config with the best parameters filled in). The spaces are
+registered in :mod:`.search_spaces`.
 """
 
 from __future__ import annotations
@@ -27,36 +28,16 @@ import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from ensemblab.errors import ConfigError  # noqa: E402
 from ensemblab.io import atomic_write_text, save_figure, write_csv  # noqa: E402
 from ensemblab.projects.fre_unet.commands import train_run  # noqa: E402
-from ensemblab.projects.fre_unet.se_unet import FULL_WIDTHS  # noqa: E402
-
-SPACES = ("fre", "supervision")
+from ensemblab.projects.fre_unet.search_spaces import search_space  # noqa: E402
 
 
 def apply_params(cfg: dict[str, Any], space: str, params: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``cfg`` with the searched parameters set (``B``, ``X`` or ``lambda``)."""
+    """A copy of ``cfg`` with the parameters of the search space ``space`` set."""
     cfg = copy.deepcopy(cfg)
-    model = cfg.setdefault("model", {})
-    if space == "fre":
-        model["fre"] = {**(model.get("fre") or {}), "num_enhanced": int(params["B"]),
-                        "factor": float(params["X"])}
-    else:
-        model["supervision"] = True
-        cfg.setdefault("train", {})["supervision_lambda"] = float(params["lambda"])
+    search_space(space).apply(cfg, params)
     return cfg
-
-
-def suggest(trial: optuna.Trial, space: str, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Sample one point: ``B`` in [1, C_deep], ``X`` log-uniform in ``search.factor_range``
-    (default [1, 1000]); or ``lambda`` in [0, 1]."""
-    if space == "fre":
-        deep = max(4, round(FULL_WIDTHS[-1] * float(cfg["model"].get("width", 1.0))))
-        lo, hi = cfg.get("search", {}).get("factor_range", [1.0, 1000.0])
-        return {"B": trial.suggest_int("B", 1, deep),
-                "X": trial.suggest_float("X", float(lo), float(hi), log=True)}
-    return {"lambda": trial.suggest_float("lambda", 0.0, 1.0)}
 
 
 def best_val_miou(run_dir: Path) -> float:
@@ -84,14 +65,13 @@ def run_search(cfg: dict[str, Any], data: str | Path, out: str | Path, space: st
         cfg: resolved training config (the schedule each trial trains with).
         data: dataset folder.
         out: output folder.
-        space: ``fre`` (B, X) or ``supervision`` (lambda).
+        space: a registered search space: ``fre`` (B, X), ``supervision`` (lambda), ...
         trials: completed trials wanted in total (resuming counts earlier ones).
         study: optuna storage URL; default ``sqlite:///OUT/study.db``.
         device: training device.
         seed: seeds the TPE sampler.
     """
-    if space not in SPACES:
-        raise ConfigError(f"--space must be one of {SPACES}, got {space!r}")
+    searched = search_space(space)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     storage = study or f"sqlite:///{(out / 'study.db').resolve()}"
@@ -105,7 +85,7 @@ def run_search(cfg: dict[str, Any], data: str | Path, out: str | Path, space: st
           f"{max(0, trials - done)} to run", flush=True)
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, space, cfg)
+        params = searched.suggest(trial, cfg)
         run_dir = out / "trials" / f"trial_{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run_dir))
         train_run(apply_params(cfg, space, params), data, run_dir, device=device,
@@ -125,26 +105,13 @@ def write_report(study: optuna.Study, cfg: dict[str, Any], space: str, out: Path
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return
-    keys = ["B", "X"] if space == "fre" else ["lambda"]
+    searched = search_space(space)
+    keys = list(searched.params)
     write_csv(out / "trials.csv", ["number", *keys, "val_miou"],
               [[t.number, *[t.params[k] for k in keys], t.value] for t in complete])
     best = study.best_trial
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    if space == "fre":
-        sc = ax.scatter([t.params["B"] for t in complete], [t.params["X"] for t in complete],
-                        c=[t.value for t in complete], cmap="viridis", s=40)
-        ax.scatter([best.params["B"]], [best.params["X"]], marker="*", s=250, c="red",
-                   label=f"best B={best.params['B']}, X={best.params['X']:.0f}")
-        ax.set_yscale("log")
-        ax.set_xlabel("B (channels enhanced)")
-        ax.set_ylabel("X (factor)")
-        fig.colorbar(sc, ax=ax, label="validation mIoU")
-    else:
-        ax.scatter([t.params["lambda"] for t in complete], [t.value for t in complete], s=40)
-        ax.scatter([best.params["lambda"]], [best.value], marker="*", s=250, c="red",
-                   label=f"best lambda={best.params['lambda']:.3f}")
-        ax.set_xlabel("lambda")
-        ax.set_ylabel("validation mIoU")
+    searched.plot(ax, complete, best)
     values = [t.value for t in complete]
     ax.set_title(f"TPE search ({space}, {len(complete)} trials, val mIoU "
                  f"{100 * min(values):.1f}-{100 * max(values):.1f} %)")

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -32,6 +31,7 @@ from ensemblab.engine import (
 )
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_json
+from ensemblab.memory import peak_rss_bytes
 from ensemblab.metrics.semantic import semantic_scores
 from ensemblab.projects.mineral_ruel import (
     ENSEMBLE,
@@ -252,10 +252,5 @@ def predict(run: str, input_path: str, out: str, scheme: str | None = None,
     write_json(Path(out) / "predict_stats.json", {
         "run": str(run), "scheme": scheme, "images": timings,
         "mean_seconds": float(np.mean([t["seconds"] for t in timings])),
-        "peak_rss_mb": peak_rss_mb()})
+        "peak_rss_mb": peak_rss_bytes() / 2**20})
     return written
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss`` is KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,7 +1,12 @@
 """Losses of the mineral paper (sec. 2.3.3-2.3.5): CE, CE + Dice, CE + Focal.
 
 Dice and focal terms come from SMP and are added to cross-entropy with weight 1 (as in the
-authors' code); the focal term uses alpha 0.5 and gamma 2 (their values).
+authors' code); the focal term uses alpha 0.5 and gamma 2 (their values). Each loss registers
+the terms it adds to cross-entropy in :data:`LOSSES` (``loss.name`` in configs)::
+
+    @LOSSES.register("ce+lovasz")
+    def lovasz_terms(aux_weight, focal_alpha, focal_gamma):
+        return [(smp.losses.LovaszLoss("multiclass"), aux_weight)]
 """
 
 from __future__ import annotations
@@ -13,8 +18,12 @@ import torch
 from torch import nn
 
 from ensemblab.errors import ConfigError
+from ensemblab.registry import Registry
 
-LOSSES = ("ce", "ce+dice", "ce+focal")
+# loss name -> ``(aux_weight, focal_alpha, focal_gamma) -> [(term, weight), ...]``: the terms
+# added to cross-entropy
+LOSSES = Registry("loss")
+Terms = list[tuple[nn.Module, float]]
 
 
 class CompositeLoss(nn.Module):
@@ -42,13 +51,32 @@ class CompositeLoss(nn.Module):
         return loss
 
 
+@LOSSES.register("ce")
+def ce_terms(aux_weight: float, focal_alpha: float, focal_gamma: float) -> Terms:
+    """Cross-entropy alone (sec. 2.3.3)."""
+    return []
+
+
+@LOSSES.register("ce+dice")
+def dice_terms(aux_weight: float, focal_alpha: float, focal_gamma: float) -> Terms:
+    """Cross-entropy + ``aux_weight`` x multi-class Dice (sec. 2.3.4)."""
+    return [(smp.losses.DiceLoss("multiclass"), aux_weight)]
+
+
+@LOSSES.register("ce+focal")
+def focal_terms(aux_weight: float, focal_alpha: float, focal_gamma: float) -> Terms:
+    """Cross-entropy + ``aux_weight`` x multi-class focal loss (sec. 2.3.5)."""
+    return [(smp.losses.FocalLoss("multiclass", alpha=focal_alpha, gamma=focal_gamma),
+             aux_weight)]
+
+
 def build_loss(name: str = "ce", num_classes: int | None = None,
                class_weights: Sequence[float] | None = None, focal_alpha: float = 0.5,
                focal_gamma: float = 2.0, aux_weight: float = 1.0) -> CompositeLoss:
-    """Build ``ce``, ``ce+dice`` or ``ce+focal``.
+    """Build the loss registered as ``name`` (``ce``, ``ce+dice``, ``ce+focal``, ...).
 
     Args:
-        name: loss name.
+        name: loss name (unknown: a one-line ConfigError naming the closest registered one).
         num_classes: needed to check ``class_weights``.
         class_weights: optional CE class weights.
         focal_alpha: focal alpha (paper code: 0.5).
@@ -58,13 +86,6 @@ def build_loss(name: str = "ce", num_classes: int | None = None,
     if class_weights is not None and num_classes is not None and len(class_weights) != num_classes:
         raise ConfigError(f"loss.class_weights has {len(class_weights)} entries, "
                           f"expected {num_classes}")
-    if name == "ce":
-        terms = []
-    elif name == "ce+dice":
-        terms = [(smp.losses.DiceLoss("multiclass"), aux_weight)]
-    elif name == "ce+focal":
-        terms = [(smp.losses.FocalLoss("multiclass", alpha=focal_alpha, gamma=focal_gamma),
-                  aux_weight)]
-    else:
-        raise ConfigError(f"unknown loss {name!r}; choose from {', '.join(LOSSES)}")
+    terms = LOSSES.get(name)(aux_weight=aux_weight, focal_alpha=focal_alpha,
+                             focal_gamma=focal_gamma)
     return CompositeLoss(class_weights, terms)

@@ -2,7 +2,8 @@
 
 A project is a package whose ``cli`` module has ``register(subparsers)`` (adding a
 ``<name>`` sub-parser with its verbs) and, beside it, an optional ``demo`` module with
-``run_demo(out_dir, device) -> str`` and a ``configs/`` folder. A distribution declares its
+``run_demo(out_dir, device) -> str``, an optional ``members`` package (ensemble member kinds)
+and a ``configs/`` folder. A distribution declares its
 projects in ``pyproject.toml``::
 
     [project.entry-points."ensemblab.projects"]
@@ -53,6 +54,12 @@ class ProjectEntry:
     def load_demo(self) -> ModuleType | None:
         """The imported ``demo`` module beside ``cli``, or None when the project has none."""
         return _import_if_present(f"{self.package}.demo")
+
+    def load_members(self) -> ModuleType | None:
+        """The imported ``members`` package beside ``cli`` (its modules register the project's
+        ensemble member kinds in :data:`ensemblab.ensemble.members.MEMBERS`), or None when the
+        project has none."""
+        return _import_if_present(f"{self.package}.members")
 
     def config_dir(self) -> Path:
         """The project's ``configs/`` folder."""

@@ -1,4 +1,5 @@
-"""``tools/gpu_check.py`` on CPU at smoke sizes: every member trains and predicts, DDP runs."""
+"""``tools/gpu_check.py`` on CPU at smoke sizes: every installed project's members train and
+predict, DDP runs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ensemblab.installed_projects import installed_projects
+
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "gpu_check.py"
-SINGLE = {"mineral_ruel", "fre_unet", "crossattn_vl", "battery_crystal"}
+# the projects found through the entry points that train one model each
+SINGLE = set(installed_projects()) - {"sartorius_cells"}
 ENSEMBLES = {"sartorius_cells set-up 3", "mineral_ruel RUEL-5-WV"}
 TRAIN_LINE = re.compile(r"train\s+(\S+) \(\S+\): step ([\d.e-]+) s \| ([\d.e+-]+) (\S+)/s \| "
                         r"peak RSS ([\d.]+) GiB \| paper schedule (\d+) ep x (\d+) \S+: "

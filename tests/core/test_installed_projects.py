@@ -9,6 +9,16 @@ from ensemblab.cli import build_parser, main
 from ensemblab.installed_projects import PAPER_ORDER, installed_projects
 
 
+def _declare(root, monkeypatch, dist: str, project: str, cli_module: str) -> None:
+    """Put a distribution ``dist`` on ``sys.path`` whose metadata declares ``project``."""
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ensemblab.projects]\n{project} = {cli_module}\n")
+    monkeypatch.syspath_prepend(str(root))
+    installed_projects.cache_clear()
+
+
 @pytest.fixture
 def sixth_project(tmp_path, monkeypatch):
     """A distribution on ``sys.path`` declaring project ``sixth_paper`` in its metadata only."""
@@ -27,12 +37,7 @@ def sixth_project(tmp_path, monkeypatch):
         def run_demo(out_dir, device="auto"):
             return "sixth paper: accuracy 0.93"
     '''))
-    info = tmp_path / "sixth_pkg-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: sixth-pkg\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ensemblab.projects]\nsixth_paper = sixth_pkg.cli\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    installed_projects.cache_clear()
+    _declare(tmp_path, monkeypatch, "sixth_pkg", "sixth_paper", "sixth_pkg.cli")
     yield "sixth_paper"
     installed_projects.cache_clear()
 
@@ -47,6 +52,7 @@ def test_the_five_papers_are_found_in_the_demo_order():
     assert entry.config_dir().parent.name == "battery_crystal"
     assert (entry.config_dir() / "cpu_quick.yaml").is_file()
     assert entry.load_demo().__name__ == "ensemblab.projects.battery_crystal.demo"
+    assert entry.load_members() is None  # it trains no ensemble members
 
 
 def test_help_and_demo_choices_list_every_project(capsys):
@@ -74,12 +80,7 @@ def test_a_sixth_project_is_found_through_its_entry_point(sixth_project, tmp_pat
 
 
 def test_a_missing_project_module_is_reported_not_installed(tmp_path, monkeypatch):
-    info = tmp_path / "gone-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: gone\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ensemblab.projects]\ngone_paper = gone_pkg.cli\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    installed_projects.cache_clear()
+    _declare(tmp_path, monkeypatch, "gone", "gone_paper", "gone_pkg.cli")
     try:
         assert "gone_paper" in ensemblab.PROJECTS
         assert "gone_paper" not in build_parser().format_help()

@@ -1,15 +1,10 @@
-"""Ensemble manifests accept the member kinds their caller names (a project's registry), and an
-unknown kind is one line naming the file, the member and the kind."""
+"""Ensemble manifests accept the registered member kinds (or those their caller names), and an
+unknown kind is one line naming the file, the member, the kind and the closest registered one."""
 
 import pytest
 
-from ensemblab.ensemble.manifest import (
-    MEMBER_KINDS,
-    Manifest,
-    Member,
-    load_manifest,
-    save_manifest,
-)
+from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
+from ensemblab.ensemble.members import MEMBERS
 from ensemblab.errors import ConfigError
 from ensemblab.registry import Registry
 
@@ -21,7 +16,9 @@ members:
 """
 
 
-def test_default_kinds_reject_an_unlisted_kind_in_one_line(tmp_path):
+def test_default_kinds_are_the_registered_ones_and_reject_others_in_one_line(tmp_path):
+    # the installed projects' member kinds register themselves (found through entry points)
+    assert {"maskrcnn", "yolox", "upernet_full", "upernet_crop"} <= set(MEMBERS.names())
     path = tmp_path / "ens.yaml"
     path.write_text(MANIFEST)
     with pytest.raises(ConfigError) as info:
@@ -29,7 +26,23 @@ def test_default_kinds_reject_an_unlisted_kind_in_one_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message
     assert message.startswith(f"{path}: member 'b': unknown member kind 'cellpose'")
-    assert "known: " + ", ".join(MEMBER_KINDS) in message
+    assert message.endswith("; known: " + ", ".join(MEMBERS.names()))
+    path.write_text(MANIFEST.replace("cellpose", "upernet_ful"))
+    with pytest.raises(ConfigError, match=r"member 'b': unknown member kind 'upernet_ful' "
+                                          r"\(did you mean upernet_full"):
+        load_manifest(path)
+
+
+def test_a_newly_registered_kind_is_accepted_with_no_other_edit(tmp_path):
+    path = tmp_path / "ens.yaml"
+    path.write_text(MANIFEST)
+    with MEMBERS.scope():
+        MEMBERS.register("cellpose", object())
+        m = load_manifest(path)
+        assert [x.kind for x in m.members] == ["maskrcnn", "cellpose"]
+        assert m.kinds == tuple(MEMBERS.names())
+    with pytest.raises(ConfigError, match="unknown member kind 'cellpose'"):
+        load_manifest(path)
 
 
 def test_registered_kinds_are_accepted(tmp_path):

@@ -15,9 +15,12 @@ from ensemblab.ensemble.crops import (
 
 
 def test_integer_boxes_round_outwards_and_clip():
-    boxes = np.array([[1.2, 2.7, 5.1, 6.0], [-3.0, -1.0, 200.0, 8.5], [9.9, 9.9, 9.9, 9.9]])
+    boxes = np.array([[1.2, 2.7, 5.1, 6.0], [-3.0, -1.0, 200.0, 8.5], [9.9, 9.9, 9.9, 9.9],
+                      [5.0, 5.0, 5.0, 5.0], [-4.0, -1.0, 30.0, 25.0]])
     out = integer_boxes(boxes, height=10, width=12)
-    assert out.tolist() == [[1, 2, 6, 6], [0, 0, 12, 9], [9, 9, 10, 10]]
+    # an integer edge stays (6.0), a box of no area still covers one pixel, both sides clip
+    assert out.tolist() == [[1, 2, 6, 6], [0, 0, 12, 9], [9, 9, 10, 10], [5, 5, 6, 6],
+                            [0, 0, 12, 10]]
 
 
 def test_same_size_crop_and_paste_back_is_exact():

@@ -36,19 +36,18 @@ def test_dense_image_memory(tmp_path):
     # Peak working memory of the submit command: the high-water mark above the process as it
     # stands after importing the libraries (shared-library pages differ between installs by
     # ~0.2 GB for the same wheels, so the total RSS is not a figure to hold a claim to).
-    code = ("import sys; from pathlib import Path; from ensemblab.cli import main; "
+    code = ("import sys; from ensemblab.cli import main; "
+            "from ensemblab.memory import peak_rss_bytes, reset_peak, rss_bytes; "
             "import ensemblab.projects.sartorius_cells.commands; "
-            "kb = lambda key: int(next(line.split()[1] for line in "
-            "Path('/proc/self/status').read_text().splitlines() if line.startswith(key))); "
-            "base = kb('VmRSS:'); Path('/proc/self/clear_refs').write_text('5'); "
+            "base = rss_bytes(); reset_peak(); "
             f"rc = main(['sartorius_cells', 'submit', '--run', r'{run}', '--input', "
             f"r'{tmp_path / 'test'}', '--out', r'{tmp_path / 'sub.csv'}', '--device', 'cpu']); "
-            "print('PEAK_KB', kb('VmHWM:') - base, 'BASE_KB', base); sys.exit(rc)")
+            "print('PEAK_BYTES', peak_rss_bytes() - base, 'BASE_BYTES', base); sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=900)
     assert out.returncode == 0, out.stderr[-2000:]
-    peak_gb = int(out.stdout.split("PEAK_KB")[1].split()[0]) / 2**20
-    base_gb = int(out.stdout.split("BASE_KB")[1].split()[0]) / 2**20
+    peak_gb = int(out.stdout.split("PEAK_BYTES")[1].split()[0]) / 2**30
+    base_gb = int(out.stdout.split("BASE_BYTES")[1].split()[0]) / 2**30
     rows = (tmp_path / "sub.csv").read_text().splitlines()[1:]
     print(f"{len(rows)} instances, peak working memory {peak_gb:.2f} GB above {base_gb:.2f} GB")
     assert len(rows) > 100  # many instances went through the writer

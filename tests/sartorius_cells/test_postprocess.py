@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from ensemblab.ensemble.crops import integer_boxes
 from ensemblab.projects.sartorius_cells.postprocess import (
     PostprocessParams,
     image_cell_type,
@@ -23,11 +22,6 @@ def _instances(squares, scores, labels=None, h=20, w=20):
     n = len(squares)
     return Instances(np.stack(boxes), np.asarray(scores, np.float32),
                      np.asarray(labels or [1] * n, np.int64), list(crops), np.stack(cboxes), h, w)
-
-
-def test_integer_boxes_round_outwards_and_clip():
-    out = integer_boxes(np.array([[1.2, 2.7, 3.1, 3.0], [-4, -1, 30, 25], [5, 5, 5, 5]]), 20, 20)
-    np.testing.assert_array_equal(out, [[1, 2, 4, 3], [0, 0, 20, 20], [5, 5, 6, 6]])
 
 
 def test_higher_score_keeps_contested_pixels():

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from ensemblab.config import merge
 from ensemblab.errors import ConfigError
 
 RES = ["res2", "res3", "res4", "res5"]
@@ -159,17 +160,7 @@ def read_yaml_chain(path: str | Path) -> dict[str, Any]:
         return cfg
     if str(base).startswith(("http://", "https://")):
         raise ConfigError(f"{path}: _BASE_ {base!r} is a URL; download it and name the file")
-    return _merge(read_yaml_chain(path.parent / Path(str(base)).expanduser()), cfg)
-
-
-def _merge(base: dict, over: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return merge(read_yaml_chain(path.parent / Path(str(base)).expanduser()), cfg)
 
 
 def flatten(cfg: dict, prefix: str = "") -> dict[str, Any]:

@@ -7,7 +7,8 @@ A kind is one module of this package that subclasses :class:`MemberKind` and reg
     class MaskRCNNMember(MemberKind): ...
 
 Configs name their kind in ``model.kind`` and manifests in each member's ``kind``; the CLI, the
-manifest check and the ensemble look kinds up in :data:`MEMBERS`, never by comparing names.
+manifest check and the ensemble look kinds up in :data:`MEMBERS` (the core's member registry,
+:mod:`ensemblab.ensemble.members`), never by comparing names.
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ import torch
 
 from ensemblab.backbones import lightning_precision
 from ensemblab.engine import build_trainer, check_run, lightning_accelerator, open_run
+from ensemblab.ensemble.members import MEMBERS
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import CellRecord
 from ensemblab.projects.sartorius_cells.structures import Instances
-from ensemblab.registry import Registry
-
-MEMBERS = Registry("member kind")
 
 
 class LoadedMember:
@@ -88,12 +87,20 @@ class MemberKind(ABC):
         detector: gives boxes to the box fusion.
         mask_source: gives mask probabilities on the fused windows.
         standalone: segments an image alone (``predict``, ``submit --run``).
+        sample_unit: what one training sample is (``images``, ``crops``), for throughput.
+        channels_last: a convolutional network that trains in channels-last memory layout on
+            GPU (``tools/gpu_check.py`` times it so).
+        smoke_overrides: config overrides that shrink a run of this kind to CPU-test sizes
+            (small images and batches; ``tools/gpu_check.py --smoke``).
     """
 
     name = ""
     detector = False
     mask_source = False
     standalone = False
+    sample_unit = "images"
+    channels_last = True
+    smoke_overrides: tuple[str, ...] = ()
 
     @property
     def instance_model(self) -> bool:

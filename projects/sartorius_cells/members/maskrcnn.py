@@ -177,6 +177,12 @@ class MaskRCNNMember(MemberKind):
     detector = True
     mask_source = True
     standalone = True
+    channels_last = False
+    smoke_overrides = (
+        "model.image_size=128", "train.batch_size=2", "train.num_workers=0",
+        "model.rpn_pre_nms_top_n_train=100", "model.rpn_post_nms_top_n_train=100",
+        "model.box_batch_size_per_image=16", "model.rpn_pre_nms_top_n_test=100",
+        "model.rpn_post_nms_top_n_test=32", "model.box_detections_per_img=16")
 
     def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
         seed_everything(int(cfg.get("seed", 0)))

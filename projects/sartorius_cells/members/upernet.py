@@ -193,6 +193,8 @@ class UperNetFullMember(UperNetMember):
 
     mode = "full"
     standalone = True
+    smoke_overrides = ("model.size=128", "train.crop=64", "train.batch_size=2",
+                       "train.num_workers=0")
 
     def datasets(self, cfg, train, val):
         mcfg, tcfg = cfg["model"], cfg["train"]
@@ -227,6 +229,8 @@ class UperNetCropMember(UperNetMember):
     it adds given perfect boxes)."""
 
     mode = "crop"
+    sample_unit = "crops"
+    smoke_overrides = ("model.crop=32", "train.batch_size=4", "train.num_workers=0")
 
     def datasets(self, cfg, train, val):
         mcfg, tcfg = cfg["model"], cfg["train"]

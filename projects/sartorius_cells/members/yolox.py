@@ -183,6 +183,8 @@ class YoloxMember(MemberKind):
     """Boxes only; ``best.ckpt`` by validation box AP50."""
 
     detector = True
+    smoke_overrides = ("train.sizes=[128,128]", "train.batch_size=2", "predict.size=128",
+                       "train.num_workers=0")
 
     def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
         seed_everything(int(cfg["seed"]))
