@@ -13,43 +13,50 @@ CPU whatever ``--device`` says.
 
 from __future__ import annotations
 
-import argparse
-
-from ensemblab.cli_common import add_evaluate_args, add_predict_args, add_train_args
-
-
-def _train(args: argparse.Namespace) -> int:
-    from ensemblab.projects.battery_crystal.commands import train
-
-    train(args.config, args.data, args.out, args.overrides, args.resume)
-    return 0
+from ensemblab.cli_common import ALL_ITEMS
+from ensemblab.errors import EnsemblabError
+from ensemblab.project import Project, register_project
 
 
-def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.projects.battery_crystal.commands import evaluate
+class BatteryCrystal(Project):
+    """Crystal-system classification of Li-ion silicates: the DNN and its baselines."""
 
-    evaluate(args.run, args.data)
-    return 0
+    name = "battery_crystal"
+    help = "crystal-system classification of Li-ion silicates (tabular)"
+    verb_help = {"train": "fit the configured model on the whole table",
+                 "evaluate": "all models x protocols x feature sets -> metrics.json",
+                 "predict": "class + probabilities for a CSV without labels",
+                 "export": "not needed: a run is already weights-only (model.json + model.npz)"}
+    # evaluate cross-validates on the whole table: every split is all of it
+    splits = (ALL_ITEMS,)
+    held_out = ALL_ITEMS
 
+    def train(self, config, data, out, overrides, device, resume):
+        from ensemblab.projects.battery_crystal.commands import train
 
-def _predict(args: argparse.Namespace) -> int:
-    from ensemblab.projects.battery_crystal.commands import predict
+        return train(config, data, out, overrides, resume)
 
-    predict(args.run, args.input, args.out)
-    return 0
+    def evaluate(self, run, data, split, device):
+        from ensemblab.projects.battery_crystal.commands import evaluate
+
+        return evaluate(run, data)
+
+    def predict(self, run, input, out, device):
+        from ensemblab.projects.battery_crystal.commands import predict
+
+        return predict(run, input, out)
+
+    def export(self, run, out):
+        raise EnsemblabError(f"{run}: a battery_crystal run is already weights-only "
+                             "(model.json + model.npz, no pickle); copy those two files")
+
+    def report(self, verb, result, args):
+        if verb == "predict":
+            print(f"-> {result}")
+        elif verb != "evaluate":  # evaluate prints its tables itself
+            super().report(verb, result, args)
 
 
 def register(subparsers) -> None:
     """Add ``battery_crystal`` and its verbs to the ``ensemblab`` parser."""
-    parser = subparsers.add_parser(
-        "battery_crystal", help="crystal-system classification of Li-ion silicates (tabular)")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p = verbs.add_parser("train", help="fit the configured model on the whole table")
-    add_train_args(p)
-    p.set_defaults(func=_train)
-    p = verbs.add_parser("evaluate", help="all models x protocols x feature sets -> metrics.json")
-    add_evaluate_args(p)
-    p.set_defaults(func=_evaluate)
-    p = verbs.add_parser("predict", help="class + probabilities for a CSV without labels")
-    add_predict_args(p)
-    p.set_defaults(func=_predict)
+    register_project(subparsers, BatteryCrystal())

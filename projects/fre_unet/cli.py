@@ -1,4 +1,4 @@
-"""``ensemblab fre_unet {train,evaluate,predict,search,table,magnitudes,compare}``.
+"""``ensemblab fre_unet {train,evaluate,predict,export,search,table,magnitudes,compare}``.
 
 Argument parsing only: the verbs' bodies are plain functions in :mod:`.commands` (``table``:
 :mod:`.report`, ``compare``: :mod:`.paired`).
@@ -9,13 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ensemblab.cli_common import (
-    add_device_args,
-    add_evaluate_args,
-    add_predict_args,
-    add_split_arg,
-    add_train_args,
-)
+from ensemblab.cli_common import add_device_args, add_split_arg
+from ensemblab.project import Project, register_project
 from ensemblab.projects.fre_unet import HELD_OUT_SPLIT
 
 
@@ -25,35 +20,6 @@ def _seed_list(text: str) -> list[int]:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of ints") from None
-
-
-def _train(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.commands import train
-
-    train(args.config, args.data, args.out, args.overrides, args.device, args.resume,
-          args.seeds)
-    return 0
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.commands import evaluate_run
-
-    m = evaluate_run(args.run, args.data, device=args.device, split=args.split)
-    if "miou_mean" in m:
-        print(f"{m['split']} mIoU {100 * m['miou_mean']:.2f} ± {100 * m['miou_std']:.2f} "
-              f"over seeds {m['seeds']}")
-    else:
-        print(f"{m['split']} mIoU {100 * m['miou']:.2f}  " + "  ".join(
-            f"{k} {100 * v:.2f}" for k, v in m["iou"].items()))
-    return 0
-
-
-def _predict(args: argparse.Namespace) -> int:
-    from ensemblab.projects.fre_unet.commands import predict_images
-
-    written = predict_images(args.run, args.input, args.out, device=args.device)
-    print(f"wrote {len(written)} class-index PNGs to {args.out}")
-    return 0
 
 
 def _search(args: argparse.Namespace) -> int:
@@ -98,61 +64,92 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+class FreUnet(Project):
+    """SE-U-Net with the train-only Feature Random Enhancement module."""
+
+    name = "fre_unet"
+    help = "SE-U-Net + Feature Random Enhancement"
+    verb_help = {"train": "train a variant (one run, or --seeds for several)",
+                 "evaluate": "per-class IoU and mIoU; mean ± std over seed runs",
+                 "predict": "class-index PNGs for a folder of images"}
+    splits = None  # any part of data.split, or all
+    held_out = HELD_OUT_SPLIT
+
+    def train(self, config, data, out, overrides, device, resume, seeds=None):
+        from ensemblab.projects.fre_unet.commands import train
+
+        return train(config, data, out, overrides, device, resume, seeds)
+
+    def evaluate(self, run, data, split, device):
+        from ensemblab.projects.fre_unet.commands import evaluate_run
+
+        return evaluate_run(run, data, device=device, split=split)
+
+    def predict(self, run, input, out, device):
+        from ensemblab.projects.fre_unet.commands import predict_images
+
+        return predict_images(run, input, out, device=device)
+
+    def add_options(self, verb, p):
+        if verb == "train":
+            p.add_argument("--seeds", type=_seed_list, default=None,
+                           help="comma-separated seeds, e.g. 0,1,2: one run per seed in "
+                                "OUT/seed<N>")
+
+    def report(self, verb, result, args):
+        m = result
+        if verb == "evaluate" and "miou_mean" in m:
+            print(f"{m['split']} mIoU {100 * m['miou_mean']:.2f} ± {100 * m['miou_std']:.2f} "
+                  f"over seeds {m['seeds']}")
+        elif verb == "evaluate":
+            print(f"{m['split']} mIoU {100 * m['miou']:.2f}  " + "  ".join(
+                f"{k} {100 * v:.2f}" for k, v in m["iou"].items()))
+        elif verb == "predict":
+            print(f"wrote {len(result)} class-index PNGs to {args.out}")
+        elif verb != "train":
+            super().report(verb, result, args)
+
+    def add_verbs(self, verbs):
+        p = verbs.add_parser("search", help="TPE search of FRE (B, X) or supervision lambda; "
+                                            "an existing study is always resumed")
+        p.add_argument("--config", required=True, help="YAML config (file or name in configs/)")
+        p.add_argument("--data", required=False, help="dataset folder")
+        p.add_argument("--out", required=True, help="search folder (trials, plot, best config)")
+        add_device_args(p)
+        p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                       help="config overrides for every trial, e.g. train.epochs=3")
+        p.add_argument("--space", default="fre",
+                       help="registered search space (search_spaces.py): fre = FRE's B and X "
+                            "(default), supervision = the supervision weight lambda")
+        p.add_argument("--trials", type=int, default=50, help="completed trials wanted in total")
+        p.add_argument("--study", default=None, help="optuna storage, default sqlite:///OUT/study.db")
+        p.add_argument("--seed", type=int, default=0, help="TPE sampler seed")
+        p.set_defaults(func=_search)
+
+        p = verbs.add_parser("table", help="markdown table of evaluated variants vs the paper")
+        p.add_argument("runs", nargs="+", help="evaluated multi-seed folders (one per variant)")
+        p.add_argument("--paper", default="drosophila", help="paper column: drosophila | none")
+        p.add_argument("--out", default=None, help="also write the table to this .md file")
+        p.set_defaults(func=_table)
+
+        p = verbs.add_parser("magnitudes", help="plot deep vs skip feature magnitudes of runs")
+        p.add_argument("runs", nargs="+", help="run folders holding feature_magnitude.csv, or "
+                                               "folders of seed runs (averaged over the seeds)")
+        p.add_argument("--out", required=True, help="PNG to write (and the series as .csv)")
+        p.set_defaults(func=_magnitudes)
+
+        p = verbs.add_parser("compare", help="paired-seed comparison of two variants: mean ± std, "
+                                             "paired difference and its t interval")
+        p.add_argument("--runs-a", required=True, help="folder of variant A's seed runs (seed*/)")
+        p.add_argument("--runs-b", required=True, help="folder of variant B's seed runs (seed*/)")
+        p.add_argument("--out", required=True, help="folder for compare.json and compare.md")
+        p.add_argument("--data", required=False, help="dataset folder (default: the runs' own)")
+        add_device_args(p)
+        add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)
+        p.add_argument("--confidence", type=float, default=0.95, help="interval level")
+        p.set_defaults(func=_compare)
+
+
 def register(subparsers) -> None:
     """Add the ``fre_unet`` command and its verbs."""
-    parser = subparsers.add_parser("fre_unet", help="SE-U-Net + Feature Random Enhancement")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-
-    p = verbs.add_parser("train", help="train a variant (one run, or --seeds for several)")
-    add_train_args(p)
-    p.add_argument("--seeds", type=_seed_list, default=None,
-                   help="comma-separated seeds, e.g. 0,1,2: one run per seed in OUT/seed<N>")
-    p.set_defaults(func=_train)
-
-    p = verbs.add_parser("evaluate", help="per-class IoU and mIoU; mean ± std over seed runs")
-    add_evaluate_args(p)
-    add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)  # any part of data.split, or all
-    p.set_defaults(func=_evaluate)
-
-    p = verbs.add_parser("predict", help="class-index PNGs for a folder of images")
-    add_predict_args(p)
-    p.set_defaults(func=_predict)
-
-    p = verbs.add_parser("search", help="TPE search of FRE (B, X) or supervision lambda; "
-                                        "an existing study is always resumed")
-    p.add_argument("--config", required=True, help="YAML config (file or name in configs/)")
-    p.add_argument("--data", required=False, help="dataset folder")
-    p.add_argument("--out", required=True, help="search folder (trials, plot, best config)")
-    add_device_args(p)
-    p.add_argument("overrides", nargs="*", default=[], metavar="key=value",
-                   help="config overrides for every trial, e.g. train.epochs=3")
-    p.add_argument("--space", default="fre",
-                   help="registered search space (search_spaces.py): fre = FRE's B and X "
-                        "(default), supervision = the supervision weight lambda")
-    p.add_argument("--trials", type=int, default=50, help="completed trials wanted in total")
-    p.add_argument("--study", default=None, help="optuna storage, default sqlite:///OUT/study.db")
-    p.add_argument("--seed", type=int, default=0, help="TPE sampler seed")
-    p.set_defaults(func=_search)
-
-    p = verbs.add_parser("table", help="markdown table of evaluated variants vs the paper")
-    p.add_argument("runs", nargs="+", help="evaluated multi-seed folders (one per variant)")
-    p.add_argument("--paper", default="drosophila", help="paper column: drosophila | none")
-    p.add_argument("--out", default=None, help="also write the table to this .md file")
-    p.set_defaults(func=_table)
-
-    p = verbs.add_parser("magnitudes", help="plot deep vs skip feature magnitudes of runs")
-    p.add_argument("runs", nargs="+", help="run folders holding feature_magnitude.csv, or "
-                                           "folders of seed runs (averaged over the seeds)")
-    p.add_argument("--out", required=True, help="PNG to write (and the series as .csv)")
-    p.set_defaults(func=_magnitudes)
-
-    p = verbs.add_parser("compare", help="paired-seed comparison of two variants: mean ± std, "
-                                         "paired difference and its t interval")
-    p.add_argument("--runs-a", required=True, help="folder of variant A's seed runs (seed*/)")
-    p.add_argument("--runs-b", required=True, help="folder of variant B's seed runs (seed*/)")
-    p.add_argument("--out", required=True, help="folder for compare.json and compare.md")
-    p.add_argument("--data", required=False, help="dataset folder (default: the runs' own)")
-    add_device_args(p)
-    add_split_arg(p, splits=None, held_out=HELD_OUT_SPLIT)
-    p.add_argument("--confidence", type=float, default=0.95, help="interval level")
-    p.set_defaults(func=_compare)
+    register_project(subparsers, FreUnet())

@@ -1,4 +1,4 @@
-"""``ensemblab sartorius_cells train|evaluate|predict|submit|validate-submission|ensemble|
+"""``ensemblab sartorius_cells train|evaluate|predict|export|submit|validate-submission|ensemble|
 import-detectron2|export-detectron2``.
 
 Argument parsing only; every verb's body is a plain function in ``commands.py``.
@@ -8,35 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ensemblab.cli_common import (
-    add_device_args,
-    add_evaluate_args,
-    add_predict_args,
-    add_split_arg,
-    add_train_args,
-)
-
-
-def _train(args) -> int:
-    from ensemblab.projects.sartorius_cells import commands
-
-    commands.train(args.config, args.data, args.out, args.device, args.resume, args.overrides,
-                   init=args.init)
-    return 0
-
-
-def _evaluate(args) -> int:
-    from ensemblab.projects.sartorius_cells import commands
-
-    commands.evaluate(args.run, args.data, args.split, args.device, args.untrained)
-    return 0
-
-
-def _predict(args) -> int:
-    from ensemblab.projects.sartorius_cells import commands
-
-    return commands.predict(args.run, args.input, args.out, args.device, args.overlays,
-                            fmt=args.format)
+from ensemblab.cli_common import add_device_args
+from ensemblab.project import Project, register_project
 
 
 def _submit(args) -> int:
@@ -71,83 +44,108 @@ def _validate(args) -> int:
 def _ensemble(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
-    commands.ensemble(args.manifest, args.data, args.out, args.device)
+    commands.ensemble(args.manifest, args.data, args.out, args.device, jobs=args.jobs)
     return 0
+
+
+class SartoriusCells(Project):
+    """Members (Mask R-CNN, YOLOX, UPerNet), their ensemble, Kaggle score and submissions."""
+
+    name = "sartorius_cells"
+    help = "neuronal cell instance segmentation (Kaggle Sartorius)"
+    verb_help = {"train": "train a member (model.kind of the config)",
+                 "evaluate": "score a member on its validation split",
+                 "predict": "instances + overlays for a folder of images"}
+
+    def train(self, config, data, out, overrides, device, resume, init=None):
+        from ensemblab.projects.sartorius_cells import commands
+
+        return commands.train(config, data, out, device, resume, overrides, init=init)
+
+    def evaluate(self, run, data, split, device, untrained=False):
+        from ensemblab.projects.sartorius_cells import commands
+
+        return commands.evaluate(run, data, split, device, untrained)
+
+    def predict(self, run, input, out, device, overlays=4, format="kaggle"):
+        from ensemblab.projects.sartorius_cells import commands
+
+        return commands.predict(run, input, out, device, overlays, fmt=format)
+
+    def add_options(self, verb, p):
+        if verb == "train":
+            p.add_argument("--init", help="start from this Mask R-CNN run's model and weights "
+                                          "(e.g. an imported detectron2 checkpoint): fine-tuning")
+        elif verb == "evaluate":
+            p.add_argument("--untrained", action="store_true",
+                           help="score the member's initialisation (the learning baseline); "
+                                "writes metrics_untrained.json")
+        elif verb == "predict":
+            p.add_argument("--overlays", type=int, default=4,
+                           help="overlay PNGs to draw (default 4)")
+            p.add_argument("--format", choices=("kaggle", "coco"), default="kaggle",
+                           help="kaggle: post-processed instances as predictions.csv (default); "
+                                "coco: the detector's own instances as "
+                                "coco_instances_results.json")
+
+    def report(self, verb, result, args):
+        if verb in ("evaluate", "predict"):
+            return  # the commands print their own summary
+        super().report(verb, result, args)
+
+    def add_verbs(self, verbs):
+        p = verbs.add_parser("import-detectron2",
+                             help="make a Mask R-CNN run from a detectron2 checkpoint + config")
+        p.add_argument("--weights", required=True, help="detectron2 .pth or model-zoo .pkl")
+        p.add_argument("--d2-config", required=True, help="the detectron2 YAML it was trained with")
+        p.add_argument("--out", required=True, help="run folder to create")
+        p.add_argument("--classes", help="comma-separated class names in the checkpoint's order "
+                                         "(default class_0, class_1, ...)")
+        p.add_argument("--config", default="paper_maskrcnn_r50",
+                       help="member config for the split, training and post-processing settings "
+                            "(default paper_maskrcnn_r50)")
+        p.set_defaults(func=_import_detectron2)
+
+        p = verbs.add_parser("export-detectron2",
+                             help="write a Mask R-CNN run as a detectron2 checkpoint + config")
+        p.add_argument("--run", required=True, help="run folder of a Mask R-CNN member")
+        p.add_argument("--out", required=True, help="checkpoint to write (.pth or .pkl); the "
+                                                    "config goes next to it as .yaml")
+        p.set_defaults(func=_export_detectron2)
+
+        p = verbs.add_parser("submit", help="write a Kaggle submission CSV (id,predicted)")
+        src = p.add_mutually_exclusive_group(required=True)
+        src.add_argument("--run", help="run folder of a trained member")
+        src.add_argument("--manifest", help="ensemble manifest (a file or a name in "
+                                            "configs/ensembles/), e.g. OUT/manifest_fitted.yaml")
+        images = p.add_mutually_exclusive_group(required=True)
+        images.add_argument("--input", help="folder of test images (the flag predict takes)")
+        # hidden alias of --input
+        images.add_argument("--images", dest="input", help=argparse.SUPPRESS)
+        p.add_argument("--out", required=True, help="submission CSV to write")
+        add_device_args(p)
+        p.set_defaults(func=_submit)
+
+        p = verbs.add_parser("validate-submission", help="check a submission against image sizes")
+        p.add_argument("--csv", required=True, help="submission CSV")
+        sizes = p.add_mutually_exclusive_group(required=True)
+        sizes.add_argument("--images", help="folder of the test images (sizes read from them)")
+        sizes.add_argument("--sizes", help="CSV with columns id,width,height (e.g. train.csv)")
+        p.set_defaults(func=_validate)
+
+        p = verbs.add_parser("ensemble", help="train the manifest's unfinished members, then fit "
+                                              "and score the three set-ups")
+        p.add_argument("--manifest", required=True,
+                       help="ensemble manifest (a file or a name in configs/ensembles/)")
+        p.add_argument("--data", help="dataset folder (the members' split is used)")
+        p.add_argument("--out", required=True, help="output folder (scores, fitted manifest)")
+        add_device_args(p)
+        p.add_argument("--jobs", type=int, default=1, metavar="N",
+                       help="members trained at a time, each a process with its share of the "
+                            "cores (--jobs 2 on 2 cores: two single-thread members; default 1)")
+        p.set_defaults(func=_ensemble)
 
 
 def register(subparsers) -> None:
     """Add the ``sartorius_cells`` parser and its verbs to the top-level CLI."""
-    parser = subparsers.add_parser(
-        "sartorius_cells", help="neuronal cell instance segmentation (Kaggle Sartorius)",
-        description="YOLOX + Mask R-CNN + UPerNet members, their ensemble, Kaggle score and "
-                    "submissions.")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-
-    p = verbs.add_parser("train", help="train a member (model.kind of the config)")
-    add_train_args(p)
-    p.add_argument("--init", help="start from this Mask R-CNN run's model and weights "
-                                  "(e.g. an imported detectron2 checkpoint): fine-tuning")
-    p.set_defaults(func=_train)
-
-    p = verbs.add_parser("evaluate", help="score a member on its validation split")
-    add_evaluate_args(p)
-    add_split_arg(p)
-    p.add_argument("--untrained", action="store_true",
-                   help="score the member's initialisation (the learning baseline); "
-                        "writes metrics_untrained.json")
-    p.set_defaults(func=_evaluate)
-
-    p = verbs.add_parser("predict", help="instances + overlays for a folder of images")
-    add_predict_args(p)
-    p.add_argument("--overlays", type=int, default=4, help="overlay PNGs to draw (default 4)")
-    p.add_argument("--format", choices=("kaggle", "coco"), default="kaggle",
-                   help="kaggle: post-processed instances as predictions.csv (default); coco: "
-                        "the detector's own instances as coco_instances_results.json")
-    p.set_defaults(func=_predict)
-
-    p = verbs.add_parser("import-detectron2",
-                         help="make a Mask R-CNN run from a detectron2 checkpoint + config")
-    p.add_argument("--weights", required=True, help="detectron2 .pth or model-zoo .pkl")
-    p.add_argument("--d2-config", required=True, help="the detectron2 YAML it was trained with")
-    p.add_argument("--out", required=True, help="run folder to create")
-    p.add_argument("--classes", help="comma-separated class names in the checkpoint's order "
-                                     "(default class_0, class_1, ...)")
-    p.add_argument("--config", default="paper_maskrcnn_r50",
-                   help="member config for the split, training and post-processing settings "
-                        "(default paper_maskrcnn_r50)")
-    p.set_defaults(func=_import_detectron2)
-
-    p = verbs.add_parser("export-detectron2",
-                         help="write a Mask R-CNN run as a detectron2 checkpoint + config")
-    p.add_argument("--run", required=True, help="run folder of a Mask R-CNN member")
-    p.add_argument("--out", required=True, help="checkpoint to write (.pth or .pkl); the config "
-                                                "goes next to it as .yaml")
-    p.set_defaults(func=_export_detectron2)
-
-    p = verbs.add_parser("submit", help="write a Kaggle submission CSV (id,predicted)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", help="run folder of a trained member")
-    src.add_argument("--manifest", help="ensemble manifest (a file or a name in "
-                                        "configs/ensembles/), e.g. OUT/manifest_fitted.yaml")
-    images = p.add_mutually_exclusive_group(required=True)
-    images.add_argument("--input", help="folder of test images (the flag predict takes)")
-    images.add_argument("--images", dest="input", help=argparse.SUPPRESS)  # hidden alias of --input
-    p.add_argument("--out", required=True, help="submission CSV to write")
-    add_device_args(p)
-    p.set_defaults(func=_submit)
-
-    p = verbs.add_parser("validate-submission", help="check a submission against image sizes")
-    p.add_argument("--csv", required=True, help="submission CSV")
-    sizes = p.add_mutually_exclusive_group(required=True)
-    sizes.add_argument("--images", help="folder of the test images (sizes read from them)")
-    sizes.add_argument("--sizes", help="CSV with columns id,width,height (e.g. train.csv)")
-    p.set_defaults(func=_validate)
-
-    p = verbs.add_parser("ensemble", help="train the manifest's unfinished members, then fit "
-                                          "and score the three set-ups")
-    p.add_argument("--manifest", required=True,
-                   help="ensemble manifest (a file or a name in configs/ensembles/)")
-    p.add_argument("--data", help="dataset folder (the members' split is used)")
-    p.add_argument("--out", required=True, help="output folder (scores, fitted manifest)")
-    add_device_args(p)
-    p.set_defaults(func=_ensemble)
+    register_project(subparsers, SartoriusCells())

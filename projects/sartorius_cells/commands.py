@@ -23,6 +23,7 @@ from ensemblab.ensemble.manifest import Manifest
 from ensemblab.ensemble.submission import validate_submission, write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
+from ensemblab.jobs import Job, run_parallel, training_progress
 from ensemblab.projects.sartorius_cells import ENSEMBLE, MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import (
     check_cell_types,
@@ -206,14 +207,23 @@ def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | Non
 
 
 def train_missing_members(manifest: Manifest, data: str | Path, device: str = "auto",
-                          progress_bar: bool = True) -> list[str]:
+                          progress_bar: bool = True, jobs: int = 1) -> list[str]:
     """Train every member whose run has not finished (no ``train_time.json``) with the
     manifest's ``config`` (``NAME [key=value ...]``), resuming a started run.
+
+    Args:
+        manifest: the ensemble manifest.
+        data: the dataset folder.
+        device: ``auto | cpu | cuda | cuda:N``.
+        progress_bar: show Lightning's progress bar (``jobs`` 1 only).
+        jobs: members trained at a time, each as its own process with its share of the cores
+            and its output in ``RUN/train.log`` (:func:`ensemblab.jobs.run_parallel`); 1 trains
+            them one after another in this process.
 
     Returns:
         The names of the members trained.
     """
-    trained = []
+    todo = []
     for spec in manifest.members:
         run = manifest.run_path(spec)
         if (run / TRAIN_TIME_FILE).is_file():
@@ -221,23 +231,37 @@ def train_missing_members(manifest: Manifest, data: str | Path, device: str = "a
         if not spec.config:
             raise ConfigError(f"member {spec.name!r}: {run} holds no finished run and the "
                               "manifest gives no config to train it")
+        todo.append((spec, run))
+    if jobs > 1:
+        parallel = []
+        for spec, run in todo:
+            config, *overrides = shlex.split(spec.config)
+            argv = ["sartorius_cells", "train", "--config", config, "--data", str(data),
+                    "--out", str(run), "--device", device, *overrides]
+            if (run / "config.yaml").is_file():
+                argv.append("--resume")
+            parallel.append(Job(spec.name, argv, run / "train.log", training_progress(run)))
+        print(f"training {len(todo)} members, {jobs} at a time", flush=True)
+        run_parallel(parallel, jobs)
+        return [spec.name for spec, _ in todo]
+    for spec, run in todo:
         config, *overrides = shlex.split(spec.config)
         print(f"training member {spec.name} ({spec.config}) -> {run}", flush=True)
         train(config, data, run, device, resume=(run / "config.yaml").is_file(),
               overrides=overrides, progress_bar=progress_bar)
-        trained.append(spec.name)
-    return trained
+    return [spec.name for spec, _ in todo]
 
 
 def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
-             device: str = "auto", progress_bar: bool = True) -> dict:
-    """Train the manifest's unfinished members, then fit and score the three set-ups.
+             device: str = "auto", progress_bar: bool = True, jobs: int = 1) -> dict:
+    """Train the manifest's unfinished members (``jobs`` at a time, see
+    :func:`train_missing_members`), then fit and score the three set-ups.
 
     Writes ``OUT/scores.csv``, ``OUT/scores.json``, ``OUT/manifest_fitted.yaml`` and overlays.
     """
     _need(data, "ensemble")
     path = resolve_manifest(manifest)
-    train_missing_members(read_manifest(path), data, device, progress_bar)
+    train_missing_members(read_manifest(path), data, device, progress_bar, jobs)
     results = run_ensemble(path, data, out, device)
     write_run_record(out, PROJECT, ENSEMBLE)
     for entry, r in results.items():

@@ -143,3 +143,25 @@ def test_building_every_parser_imports_no_torch():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def _verb_flags(project_parser):
+    verbs = project_parser._subparsers._group_actions[0].choices
+    return {verb: [a.option_strings or [a.dest] for a in verbs[verb]._actions]
+            for verb in ("train", "evaluate", "predict", "export")}
+
+
+def test_every_project_has_the_common_verbs_with_the_same_flags():
+    import argparse
+
+    from ensemblab.project import Project, register_project
+
+    bare = Project()
+    bare.name = "sixth_paper"
+    reference = _verb_flags(register_project(argparse.ArgumentParser().add_subparsers(), bare))
+    projects = build_parser()._subparsers._group_actions[0].choices
+    for name in PROJECTS:
+        for verb, flags in _verb_flags(projects[name]).items():
+            # the shared flags first, in one order; a project's own options after them
+            assert flags[:len(reference[verb])] == reference[verb], (name, verb, flags)
+    assert ["--threads"] in reference["train"] and ["--split"] in reference["evaluate"]

@@ -109,3 +109,22 @@ def test_checkpoint_reading_names_bad_files(tmp_path):
         load_weights(torch.nn.Linear(2, 4), state, good)
     with pytest.raises(DataError, match=r"2 missing, 2 unexpected"):
         load_weights(torch.nn.Sequential(torch.nn.Linear(2, 3)), state, good)
+
+
+def test_keep_weights_only_drops_training_state_and_keeps_the_best_weights(tmp_path):
+    from ensemblab.engine.checkpoints import keep_weights_only, load_checkpoint
+
+    seed_everything(0)
+    run = prepare_run_dir(tmp_path / "run", {"train": {"epochs": 3}})
+    trainer = build_trainer(run, 3, device="cpu", monitor="val_loss", mode="min",
+                            progress_bar=False)
+    fit(trainer, LinearFit(), _loader(), _loader())
+    best = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert keep_weights_only(run) > 0
+    assert not (run / "checkpoints" / "last.ckpt").exists()
+    slim = load_checkpoint(run / "checkpoints" / "best.ckpt")
+    assert not {"optimizer_states", "lr_schedulers", "callbacks", "loops"} & set(slim)
+    assert slim["epoch"] == best["epoch"]
+    for key, value in best["state_dict"].items():
+        assert torch.equal(slim["state_dict"][key], value)
+    assert keep_weights_only(run) < 1000  # a second pass has nothing left to drop

@@ -47,8 +47,8 @@ def run_dir(tmp_path):
 def test_export_keeps_the_best_weights_and_config_and_drops_the_optimizer(run_dir, capsys):
     _lightning_checkpoint(run_dir / "checkpoints" / "last.ckpt", seed=0)
     best = _lightning_checkpoint(run_dir / "checkpoints" / "best.ckpt", seed=1)
-    write_run_record(run_dir, "battery_crystal", "model")
-    assert main(["battery_crystal", "export", "--run", str(run_dir)]) == 0
+    write_run_record(run_dir, "fre_unet", "model")
+    assert main(["fre_unet", "export", "--run", str(run_dir)]) == 0
     out = run_dir / "weights.pt"
     exported = torch.load(out, map_location="cpu", weights_only=True)
     assert set(exported) == {"format", "state_dict", "config", "checkpoint", "epoch",

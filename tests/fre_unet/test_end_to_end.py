@@ -8,11 +8,18 @@ import torch
 from PIL import Image
 
 from ensemblab.cli import main
-from ensemblab.projects.fre_unet.commands import build_module, evaluate_run, train_run
+from ensemblab.config import load_config
+from ensemblab.projects.fre_unet.commands import (
+    BASE_CONFIG,
+    build_module,
+    evaluate_run,
+    train_run,
+)
 from ensemblab.projects.fre_unet.data import load_slices
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import read_magnitudes
 from ensemblab.projects.fre_unet.module import evaluate_loader
+from ensemblab.run_record import write_run_record
 
 
 def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
@@ -97,7 +104,7 @@ def test_binary_membrane_tiff_stack_learns_with_the_cpu_schedule(em_stack, tmp_p
     # A binary-membrane stack in the ISBI 2012 layout (membrane 0, cells 255), read with the
     # isbi2012_cpu config (stacks and label map found without overrides), bf16, Dice + CE,
     # random crops, FRE on.
-    slices = load_slices(em_stack, {"format": "slices"})
+    slices = load_slices(em_stack, load_config(BASE_CONFIG)["data"])
     root = tmp_path / "isbi"
     root.mkdir()
     tifffile.imwrite(root / "train-volume.tif", np.stack([s.image for s in slices]))
@@ -120,6 +127,8 @@ def test_magnitudes_of_a_seed_folder_are_averaged(tmp_path):
         folder.mkdir(parents=True)
         (folder / "feature_magnitude.csv").write_text(
             f"epoch,deep,skip\n0,{deep},{skip}\n1,{2 * deep},{skip}\n")
+        write_run_record(folder, "fre_unet", "model")
+    write_run_record(tmp_path / "fre", "fre_unet", "seeds")
     assert read_magnitudes(tmp_path / "fre") == [(0, 2.0, 3.0), (1, 4.0, 3.0)]
     assert main(["fre_unet", "magnitudes", str(tmp_path / "fre"), str(tmp_path / "fre/seed1"),
                  "--out", str(tmp_path / "mag.png")]) == 0

@@ -16,6 +16,7 @@ import torch
 
 from ensemblab.engine.runs import best_checkpoint
 from ensemblab.errors import DataError
+from ensemblab.io import atomic_path
 
 
 def load_checkpoint(path: str | Path, required: tuple[str, ...] = ("state_dict",)
@@ -108,3 +109,28 @@ def load_run_weights(module: torch.nn.Module, run_dir: str | Path, prefix: str =
     path, state = run_state_dict(run_dir, prefix)
     load_weights(module, state, path)
     return path
+
+
+# What a Lightning checkpoint holds only to continue training; a finished run predicts without.
+TRAINING_STATE_KEYS = ("optimizer_states", "lr_schedulers", "callbacks", "loops")
+
+
+def keep_weights_only(run_dir: str | Path) -> int:
+    """Shrink a finished run to one weights-only checkpoint; returns the bytes freed.
+
+    The best checkpoint (else the last) is rewritten as ``checkpoints/best.ckpt`` without the
+    optimizer, scheduler, loop and callback state, and ``last.ckpt`` is removed. Everything
+    ``evaluate`` / ``predict`` / ``export`` read stays (weights, hyper-parameters, epoch); only
+    ``--resume`` is no longer possible.
+    """
+    ckpt_dir = Path(run_dir) / "checkpoints"
+    files = [p for p in (ckpt_dir / "best.ckpt", ckpt_dir / "last.ckpt") if p.is_file()]
+    if not files:
+        return 0
+    before = sum(p.stat().st_size for p in files)
+    ckpt = load_checkpoint(files[0])
+    slim = {k: v for k, v in ckpt.items() if k not in TRAINING_STATE_KEYS}
+    with atomic_path(ckpt_dir / "best.ckpt") as tmp:
+        torch.save(slim, tmp)
+    (ckpt_dir / "last.ckpt").unlink(missing_ok=True)
+    return before - (ckpt_dir / "best.ckpt").stat().st_size

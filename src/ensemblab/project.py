@@ -1,0 +1,151 @@
+"""One interface for every project's common verbs: ``train``, ``evaluate``, ``predict``, ``export``.
+
+A project's ``cli`` module subclasses :class:`Project` and calls :func:`register_project` from
+its ``register(subparsers)``. The four verbs get the same flags, in the same order, in every
+project (built here, once); a project adds only its own options (:meth:`Project.add_options`)
+and its own verbs (:meth:`Project.add_verbs`: ``submit``, ``ensemble``, ``search`` ...). The
+verb methods take the same argument names and order everywhere (Lightning's
+``Trainer.fit / validate / predict`` habit), import their implementation when they run, and
+return what they wrote; :meth:`Project.report` prints it.
+
+Light on purpose: building the parsers imports no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ensemblab.cli_common import (
+    HELD_OUT_SPLIT,
+    add_evaluate_args,
+    add_predict_args,
+    add_split_arg,
+    add_train_args,
+)
+from ensemblab.errors import EnsemblabError
+
+COMMON_VERBS = ("train", "evaluate", "predict", "export")
+
+
+class Project:
+    """A paper's project as the CLI sees it.
+
+    Class attributes:
+        name: the sub-command (``mineral_ruel``).
+        help: one line for ``ensemblab --help``.
+        verb_help: one line per common verb for ``ensemblab <name> --help``.
+        splits: the named splits ``evaluate --split`` accepts besides ``auto`` (None: any name
+            the data holds).
+        held_out: the split ``auto`` scores on the run's own data.
+    """
+
+    name: str = ""
+    help: str = ""
+    verb_help: dict[str, str] = {}
+    splits: tuple[str, ...] | None = (HELD_OUT_SPLIT, "all")
+    held_out: str = HELD_OUT_SPLIT
+
+    def train(self, config: str, data: str | None, out: str, overrides: list[str],
+              device: str, resume: bool, **options: Any) -> Any:
+        """Train into the run folder ``out``; returns what :meth:`report` prints."""
+        raise EnsemblabError(f"{self.name} has no train verb")
+
+    def evaluate(self, run: str, data: str | None, split: str, device: str,
+                 **options: Any) -> Any:
+        """Score a run; writes ``RUN/metrics.json`` and returns the metrics."""
+        raise EnsemblabError(f"{self.name} has no evaluate verb")
+
+    def predict(self, run: str, input: str, out: str, device: str, **options: Any) -> Any:
+        """Predict every item of ``input`` into ``out``."""
+        raise EnsemblabError(f"{self.name} has no predict verb")
+
+    def export(self, run: str, out: str | None, **options: Any) -> Any:
+        """A weights-only file of the run's best checkpoint and its config."""
+        from ensemblab.engine.export import export_weights
+
+        return export_weights(run, out)
+
+    def add_options(self, verb: str, parser: argparse.ArgumentParser) -> None:
+        """Add the project's own options of a common verb (none by default)."""
+
+    def add_verbs(self, verbs: argparse._SubParsersAction) -> None:
+        """Add the project's own verbs (none by default)."""
+
+    def report(self, verb: str, result: Any, args: argparse.Namespace) -> None:
+        """Print a common verb's result (one line by default)."""
+        if verb == "export":
+            from ensemblab.engine.export import megabytes
+
+            source, target = result
+            print(f"exported {source} ({megabytes(source)}) -> {target} ({megabytes(target)})")
+        elif verb == "train":
+            print(f"run: {result}")
+        elif verb == "evaluate":
+            print(f"-> {Path(args.run) / 'metrics.json'}")
+        else:
+            print(f"-> {args.out}")
+
+
+_COMMON_DESTS = {
+    "train": ("config", "data", "out", "overrides", "device", "resume"),
+    "evaluate": ("run", "data", "split", "device"),
+    "predict": ("run", "input", "out", "device"),
+    "export": ("run", "out"),
+}
+# Set by argparse or the CLI itself, never passed to a verb.
+_CLI_DESTS = {"command", "verb", "func", "threads", "print_config", "out_required"}
+
+
+def register_project(subparsers: argparse._SubParsersAction, project: Project
+                     ) -> argparse.ArgumentParser:
+    """Add ``<project.name>`` with the four common verbs and the project's own verbs.
+
+    Returns:
+        The project's parser.
+    """
+    parser = subparsers.add_parser(project.name, help=project.help)
+    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    builders = {
+        "train": add_train_args,
+        "evaluate": lambda p: (add_evaluate_args(p),
+                               add_split_arg(p, project.splits, project.held_out)),
+        "predict": add_predict_args,
+        "export": _add_export_args,
+    }
+    for verb in COMMON_VERBS:
+        p = verbs.add_parser(verb, help=project.verb_help.get(verb, _DEFAULT_HELP[verb]))
+        builders[verb](p)
+        project.add_options(verb, p)
+        p.set_defaults(func=_runner(project, verb))
+    project.add_verbs(verbs)
+    return parser
+
+
+_DEFAULT_HELP = {
+    "train": "train a model into a run folder",
+    "evaluate": "score a run -> RUN/metrics.json",
+    "predict": "predict a folder or file with a run",
+    "export": "weights-only file for deployment: the model state_dict of best.ckpt (else "
+              "last.ckpt) and the resolved config, no optimizer state",
+}
+
+
+def _add_export_args(parser: argparse.ArgumentParser) -> None:
+    """``--run RUN [--out FILE]``."""
+    parser.add_argument("--run", required=True, help="run folder of a trained model")
+    parser.add_argument("--out", default=None, help="file to write (default: RUN/weights.pt)")
+
+
+def _runner(project: Project, verb: str):
+    def run(args: argparse.Namespace) -> int:
+        given = vars(args)
+        common = {k: given[k] for k in _COMMON_DESTS[verb]}
+        options = {k: v for k, v in given.items()
+                   if k not in common and k not in _CLI_DESTS}
+        result = getattr(project, verb)(**common, **options)
+        project.report(verb, result, args)
+        return 0
+
+    return run
