@@ -32,7 +32,8 @@ from ensemblab.voting import fuse_boxes
 
 def fuse_detections(box_sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
                     weights: Sequence[float], height: int, width: int, iou_thr: float = 0.55,
-                    skip_box_thr: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                    skip_box_thr: float = 0.0, conf_type: str = "avg"
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Weighted box fusion of several detectors' boxes on one image.
 
     Args:
@@ -41,8 +42,10 @@ def fuse_detections(box_sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
         weights: one weight per set.
         height, width: image size (boxes are normalised for ensemble-boxes internally).
         iou_thr: boxes overlapping more than this (same label) are fused.
-        skip_box_thr: boxes scoring below this are ignored. A fused box found by fewer sets
-            than were given is down-weighted (WBF), so agreement raises its score.
+        skip_box_thr: boxes scoring below this are ignored.
+        conf_type: the WBF score of a fused box (:data:`ensemblab.voting.boxes.CONF_TYPES`);
+            with ``avg`` a box found by fewer sets than were given is down-weighted, so
+            agreement raises its score.
 
     Returns:
         ``(boxes float32[M, 4], scores float32[M], labels int64[M])`` sorted by score.
@@ -54,7 +57,7 @@ def fuse_detections(box_sets: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]
     boxes, scores, labels = fuse_boxes([s[0] for s in sets], [s[1] for s in sets],
                                        [s[2] for s in sets], weights=list(used), iou_thr=iou_thr,
                                        skip_box_thr=skip_box_thr, method="wbf",
-                                       image_size=(height, width))
+                                       image_size=(height, width), conf_type=conf_type)
     boxes, scores, labels = (np.asarray(boxes, np.float32).reshape(-1, 4),
                              np.asarray(scores, np.float32).reshape(-1),
                              np.asarray(labels).astype(np.int64).reshape(-1))

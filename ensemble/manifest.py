@@ -17,6 +17,11 @@ thresholds, so the file alone rebuilds the ensemble that was scored::
 
 Relative ``run`` paths are resolved against the working directory (like ``--run``).
 
+Manifests are as strict as configs: a key the format does not hold (at the top level, in a
+member, under ``fusion`` or ``thresholds``) is a one-line :class:`ConfigError` naming it and the
+closest valid key. A ``fusion`` key left out takes its value from :data:`FUSION`, the one place
+those defaults live.
+
 Member kinds are checked against ``kinds``: by default the member registry
 (:data:`ensemblab.ensemble.members.MEMBERS`, every kind an installed project registers), or the
 names a caller passes.
@@ -27,19 +32,32 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from numbers import Real
 from pathlib import Path
 
 import yaml
 
+from ensemblab.config import check_choice
 from ensemblab.ensemble.members import MEMBERS
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import atomic_write_text
 from ensemblab.registry import Registry, unknown_name_message
+from ensemblab.voting.boxes import CONF_TYPES
 
 SETUPS = ("nms", "mask_vote", "consensus")
 FLIPS = ("none", "h", "v")
+KEYS = ("name", "setup", "members", "fusion", "thresholds")
+FUSION = {
+    "iou_thr": 0.55,      # WBF: boxes of one label overlapping more than this are fused
+    "skip_box_thr": 0.0,  # WBF: boxes scoring below this are left out
+    "conf_type": "avg",   # WBF score of a fused box: one of CONF_TYPES (ensemble-boxes)
+    "window_pad": 0.1,    # fused box growth per side (fraction of its size) for mask windows
+    "search": None,       # {param: [values]} threshold grid fitted per cell type (null: a
+                          # project default)
+}
+"""The ``fusion`` keys and the value of each one a manifest leaves out."""
+THRESHOLD_KEYS = ("default", "per_type")
 
 
 @dataclass
@@ -74,8 +92,9 @@ class Manifest:
         setup: ``nms`` (one Mask R-CNN + NMS), ``mask_vote`` (several Mask R-CNN members, NMS +
             mask voting) or ``consensus`` (YOLOX + Mask R-CNN + UPerNet).
         members: the models.
-        fusion: box-fusion / window parameters (``iou_thr, skip_box_thr, conf_type,
-            window_pad``).
+        fusion: box-fusion / window parameters (the keys of :data:`FUSION`, missing ones
+            filled from it; ``conf_type`` one of ``avg | max | box_and_model_avg |
+            absent_model_aware_avg``, the WBF score rule).
         thresholds: ``{"default": {...}, "per_type": {cell_type: {...}}}`` post-processing
             parameters (``score_thresh, mask_thresh, overlap_drop_frac, min_area``, ...).
         root: folder that relative run paths are resolved against (not saved; default: the
@@ -99,6 +118,11 @@ class Manifest:
             self.kinds = tuple(self.kinds)
         if self.setup not in SETUPS:
             raise ConfigError(f"manifest setup must be one of {SETUPS}, got {self.setup!r}")
+        _check_keys(self.fusion, FUSION, "fusion: ")
+        self.fusion = {**FUSION, **self.fusion}
+        check_choice(self.fusion, "conf_type", CONF_TYPES, source="fusion")
+        _check_keys(self.thresholds, THRESHOLD_KEYS, "thresholds: ")
+        self.thresholds = {"default": {}, "per_type": {}, **self.thresholds}
         for i, m in enumerate(self.members):
             _check_member_types(m, i)
         names = [m.name for m in self.members]
@@ -130,14 +154,20 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict, root: Path = Path("."), source: str = "manifest",
                   kinds: Registry | Iterable[str] | None = MEMBERS) -> Manifest:
-        """Build from plain data; a missing or unknown key is a :class:`DataError`, an invalid
-        value (unknown member kind, flip or set-up) a :class:`ConfigError` naming ``source``."""
+        """Build from plain data; a missing key is a :class:`DataError`, an unknown key or an
+        invalid value (unknown member kind, flip, set-up or ``fusion.conf_type``) a
+        :class:`ConfigError` naming ``source``."""
         if not isinstance(data, dict):
             raise DataError(source, "manifest must be a mapping")
         for key in ("fusion", "thresholds"):
             if not isinstance(data.get(key) or {}, dict):
                 raise DataError(source, f"{key!r} must be a mapping")
         try:
+            _check_keys(data, KEYS)
+            member_keys = [f.name for f in fields(Member)]
+            for i, m in enumerate(data["members"] or []):
+                if isinstance(m, dict):
+                    _check_keys(m, member_keys, f"members[{i}]: ")
             members = [Member(**m) for m in data["members"]]
             return cls(name=str(data["name"]), setup=str(data["setup"]), members=members,
                        fusion=dict(data.get("fusion") or {}),
@@ -150,6 +180,15 @@ class Manifest:
             raise DataError(source, f"missing key {exc}") from None
         except TypeError as exc:
             raise DataError(source, f"bad member entry ({exc})") from None
+
+
+def _check_keys(data: dict, valid: Iterable[str], where: str = "") -> None:
+    """A one-line :class:`ConfigError` for the first key of ``data`` that ``valid`` lacks,
+    naming it, the closest valid key and every valid key (``where`` prefixes it)."""
+    valid = list(valid)
+    for key in data:
+        if key not in valid:
+            raise ConfigError(f"{where}{unknown_name_message('key', key, valid)}")
 
 
 def _check_member_types(m: Member, i: int) -> None:

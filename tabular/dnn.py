@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import EarlyStopping
 from torch import nn
 
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.engine.trainer import quiet_lightning
 
 
@@ -100,12 +101,14 @@ class MemberMLPModule(L.LightningModule):
 
     Args:
         weight_decay: L2 strength per member (length M) or one value.
-        lr: Adam learning rate.
+        lr: learning rate.
+        optimizer: a name of :data:`ensemblab.engine.optim.OPTIMIZERS` without momentum
+            (``adam``); ``weight_decay`` stays an L2 term of the loss.
         **net_kwargs: :class:`MemberMLP` arguments.
     """
 
     def __init__(self, weight_decay: float | Sequence[float] = 1e-4, lr: float = 3e-3,
-                 **net_kwargs):
+                 optimizer: str = "adam", **net_kwargs):
         super().__init__()
         self.save_hyperparameters()
         self.net = MemberMLP(**net_kwargs)
@@ -148,7 +151,8 @@ class MemberMLPModule(L.LightningModule):
                 p.copy_(saved)
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return build_optimizer(self.hparams.optimizer, self.parameters(), lr=self.hparams.lr,
+                               weight_decay=0.0)  # the per-member L2 is in the loss
 
     @torch.no_grad()
     def predict_proba(self, x_num: torch.Tensor, x_cat: torch.Tensor | None = None):

@@ -45,8 +45,9 @@ class DNNEnsembleClassifier:
         grid: hyper-parameter settings, each ``{"hidden", "dropout", "weight_decay"}``.
         inner_folds: inner cross-validation folds (>= 2).
         repeats: networks per setting and inner fold (different initialisations).
-        max_epochs, patience, val_every, lr: training schedule (Adam; early stopping after
+        max_epochs, patience, val_every, lr: training schedule (early stopping after
             ``patience`` validation checks, one every ``val_every`` epochs, without improvement).
+        optimizer: the full-batch optimizer (``adam``; see :class:`~.dnn.MemberMLPModule`).
         embedding_dim: width of learned categorical embeddings.
         seed: seeds the inner split and the initialisations.
     """
@@ -54,7 +55,8 @@ class DNNEnsembleClassifier:
     def __init__(self, make_preprocessor: Callable[[], TabularPreprocessor], n_classes: int,
                  grid: Sequence[dict] = DEFAULT_GRID, inner_folds: int = 5, repeats: int = 1,
                  max_epochs: int = 300, patience: int = 10, val_every: int = 5,
-                 lr: float = 3e-3, embedding_dim: int = 4, seed: int = 0):
+                 lr: float = 3e-3, embedding_dim: int = 4, seed: int = 0,
+                 optimizer: str = "adam"):
         self.make_preprocessor = make_preprocessor
         self.n_classes = n_classes
         self.grid = [dict(g, hidden=tuple(g["hidden"])) for g in grid]
@@ -64,6 +66,7 @@ class DNNEnsembleClassifier:
         self.patience = patience
         self.val_every = val_every
         self.lr = lr
+        self.optimizer = optimizer
         self.embedding_dim = embedding_dim
         self.seed = seed
         self.preprocessors_: list[TabularPreprocessor] = []
@@ -113,7 +116,8 @@ class DNNEnsembleClassifier:
                 n_members=len(members), in_features=x_fold.shape[2], n_classes=self.n_classes,
                 hidden=hidden, dropout=[self.grid[i]["dropout"] for i, _, _ in members],
                 weight_decay=[self.grid[i]["weight_decay"] for i, _, _ in members],
-                cardinalities=cards, embedding_dim=self.embedding_dim, lr=self.lr)
+                cardinalities=cards, embedding_dim=self.embedding_dim, lr=self.lr,
+                optimizer=self.optimizer)
             batch = (x_fold[fold_of], c_fold[fold_of], y_t, train[fold_of], val[fold_of])
             fit_members(module, batch, self.max_epochs, self.patience, self.val_every)
             probs = module.predict_proba(batch[0], batch[1]).numpy()  # [M, N, C]

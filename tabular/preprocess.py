@@ -26,6 +26,8 @@ import pandas as pd
 from ensemblab.errors import EnsemblabError
 from ensemblab.tabular.composition import composition_matrix
 
+ENCODINGS = ("onehot", "embedding")
+"""Encodings of the categorical columns."""
 
 @dataclass
 class TabularFeatures:
@@ -59,8 +61,8 @@ class TabularPreprocessor:
         log_numeric: Sequence[str] = (),
         encoding: str = "onehot",
     ):
-        if encoding not in ("onehot", "embedding"):
-            raise EnsemblabError(f"categorical encoding {encoding!r}: use onehot or embedding")
+        if encoding not in ENCODINGS:
+            raise EnsemblabError(f"categorical encoding {encoding!r}: use one of {ENCODINGS}")
         unknown = set(log_numeric) - set(numeric)
         if unknown:
             raise EnsemblabError(f"log_numeric columns {sorted(unknown)} are not numeric columns")

@@ -83,7 +83,7 @@ def main() -> None:
     if args.oracle_boxes:
         boxes = oracle_boxes(ids)
         scores, labels = np.ones(len(boxes), np.float32), np.ones(len(boxes), np.int64)
-        windows = instance_windows(boxes, h, w, float(manifest.fusion.get("window_pad", 0.1)))
+        windows = instance_windows(boxes, h, w, float(manifest.fusion["window_pad"]))
     times["box fusion (WBF)"] = time.perf_counter() - t
     sources = {}
     for m in ens.members:

@@ -32,15 +32,24 @@ from ensemblab.projects.battery_crystal import MODEL, PROJECT
 from ensemblab.projects.battery_crystal.evaluation import LEAK_CHECK_COLUMNS, run_evaluation
 from ensemblab.projects.battery_crystal.features import (
     CLASSES,
+    FEATURE_SETS,
     LABEL,
     LEAKY_FEATURE_SETS,
     load_table,
 )
-from ensemblab.projects.battery_crystal.models import build_model
+from ensemblab.projects.battery_crystal.models import MODELS, build_model
+from ensemblab.projects.battery_crystal.protocols import PROTOCOLS
 from ensemblab.tabular.leakage import leakage_report
 from ensemblab.tabular.persist import arrays_path, load_model, save_model
+from ensemblab.tabular.preprocess import ENCODINGS
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+BASE_CONFIG = CONFIG_DIR / "default.yaml"
+"""The root config: every default, and the keys an older run's saved config lacks."""
+CHOICES = {"features": FEATURE_SETS, "model": MODELS.names(), "dnn.categorical": ENCODINGS,
+           "dnn.optimizer": ("adam",), "evaluate.feature_sets": FEATURE_SETS,
+           "evaluate.models": MODELS.names(), "evaluate.protocols": PROTOCOLS.names()}
+"""The choice-valued config keys and their allowed values, checked when a config loads."""
 MODEL_FILE = "model.json"  # its arrays: model.npz beside it
 # a pickled model in a run folder is never opened: the user is asked to train again
 PICKLED_MODEL_FILE = "model.pkl"
@@ -85,7 +94,7 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     and ``RUN/train_summary.json`` (selected hyper-parameters, leakage check).
     """
     single_thread()
-    cfg = load_config(resolve_config(config), list(overrides))
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
     csv = resolve_csv(data, cfg)
     df = load_table(csv)
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
@@ -137,7 +146,7 @@ def evaluate(run: str | Path, data: str | Path | None) -> dict[str, Any]:
     and the run's own model scored on ``data``; writes and returns ``RUN/metrics.json``."""
     single_thread()
     check_run(run, PROJECT, (MODEL,), "evaluate")
-    run_dir, cfg = open_run(run)
+    run_dir, cfg = open_run(run, base=BASE_CONFIG)
     model = _load_model(run_dir) if _check_model_files(run_dir) else None
     csv = resolve_csv(data, cfg)
     df = load_table(csv)
@@ -167,7 +176,7 @@ def predict(run: str | Path, input_path: str | Path, out: str | Path) -> Path:
     writes and returns ``OUT/predictions.csv``."""
     single_thread()
     check_run(run, PROJECT, (MODEL,), "predict")
-    run_dir, cfg = open_run(run)
+    run_dir, cfg = open_run(run, base=BASE_CONFIG)
     model = _load_model(run_dir)
     src = Path(input_path)
     csv = src if src.is_file() else resolve_csv(input_path, cfg)

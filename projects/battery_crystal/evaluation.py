@@ -84,7 +84,7 @@ def run_evaluation(df: pd.DataFrame, cfg: dict[str, Any], out_dir: Path,
     # the DNN jobs are the longest: start them first so the workers finish together
     jobs.sort(key=lambda j: j[1] != "dnn")
     wall, cpu = time.perf_counter(), time.process_time()
-    workers = int(ev.get("workers", 1)) or (os.cpu_count() or 1)
+    workers = int(ev["workers"]) or (os.cpu_count() or 1)
     done = [r for rs in Parallel(n_jobs=workers)(
         delayed(_one)(f, m, outs, p, df, y, groups, cfg) for f, m, outs, p in jobs) for r in rs]
     results: dict[str, dict[str, dict[str, Any]]] = {

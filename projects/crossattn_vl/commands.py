@@ -43,7 +43,8 @@ from ensemblab.engine import (
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.io import write_json
 from ensemblab.multimodal.feature_cache import FeatureCache
-from ensemblab.multimodal.text_encoder import pretrained_dir
+from ensemblab.multimodal.image_encoder import FINETUNE
+from ensemblab.multimodal.text_encoder import TEXT_SOURCES, pretrained_dir
 from ensemblab.multimodal.tokenizer import TextTokenizer
 from ensemblab.projects.crossattn_vl import MODEL, PROJECT, inference
 from ensemblab.projects.crossattn_vl.data import (
@@ -54,12 +55,14 @@ from ensemblab.projects.crossattn_vl.data import (
     split_keys,
 )
 from ensemblab.projects.crossattn_vl.features import (
+    VIEW_SETS,
     TextInputs,
     cache_image_features,
     cache_root,
     cache_text_features,
 )
-from ensemblab.projects.crossattn_vl.model import VLModule
+from ensemblab.projects.crossattn_vl.model import MATCHING_LOSSES, OPTIMIZERS, VLModule
+from ensemblab.projects.crossattn_vl.network import VARIANTS
 from ensemblab.projects.crossattn_vl.overlays import attention_overlay
 from ensemblab.projects.crossattn_vl.readers import VLData, load_vl_data
 from ensemblab.threads import loader_workers, set_threads
@@ -69,6 +72,13 @@ warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")
 
 EVAL_SPLITS = (AUTO_SPLIT, "test", HELD_OUT_SPLIT, "train", ALL_ITEMS)
 CONFIG_DIR = Path(__file__).parent / "configs"
+BASE_CONFIG = CONFIG_DIR / "paper.yaml"
+"""The root config: every default, and the keys an older run's saved config lacks."""
+CHOICES = {"train.optimizer": OPTIMIZERS, "model.variant": VARIANTS,
+           "model.image.finetune": FINETUNE, "model.text.kind": TEXT_SOURCES.names(),
+           "loss.matching": MATCHING_LOSSES.names(), "data.feature_augment": VIEW_SETS.names(),
+           "data.caption_items": ("all", "per_image")}
+"""The choice-valued config keys and their allowed values, checked when a config loads."""
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -173,7 +183,7 @@ def train(config: str | Path, data, out, overrides: Sequence[str] = (), device: 
           resume: bool = False) -> Path:
     """The ``train`` verb: ``config`` (a file or a name in ``configs/``) with ``key=value``
     ``overrides``, trained on ``data`` into the run folder ``out``."""
-    cfg = load_config(resolve_config(config), list(overrides))
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
     return train_run(cfg, data, out, device, resume=resume)
 
 
@@ -183,9 +193,8 @@ def ablate(config: str | Path, data, out, overrides: Sequence[str] = (),
     """The ``ablate`` verb: every variant (default: all of them) x seed trained and evaluated
     from ``config``; returns ``OUT/ablation.md`` (:func:`.ablation.run_ablation`)."""
     from ensemblab.projects.crossattn_vl.ablation import run_ablation  # it imports this module
-    from ensemblab.projects.crossattn_vl.network import VARIANTS
 
-    cfg = load_config(resolve_config(config), list(overrides))
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
     return run_ablation(cfg, data, out, variants or VARIANTS, seeds, device)
 
 
@@ -196,7 +205,7 @@ def load_run(run_dir, device: str = "auto", verb: str | None = None):
     (:func:`ensemblab.run_record.check_run`).
     """
     check_run(run_dir, PROJECT, (MODEL,), verb)
-    run_dir, cfg = open_run(run_dir)
+    run_dir, cfg = open_run(run_dir, base=BASE_CONFIG)
     length = cfg["data"]["max_length"]
     decoder = TextTokenizer.from_file(run_dir / "tokenizer.json", length)
     text_tok = TextTokenizer.from_file(run_dir / "text_tokenizer.json", length)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import lightning as L
 import torch
 
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.multimodal.losses import (
     contrastive_loss,
     sequence_loss,
@@ -26,6 +27,7 @@ from ensemblab.multimodal.losses import (
 from ensemblab.projects.crossattn_vl.network import VLNet
 from ensemblab.registry import Registry
 
+OPTIMIZERS = ("adam", "adamw")
 MATCHING_LOSSES = Registry("matching loss")
 """Name -> ``(img_emb [B,e], txt_emb [B,e], same [B,B], loss cfg, epoch) -> L_CL``."""
 
@@ -143,7 +145,7 @@ class VLModule(L.LightningModule):
     def configure_optimizers(self):
         t = self.cfg["train"]
         params = [p for p in self.parameters() if p.requires_grad]
-        opt = torch.optim.Adam(params, lr=t["lr"], weight_decay=t["weight_decay"])
+        opt = build_optimizer(t["optimizer"], params, lr=t["lr"], weight_decay=t["weight_decay"])
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=t["beta"],
                                                            patience=t["patience"])
         return {"optimizer": opt,

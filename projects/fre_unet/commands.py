@@ -38,16 +38,20 @@ from ensemblab.engine import (
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
 from ensemblab.io import write_csv, write_json
 from ensemblab.projects.fre_unet import HELD_OUT_SPLIT, MODEL, PROJECT, SEEDS, SEEDS_MARKERS
-from ensemblab.projects.fre_unet.data import IMAGE_EXTS, rescale
+from ensemblab.projects.fre_unet.data import FORMATS, IMAGE_EXTS, rescale
 from ensemblab.projects.fre_unet.datamodule import EMTileData
 from ensemblab.projects.fre_unet.magnitude import (
     FeatureMagnitudeTracker,
     plot_feature_magnitudes,
     read_magnitudes,
 )
-from ensemblab.projects.fre_unet.module import FRESegmentation, evaluate_loader
+from ensemblab.projects.fre_unet.module import TRAIN_CHOICES, FRESegmentation, evaluate_loader
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+BASE_CONFIG = CONFIG_DIR / "baseline.yaml"
+"""The root config: every default, and the keys an older run's saved config lacks."""
+CHOICES = {**TRAIN_CHOICES, "data.format": FORMATS}
+"""The choice-valued config keys and their allowed values, checked when a config loads."""
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -56,7 +60,7 @@ def resolve_config(name: str | Path) -> Path:
 
 
 def _data_root(cfg: dict[str, Any], data: str | Path | None) -> Path:
-    root = data or cfg.get("data", {}).get("root")
+    root = data or cfg["data"]["root"]
     if not root:
         raise ConfigError("no dataset: pass --data DIR (or set data.root in the config)")
     return Path(root).resolve()
@@ -64,13 +68,12 @@ def _data_root(cfg: dict[str, Any], data: str | Path | None) -> Path:
 
 def build_module(cfg: dict[str, Any], class_names: list[str]) -> FRESegmentation:
     """The Lightning module described by a resolved config."""
-    train = cfg.get("train", {})
-    return FRESegmentation(cfg["model"], class_names, lr=float(train.get("lr", 1e-3)),
-                           weight_decay=float(train.get("weight_decay", 0.0)),
-                           supervision_lambda=float(train.get("supervision_lambda", 0.5)),
-                           seed=int(cfg.get("seed", 0)),
-                           schedule=str(train.get("schedule", "cosine")),
-                           loss=str(train.get("loss", "ce")))
+    train = cfg["train"]
+    return FRESegmentation(cfg["model"], class_names, lr=float(train["lr"]),
+                           weight_decay=float(train["weight_decay"]),
+                           supervision_lambda=float(train["supervision_lambda"]),
+                           seed=int(cfg["seed"]), schedule=str(train["schedule"]),
+                           loss=str(train["loss"]), optimizer=str(train["optimizer"]))
 
 
 def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
@@ -81,20 +84,20 @@ def train_run(cfg: dict[str, Any], data: str | Path | None, out: str | Path,
         The run folder (config, checkpoints, logs, curves, feature magnitudes).
     """
     cfg = copy.deepcopy(cfg)
-    cfg.setdefault("data", {})["root"] = str(_data_root(cfg, data))
+    cfg["data"]["root"] = str(_data_root(cfg, data))
     datamodule = EMTileData(cfg["data"]["root"], cfg["data"])
     datamodule.setup()
     datamodule.check_labels(cfg["data"]["allow_unseen"])
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=MODEL)
-    seed_everything(int(cfg.get("seed", 0)))
+    seed_everything(int(cfg["seed"]))
     module = build_module(cfg, list(datamodule.classes))
-    train = cfg.get("train", {})
-    callbacks = [FeatureMagnitudeTracker(run_dir)] if train.get("track_magnitudes", True) else []
-    precision = lightning_precision(bool(train.get("bf16")), lightning_accelerator(device)[0])
-    trainer = build_trainer(run_dir, int(train.get("epochs", 10)), device=device,
+    train = cfg["train"]
+    callbacks = [FeatureMagnitudeTracker(run_dir)] if train["track_magnitudes"] else []
+    precision = lightning_precision(bool(train["bf16"]), lightning_accelerator(device)[0])
+    trainer = build_trainer(run_dir, int(train["epochs"]), device=device,
                             precision=precision, monitor="val/miou", mode="max",
                             callbacks=callbacks,
-                            log_every_n_steps=int(train.get("log_every_n_steps", 10)),
+                            log_every_n_steps=int(train["log_every_n_steps"]),
                             progress_bar=progress_bar)
     fit(trainer, module, datamodule=datamodule, resume=resume)
     return run_dir
@@ -109,7 +112,7 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
     Returns:
         The run folders.
     """
-    cfg = load_config(resolve_config(config), list(overrides))
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
     if not seeds:
         return [train_run(cfg, data, out, device=device, resume=resume)]
     out = Path(out)
@@ -127,7 +130,7 @@ def train(config: str | Path, data: str | Path | None, out: str | Path,
 def load_trained(run_dir: str | Path, device: str = "auto"
                  ) -> tuple[torch.nn.Module, dict[str, Any], list[str]]:
     """``(SE-U-Net in eval mode on device, resolved config, class names)`` of a run."""
-    run_dir, cfg = open_run(run_dir)
+    run_dir, cfg = open_run(run_dir, base=BASE_CONFIG)
     path = best_checkpoint(run_dir)
     ckpt = load_checkpoint(path, required=("state_dict", "hyper_parameters"))
     if "class_names" not in ckpt["hyper_parameters"]:
@@ -164,7 +167,7 @@ def run_split(split: str, data: str | Path | None, cfg: dict[str, Any]) -> str:
     """The split a run scores for ``--split`` (:func:`ensemblab.cli_common.resolve_split`):
     ``auto`` is the pinned ``test`` slices of the run's own data, every slice of another
     folder (``all``)."""
-    return resolve_split(split, data, cfg.get("data", {}).get("root"), held_out=HELD_OUT_SPLIT)
+    return resolve_split(split, data, cfg["data"]["root"], held_out=HELD_OUT_SPLIT)
 
 
 def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = "auto",
@@ -183,7 +186,7 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = 
         loader = datamodule.loader(scored)
         print(scored_items_line(len(loader.dataset), datamodule.root, scored), flush=True)
         scores = evaluate_loader(model, loader, classes, select_device(device))
-        metrics = {"split": scored, "seed": cfg.get("seed"), "miou": scores["miou"],
+        metrics = {"split": scored, "seed": cfg["seed"], "miou": scores["miou"],
                    "iou": dict(zip(classes, scores["iou"])),
                    "pixel_accuracy": scores["pixel_accuracy"],
                    "checkpoint": str(best_checkpoint(run_dir)), "data": str(datamodule.root)}
@@ -221,7 +224,7 @@ def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
         p for p in inputs.glob("*") if p.suffix.lower() in IMAGE_EXTS)
     if not files:
         raise DataError(inputs, "no input images")
-    scale, step = float(cfg["data"].get("scale", 1.0)), 2**model.depth
+    scale, step = float(cfg["data"]["scale"]), 2**model.depth
     written = []
     for path in files:
         image = read_image(path, mode="gray")
@@ -246,7 +249,7 @@ def search(config: str | Path, data: str | Path | None, out: str | Path,
     and ``overrides`` (:func:`.search.run_search`); returns the optuna study."""
     from ensemblab.projects.fre_unet.search import run_search  # it imports this module
 
-    cfg = load_config(resolve_config(config), list(overrides))
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
     return run_search(cfg, data, out, space=space, trials=trials, study=study, device=device,
                       seed=seed)
 

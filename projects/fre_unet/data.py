@@ -34,8 +34,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from ensemblab.config import check_choice
 from ensemblab.data.images import list_pairs, read_image, read_label_png, read_tiff_stack
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.registry import unknown_name_message
 
 SSTEM_CLASSES = ("background", "membrane", "mitochondria", "synapse")
 SSTEM_LABEL_MAP = {0: 1, 32: 1, 64: 1, 96: 1, 128: 1, 159: 0, 191: 2, 223: 3, 255: 0}
@@ -45,6 +47,7 @@ PINNED_MAPS = {"sstem": (SSTEM_CLASSES, SSTEM_LABEL_MAP),
                "isbi2012": (ISBI_CLASSES, ISBI_LABEL_MAP)}
 IMAGE_EXTS = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 DEFAULT_MAPS = {"slices": "sstem", "tiff_stack": "isbi2012"}
+FORMATS = ("slices", "folder", "tiff_stack")
 
 
 @dataclass
@@ -63,20 +66,20 @@ def resolve_label_map(cfg: dict[str, Any]) -> tuple[tuple[str, ...], dict[int, i
 
     ``label_map`` is a pinned name, a mapping, or null (the pinned map of ``data.format``).
     """
-    spec = cfg.get("label_map")
+    spec = cfg["label_map"]
     if spec is None:
-        fmt = cfg.get("format", "slices")
+        fmt = cfg["format"]
         if fmt not in DEFAULT_MAPS:
             raise ConfigError(f"data.label_map: needed for data.format={fmt!r} (a mapping grey "
                               f"value -> class index, with data.classes)")
         spec = DEFAULT_MAPS[fmt]
     if isinstance(spec, str):
         if spec not in PINNED_MAPS:
-            raise ConfigError(f"data.label_map: unknown name {spec!r} (use {sorted(PINNED_MAPS)} "
-                              "or a mapping grey value -> class index)")
+            raise ConfigError(f"{unknown_name_message('data.label_map', spec, PINNED_MAPS)}, "
+                              "or a mapping grey value -> class index")
         classes, mapping = PINNED_MAPS[spec]
-        return tuple(cfg.get("classes") or classes), dict(mapping)
-    classes = tuple(cfg.get("classes") or ())
+        return tuple(cfg["classes"] or classes), dict(mapping)
+    classes = tuple(cfg["classes"] or ())
     mapping = {int(k): int(v) for k, v in (spec or {}).items()}
     if not classes or not mapping:
         raise ConfigError("data.classes and data.label_map are both needed for a custom mapping")
@@ -138,7 +141,7 @@ def find_stacks(root: Path, cfg: dict[str, Any]) -> tuple[Path, Path]:
     Raises:
         DataError: the folder holds no single label TIFF or no matching image TIFF.
     """
-    image, label = cfg.get("image_stack"), cfg.get("label_stack")
+    image, label = cfg["image_stack"], cfg["label_stack"]
     if image and label:
         return root / image, root / label
     tiffs = sorted(p for p in root.iterdir() if p.suffix.lower() in (".tif", ".tiff"))
@@ -184,7 +187,7 @@ def load_slices(root: str | Path, cfg: dict[str, Any]) -> list[Slice]:
     if not root.is_dir():
         raise DataError(root, "dataset folder not found")
     _, mapping = resolve_label_map(cfg)
-    fmt = cfg.get("format", "slices")
+    fmt = check_choice(cfg, "format", FORMATS, "data")
     if fmt == "tiff_stack":
         img_path, lab_path = find_stacks(root, cfg)
         images, labels = read_tiff_stack(img_path), read_tiff_stack(lab_path)
@@ -193,7 +196,7 @@ def load_slices(root: str | Path, cfg: dict[str, Any]) -> list[Slice]:
                                       f"{images.shape}")
         return [_checked(images[z], labels[z], f"{img_path.stem}_{z:03d}",
                          f"{lab_path} (slice {z})", mapping) for z in range(len(images))]
-    image_dir, label_dir = root / cfg.get("image_dir", "raw"), root / cfg.get("label_dir", "labels")
+    image_dir, label_dir = root / cfg["image_dir"], root / cfg["label_dir"]
     if fmt == "slices":
         images, labels = _numbered(image_dir), _numbered(label_dir)
         missing = sorted(set(images) ^ set(labels))
@@ -201,10 +204,8 @@ def load_slices(root: str | Path, cfg: dict[str, Any]) -> list[Slice]:
             side = image_dir if missing[0] not in images else label_dir
             raise DataError(side, f"slice {missing[0]} has no partner in the other folder")
         pairs = [(images[n], labels[n]) for n in sorted(images)]
-    elif fmt == "folder":
-        pairs = list_pairs(image_dir, label_dir, IMAGE_EXTS, cfg.get("label_ext", ".png"))
-    else:
-        raise ConfigError(f"data.format: {fmt!r} is not slices | folder | tiff_stack")
+    else:  # folder
+        pairs = list_pairs(image_dir, label_dir, IMAGE_EXTS, cfg["label_ext"])
     out = []
     for img_path, lab_path in pairs:
         image = read_image(img_path, mode="gray")

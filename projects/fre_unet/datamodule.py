@@ -143,14 +143,14 @@ class EMTileData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.tiles:
             return
-        split = self.cfg.get("split") or DEFAULT_SPLIT
+        split = self.cfg["split"] or DEFAULT_SPLIT
         parts = split_slices(load_slices(self.root, self.cfg), split)
-        tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
-        jitter = float(self.cfg.get("intensity_jitter") or 0.0)
+        tile, scale = int(self.cfg["tile"]), float(self.cfg["scale"])
+        jitter = float(self.cfg["intensity_jitter"])
         for name, slices in parts.items():
             self.label_counts[name] = [(s.source, value_counts(s.label)) for s in slices]
             images, labels = tile_slices(slices, tile, scale)
-            if name == "train" and self.cfg.get("random_crops"):
+            if name == "train" and self.cfg["random_crops"]:
                 sections = [Slice(s.name, *rescale(s.image, s.label, scale)) for s in slices]
                 self.tiles[name] = RandomCropDataset(sections, tile, len(images), jitter)
             else:
@@ -185,13 +185,13 @@ class EMTileData(L.LightningDataModule):
             if name not in self.tiles:
                 raise DataError(self.root, f"data.split has no {name!r} part")
             dataset = self.tiles[name]
-        return DataLoader(dataset, batch_size=int(self.cfg.get("batch_size", 8)),
+        return DataLoader(dataset, batch_size=int(self.cfg["batch_size"]),
                           shuffle=shuffle, num_workers=loader_workers(self.cfg["workers"]))
 
     def _every_tile(self) -> TileDataset:
         """The grid tiles of every slice, whatever ``data.split`` says: a folder the run was not
         trained on need not hold the split's slice numbers."""
-        tile, scale = int(self.cfg.get("tile", 256)), float(self.cfg.get("scale", 1.0))
+        tile, scale = int(self.cfg["tile"]), float(self.cfg["scale"])
         images, labels = tile_slices(load_slices(self.root, self.cfg), tile, scale)
         return TileDataset(images, labels, with_index=True)
 

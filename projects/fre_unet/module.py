@@ -18,23 +18,26 @@ import torch
 import torch.nn.functional as F
 from segmentation_models_pytorch.losses import DiceLoss
 
-from ensemblab.errors import ConfigError
+from ensemblab.config import check_choices
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 from ensemblab.projects.fre_unet.se_unet import SEUNet
 
 LOSSES = ("ce", "dice_ce")
+SCHEDULES = ("cosine", "constant")
+OPTIMIZERS = ("adam", "adamw")
+TRAIN_CHOICES = {"train.schedule": SCHEDULES, "train.loss": LOSSES,
+                 "train.optimizer": OPTIMIZERS}
 
 
 def build_model(model_cfg: dict[str, Any], num_classes: int, seed: int = 0) -> SEUNet:
-    """An :class:`SEUNet` from the config's ``model`` section (FRE seeded with ``seed``)."""
-    fre = dict(model_cfg.get("fre") or {})
-    if fre:
-        fre.setdefault("seed", seed)
-    return SEUNet(in_channels=int(model_cfg.get("in_channels", 1)), num_classes=num_classes,
-                  width=float(model_cfg.get("width", 1.0)),
-                  deep_layers=bool(model_cfg.get("deep_layers", True)),
-                  supervision=bool(model_cfg.get("supervision", False)),
-                  dropout=float(model_cfg.get("dropout", 0.0)), fre=fre)
+    """An :class:`SEUNet` from the config's ``model`` section (every key of
+    ``configs/baseline.yaml``; FRE seeded with ``seed``)."""
+    fre = {"seed": seed, **model_cfg["fre"]} if model_cfg["fre"] else {}
+    return SEUNet(in_channels=int(model_cfg["in_channels"]), num_classes=num_classes,
+                  width=float(model_cfg["width"]), deep_layers=bool(model_cfg["deep_layers"]),
+                  supervision=bool(model_cfg["supervision"]),
+                  dropout=float(model_cfg["dropout"]), fre=fre)
 
 
 class FRESegmentation(L.LightningModule):
@@ -43,22 +46,24 @@ class FRESegmentation(L.LightningModule):
     Args:
         model_cfg: the ``model`` config section.
         class_names: names of the ``K`` classes.
-        lr: Adam learning rate.
-        weight_decay: Adam weight decay.
+        lr: learning rate.
+        weight_decay: weight decay (Adam: L2; AdamW: decoupled).
         supervision_lambda: ``lambda`` of the supervision loss mix.
         seed: seeds FRE's channel draws.
         schedule: ``cosine`` (decay to 0 over training) or ``constant`` learning rate.
         loss: ``ce`` (the paper) or ``dice_ce`` (cross-entropy + soft Dice).
+        optimizer: ``adam`` (the paper) or ``adamw``.
+
+    Raises:
+        ConfigError: ``schedule``, ``loss`` or ``optimizer`` not one of its allowed values.
     """
 
     def __init__(self, model_cfg: dict[str, Any], class_names: list[str], lr: float = 1e-3,
                  weight_decay: float = 0.0, supervision_lambda: float = 0.5, seed: int = 0,
-                 schedule: str = "cosine", loss: str = "ce"):
+                 schedule: str = "cosine", loss: str = "ce", optimizer: str = "adam"):
         super().__init__()
-        if schedule not in ("cosine", "constant"):
-            raise ConfigError(f"train.schedule: {schedule!r} is not cosine | constant")
-        if loss not in LOSSES:
-            raise ConfigError(f"train.loss: {loss!r} is not {' | '.join(LOSSES)}")
+        check_choices({"train": {"schedule": schedule, "loss": loss, "optimizer": optimizer}},
+                      TRAIN_CHOICES, "FRESegmentation")
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.model = build_model(model_cfg, len(class_names), seed)
@@ -109,8 +114,8 @@ class FRESegmentation(L.LightningModule):
             self.log(f"val/iou_{name}", float(iou))
 
     def configure_optimizers(self):
-        opt = torch.optim.Adam(self.parameters(), lr=self.hparams.lr,
-                               weight_decay=self.hparams.weight_decay)
+        opt = build_optimizer(self.hparams.optimizer, self.parameters(), lr=self.hparams.lr,
+                              weight_decay=self.hparams.weight_decay)
         if self.hparams.schedule == "constant":
             return opt
         # Cosine decay to zero over all steps: the small final steps let BatchNorm's running

@@ -129,7 +129,12 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
         device: evaluation device.
         confidence: interval level.
     """
-    from ensemblab.projects.fre_unet.commands import evaluate_run, run_split, seed_runs
+    from ensemblab.projects.fre_unet.commands import (
+        BASE_CONFIG,
+        evaluate_run,
+        run_split,
+        seed_runs,
+    )
 
     per_variant, scored = [], []
     for folder in (runs_a, runs_b):
@@ -137,7 +142,7 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
         for run in seed_runs(folder, "compare"):
             path = run / "metrics.json"
             metrics = json.loads(path.read_text()) if path.is_file() else {}
-            scored.append(run_split(split, data, load_run_config(run)))
+            scored.append(run_split(split, data, load_run_config(run, BASE_CONFIG)))
             if metrics.get("split") != scored[-1] or "miou" not in metrics:
                 metrics = evaluate_run(run, data, device=device, split=split)
             by_seed[int(metrics["seed"])] = metrics

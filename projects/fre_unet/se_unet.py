@@ -95,7 +95,7 @@ class SEUNet(nn.Module):
             raise ConfigError(f"dropout rate {dropout} must be in [0, 1)")
         self.dropout = nn.Dropout2d(dropout) if dropout > 0 else None
         self.fre = None
-        if fre and int(fre.get("num_enhanced", 0)) > 0:
+        if fre and int(fre["num_enhanced"]) > 0:
             self.fre = FeatureRandomEnhancement(self.deep_channels, **fre)
         self.aux_head = nn.Conv2d(self.deep_channels, num_classes, 1) if supervision else None
 

@@ -119,7 +119,7 @@ def write_report(study: optuna.Study, cfg: dict[str, Any], space: str, out: Path
     ax.grid(alpha=0.3)
     save_figure(fig, out / f"search_{space}.png")
     best_cfg = apply_params(cfg, space, best.params)
-    best_cfg.get("data", {}).pop("root", None)
+    best_cfg["data"]["root"] = None  # this machine's dataset path is not part of the result
     header = (f"# Best of {len(complete)} TPE trials ({space}): {best.params}, "
               f"val mIoU {best.value:.4f}\n")
     atomic_write_text(out / f"best_{space}.yaml", header + yaml.safe_dump(best_cfg,

@@ -43,12 +43,19 @@ from ensemblab.projects.mineral_ruel import (
 from ensemblab.projects.mineral_ruel.classes import resolve_classes
 from ensemblab.projects.mineral_ruel.data import holdout_split, load_image, split_pairs
 from ensemblab.projects.mineral_ruel.inference import Learner, check_compatible, module_from_config
-from ensemblab.projects.mineral_ruel.module import MineralDataModule
+from ensemblab.projects.mineral_ruel.losses import LOSSES
+from ensemblab.projects.mineral_ruel.models import LEARNERS
+from ensemblab.projects.mineral_ruel.module import OPTIMIZERS, MineralDataModule
 from ensemblab.projects.mineral_ruel.report import summarise, write_results
+from ensemblab.projects.mineral_ruel.resunet import ACTIVATIONS
+from ensemblab.projects.mineral_ruel.stn import STN_MODES
 from ensemblab.projects.mineral_ruel.visual import overlay
 from ensemblab.threads import set_threads
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+CHOICES = {"train.optimizer": OPTIMIZERS, "model.arch": LEARNERS.names(),
+           "model.activation": ACTIVATIONS, "model.stn": STN_MODES, "loss.name": LOSSES.names()}
+"""The choice-valued config keys and their allowed values, checked when a config loads."""
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -59,8 +66,8 @@ def resolve_config(name: str | Path) -> Path:
 def train(config: str, data: str | None, out: str, overrides: Sequence[str] = (),
           device: str = "auto", resume: bool = False, progress_bar: bool = True) -> Path:
     """Train one learner; returns the run folder (``checkpoints/best.ckpt`` = best val mIoU)."""
-    cfg = load_config(resolve_config(config), list(overrides))
-    data = data or cfg["data"].get("root")
+    cfg = load_config(resolve_config(config), list(overrides), choices=CHOICES)
+    data = data or cfg["data"]["root"]
     if not data:
         raise ConfigError("no dataset: give --data DIR (or data.root=DIR)")
     cfg["data"]["root"] = str(data)
@@ -70,19 +77,19 @@ def train(config: str, data: str | None, out: str, overrides: Sequence[str] = ()
     d, t = cfg["data"], cfg["train"]
     datamodule = MineralDataModule(
         data, len(classes), tile=d["tile"], scale=d["scale"], holdout=d["holdout"],
-        holdout_max_class_share=d.get("holdout_max_class_share"),
+        holdout_max_class_share=d["holdout_max_class_share"],
         batch_size=t["batch_size"], frozen_batch_size=t["frozen_batch_size"],
-        frozen_epochs=t["frozen_epochs"], crops_per_epoch=d.get("crops_per_epoch"),
-        class_balanced=float(d.get("class_balanced", 0.0)), seed=int(cfg["seed"]),
-        workers=d.get("workers", 0))
+        frozen_epochs=t["frozen_epochs"], crops_per_epoch=d["crops_per_epoch"],
+        class_balanced=float(d["class_balanced"]), seed=int(cfg["seed"]),
+        workers=d["workers"])
     datamodule.setup()  # reads and validates every training image before a run folder exists
     datamodule.check_labels(classes, d["allow_unseen"])
     run_dir = prepare_run_dir(out, cfg, resume=resume, project=PROJECT, kind=LEARNER)
     module = module_from_config(cfg)
     accelerator, _ = lightning_accelerator(device)
     trainer = build_trainer(run_dir, t["epochs"], device=device, monitor="val/miou", mode="max",
-                            precision=lightning_precision(bool(t.get("bf16")), accelerator),
-                            log_every_n_steps=t.get("log_every_n_steps", 10),
+                            precision=lightning_precision(bool(t["bf16"]), accelerator),
+                            log_every_n_steps=t["log_every_n_steps"],
                             progress_bar=progress_bar, reload_dataloaders_every_n_epochs=1,
                             num_sanity_val_steps=0)
     start = time.perf_counter()

@@ -25,6 +25,9 @@ from ensemblab.projects.mineral_ruel.classes import resolve_classes
 from ensemblab.projects.mineral_ruel.data import pad_to, rescale, to_tensor
 from ensemblab.projects.mineral_ruel.module import MineralSegmenter
 
+BASE_CONFIG = Path(__file__).resolve().parent / "configs" / "base.yaml"
+"""The root config: every default, and the keys an older run's saved config lacks."""
+
 
 def module_from_config(cfg: dict[str, Any]) -> MineralSegmenter:
     """Build an untrained learner from a resolved config (see ``configs/base.yaml``)."""
@@ -34,7 +37,8 @@ def module_from_config(cfg: dict[str, Any]) -> MineralSegmenter:
         num_classes=len(classes), class_names=classes,
         model=dict(cfg["model"]), loss=dict(cfg["loss"]), lr=train["lr"],
         min_lr=train["min_lr"], warmup_epochs=train["warmup_epochs"],
-        frozen_epochs=train["frozen_epochs"], epochs=train["epochs"])
+        frozen_epochs=train["frozen_epochs"], epochs=train["epochs"],
+        optimizer=train["optimizer"], weight_decay=train["weight_decay"])
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -159,19 +163,19 @@ class Learner:
 
     def __init__(self, run_dir: str | Path, device: str = "auto", batch_size: int = 4,
                  precision: str | None = None):
-        self.run_dir, self.cfg = open_run(run_dir)
+        self.run_dir, self.cfg = open_run(run_dir, base=BASE_CONFIG)
         self.device = select_device(device)
         self.batch_size = batch_size
         self.module = module_from_config(self.cfg)
         load_run_weights(self.module, self.run_dir)
         self.module.to(self.device).eval()
-        self.precision = precision or ("bf16" if self.cfg["train"].get("bf16") else "fp32")
+        self.precision = precision or ("bf16" if self.cfg["train"]["bf16"] else "fp32")
         if self.precision == "bf16":
             self.module.to(memory_format=torch.channels_last)
         data = self.cfg["data"]
         self.classes: list[str] = list(self.module.hparams.class_names)
         self.tile, self.scale = int(data["tile"]), float(data["scale"])
-        self.overlap = int(data.get("overlap", self.tile // 8))
+        self.overlap = int(data["overlap"])
 
     @property
     def name(self) -> str:

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from ensemblab.cli_common import HELD_OUT_SPLIT
 from ensemblab.data.images import read_label_png
 from ensemblab.data.label_check import check_label_values, value_counts
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.metrics.semantic import ConfusionMatrixEvaluator
 from ensemblab.projects.mineral_ruel.classes import class_pixel_counts
 from ensemblab.projects.mineral_ruel.data import (
@@ -154,6 +155,9 @@ def warmup_cosine(step: int, total: int, warmup: int, min_ratio: float) -> float
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+OPTIMIZERS = ("adam", "adamw")
+
+
 class MineralSegmenter(L.LightningModule):
     """One RUEL learner: network + loss + two-stage schedule; logs ``val/miou`` and per-class IoU.
 
@@ -162,7 +166,9 @@ class MineralSegmenter(L.LightningModule):
         class_names: names for the logged per-class IoU.
         model: keywords of :func:`~.models.build_model` (``arch`` ...).
         loss: keywords of :func:`~.losses.build_loss` (``name`` ...).
+        optimizer: ``adam`` (paper) or ``adamw`` (:data:`OPTIMIZERS`).
         lr: peak learning rate (paper 1e-4).
+        weight_decay: weight decay (paper: none).
         min_lr: final learning rate of the cosine decay (paper 1e-6).
         warmup_epochs: warm-up length in epochs (may be fractional).
         frozen_epochs: epochs of stage 1 (encoder frozen).
@@ -171,7 +177,8 @@ class MineralSegmenter(L.LightningModule):
 
     def __init__(self, num_classes: int, class_names: Sequence[str], model: dict[str, Any],
                  loss: dict[str, Any], lr: float = 1e-4, min_lr: float = 1e-6,
-                 warmup_epochs: float = 1.0, frozen_epochs: int = 0, epochs: int = 1):
+                 warmup_epochs: float = 1.0, frozen_epochs: int = 0, epochs: int = 1,
+                 optimizer: str = "adam", weight_decay: float = 0.0):
         super().__init__()
         self.save_hyperparameters()
         self.net = build_model(num_classes, **model)
@@ -222,7 +229,8 @@ class MineralSegmenter(L.LightningModule):
                 self.log(f"val/iou_{name}", iou)
 
     def configure_optimizers(self):
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        optimizer = build_optimizer(self.hparams.optimizer, self.parameters(),
+                                    lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         dm = self.trainer.datamodule
         epochs = self.hparams.epochs
         total = sum(dm.steps_per_epoch(e) for e in range(epochs))

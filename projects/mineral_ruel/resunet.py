@@ -27,6 +27,9 @@ _RESNETS = {"resnet18": torchvision.models.resnet18, "resnet34": torchvision.mod
             "resnet50": torchvision.models.resnet50, "resnet101": torchvision.models.resnet101}
 
 
+ACTIVATIONS = ("leaky_relu", "relu")
+
+
 def make_activation(name: str, slope: float = 0.1) -> nn.Module:
     """``"leaky_relu"`` -> LeakyReLU(slope) (the paper's choice), ``"relu"`` -> ReLU."""
     if name == "leaky_relu":

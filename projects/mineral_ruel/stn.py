@@ -99,6 +99,9 @@ class STNInFront(nn.Module):
         return self.net(x)
 
 
+STN_MODES = ("none", "trained", "identity")
+
+
 def build_stn(mode: str) -> nn.Module | None:
     """``none`` -> None, ``trained`` -> :class:`SpatialTransformer`, ``identity`` ->
     :class:`IdentityResample`."""

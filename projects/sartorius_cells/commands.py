@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
-from ensemblab.config import find_config, load_config
+from ensemblab.config import check_choices, find_config, load_config
 from ensemblab.engine import prepare_run_dir, write_run_record
 from ensemblab.ensemble.manifest import Manifest
 from ensemblab.ensemble.submission import validate_submission, write_validated_submission
@@ -79,11 +79,13 @@ def train(config: str | Path, data: str | Path | None, out: str | Path, device: 
     seconds, threads) when training ends.
     """
     _need(data, "train")
-    cfg = load_config(resolve_config(config), overrides or [])
+    path = resolve_config(config)
+    cfg = load_config(path, overrides or [])
+    check_choices(cfg, member_kind(str(cfg["model"]["kind"])).choices, str(path))
     cfg["data"]["root"] = str(Path(data).resolve())
     if init:
         cfg = d2_commands.init_from_run(cfg, init)
-    kind = member_kind(str(cfg["model"].get("kind")))
+    kind = member_kind(str(cfg["model"]["kind"]))
     records = load_records(data)
     cfg = resolve_classes(cfg, records)
     check_cell_types(*split_records(records, cfg["data"]["split"]), cfg["model"]["classes"],

@@ -282,16 +282,17 @@ def make_folds(records: list[CellRecord], k: int = 5, seed: int = 0) -> np.ndarr
 
 def split_records(records: list[CellRecord], split: dict
                   ) -> tuple[list[CellRecord], list[CellRecord]]:
-    """(train, val) from a split config: ``{val_ids: [...]}`` or ``{k: 5, fold: 0, seed: 0}``."""
-    if split.get("val_ids"):
+    """(train, val) from a split config (``data.split``): ``val_ids`` when non-empty, else
+    fold ``fold`` of ``k`` grouped folds shuffled with ``seed``."""
+    if split["val_ids"]:
         val_ids = {str(i) for i in split["val_ids"]}
         unknown = val_ids - {r.image_id for r in records}
         if unknown:
             raise ConfigError(f"split.val_ids not in the dataset: {sorted(unknown)[:5]}")
         return ([r for r in records if r.image_id not in val_ids],
                 [r for r in records if r.image_id in val_ids])
-    folds = make_folds(records, int(split.get("k", 5)), int(split.get("seed", 0)))
-    fold = int(split.get("fold", 0))
+    folds = make_folds(records, int(split["k"]), int(split["seed"]))
+    fold = int(split["fold"])
     return ([r for r, f in zip(records, folds) if f != fold],
             [r for r, f in zip(records, folds) if f == fold])
 

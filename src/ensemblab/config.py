@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ensemblab.config_schema import check_against_base, check_value, closest_keys, is_free
+from ensemblab.config_schema import check_against_base, check_value, closest_keys, is_free, lookup
 from ensemblab.errors import ConfigError
 from ensemblab.io import atomic_write_text
+from ensemblab.registry import unknown_name_message
 
 CONFIG_NAME = "config.yaml"
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+def load_config(path: str | Path, overrides: list[str] | None = None,
+                choices: Mapping[str, Iterable[Any]] | None = None) -> dict[str, Any]:
     """Read a YAML config and apply dotted ``key=value`` overrides, strictly.
 
     A config may name a parent with ``_base_: other.yaml`` (relative to its own folder); the
@@ -27,12 +30,57 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> dict[st
     Args:
         path: YAML file.
         overrides: strings like ``"train.epochs=3"``; values are parsed as YAML scalars/lists.
+        choices: ``{dotted key: allowed values}`` of the project's choice-valued keys, checked
+            on the resolved config (:func:`check_choices`).
 
     Returns:
         The resolved nested dict.
     """
     cfg, schema = _load_chain(Path(path))
-    return apply_overrides(cfg, overrides or [], schema=schema, source=str(path))
+    cfg = apply_overrides(cfg, overrides or [], schema=schema, source=str(path))
+    return check_choices(cfg, choices or {}, str(path))
+
+
+def check_choice(cfg: Mapping[str, Any], key: str, allowed: Iterable[Any],
+                 source: str = "config") -> Any:
+    """The value of a choice-valued ``key``, which must be one of ``allowed``.
+
+    A list value is checked item by item (``evaluate.models: [dnn, svm]``); ``None`` among the
+    allowed values lets the key be ``null``.
+
+    Args:
+        cfg: the resolved config.
+        key: dotted key, e.g. ``"train.optimizer"``.
+        allowed: the valid values (a tuple, a registry's ``names()``).
+        source: the config file or run folder, named first in the message.
+
+    Returns:
+        The value.
+
+    Raises:
+        ConfigError: a missing key, or a value not allowed: one line naming the source, the
+            key, the value, the closest allowed value and every allowed one, e.g.
+            ``cpu.yaml: unknown train.optimizer 'sdg' (did you mean sgd?); known: sgd, adamw``.
+    """
+    try:
+        value = lookup(cfg, key)
+    except KeyError:
+        raise ConfigError(f"{source}: missing key '{key}'") from None
+    allowed = tuple(allowed)
+    for item in value if isinstance(value, list) else [value]:
+        if (item is None and None in allowed) or (isinstance(item, str) and item in allowed):
+            continue
+        names = ["null" if a is None else str(a) for a in allowed]
+        raise ConfigError(f"{source}: {unknown_name_message(key, item, names)}")
+    return value
+
+
+def check_choices(cfg: dict[str, Any], choices: Mapping[str, Iterable[Any]],
+                  source: str = "config") -> dict[str, Any]:
+    """:func:`check_choice` for every ``{dotted key: allowed values}``; returns ``cfg``."""
+    for key, allowed in choices.items():
+        check_choice(cfg, key, allowed, source)
+    return cfg
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -201,9 +249,17 @@ def save_config(cfg: dict[str, Any], run_dir: str | Path) -> Path:
     return target
 
 
-def load_run_config(run_dir: str | Path) -> dict[str, Any]:
-    """Read the resolved config saved in a run folder."""
+def load_run_config(run_dir: str | Path, base: str | Path | None = None) -> dict[str, Any]:
+    """Read the resolved config saved in a run folder.
+
+    Args:
+        run_dir: the run folder.
+        base: the project's root config. A key the saved config lacks (the run was saved
+            before the key existed) is filled from it, so code reads every key as
+            ``cfg["key"]`` and the root config stays the one place a default is written.
+    """
     path = Path(run_dir) / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"{run_dir}: not a run folder (no {CONFIG_NAME})")
-    return yaml.safe_load(path.read_text()) or {}
+    saved = yaml.safe_load(path.read_text()) or {}
+    return saved if base is None else merge(load_config(base), saved)

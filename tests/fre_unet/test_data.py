@@ -6,7 +6,9 @@ import tifffile
 import torch
 from PIL import Image
 
+from ensemblab.config import load_config
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.fre_unet.commands import BASE_CONFIG
 from ensemblab.projects.fre_unet.data import (
     SSTEM_LABEL_MAP,
     Slice,
@@ -19,7 +21,9 @@ from ensemblab.projects.fre_unet.datamodule import EMTileData, RandomCropDataset
 from ensemblab.synthetic.em import make_em_stack
 from ensemblab.testing import real_data
 
-SSTEM = {"format": "slices", "image_dir": "raw", "label_dir": "labels", "label_map": "sstem"}
+DATA = load_config(BASE_CONFIG)["data"]  # every data key at its default
+SSTEM = {**DATA, "format": "slices", "image_dir": "raw", "label_dir": "labels",
+         "label_map": "sstem"}
 
 
 def _write_slice(root, i, image, label):
@@ -63,7 +67,7 @@ def test_isbi_tiff_stack_and_mismatch(tmp_path):
     lab = np.where(vol > 128, 255, 0).astype(np.uint8)
     tifffile.imwrite(tmp_path / "train-volume.tif", vol)
     tifffile.imwrite(tmp_path / "train-labels.tif", lab)
-    cfg = {"format": "tiff_stack", "image_stack": "train-volume.tif",
+    cfg = {**DATA, "format": "tiff_stack", "image_stack": "train-volume.tif",
            "label_stack": "train-labels.tif", "label_map": "isbi2012"}
     slices = load_slices(tmp_path, cfg)
     assert len(slices) == 3
@@ -80,7 +84,7 @@ def test_tiff_stacks_found_by_name_with_format_default_map(tmp_path):
     tifffile.imwrite(tmp_path / "train-volume.tif", vol)
     tifffile.imwrite(tmp_path / "test-volume.tif", vol[::-1])
     tifffile.imwrite(tmp_path / "train-labels.tif", lab)
-    cfg = {"format": "tiff_stack", "image_stack": None, "label_stack": None,
+    cfg = {**DATA, "format": "tiff_stack", "image_stack": None, "label_stack": None,
            "label_map": None, "classes": None}
     assert find_stacks(tmp_path, cfg) == (tmp_path / "train-volume.tif",
                                           tmp_path / "train-labels.tif")
@@ -97,7 +101,7 @@ def test_tiff_stacks_found_by_name_with_format_default_map(tmp_path):
     with pytest.raises(DataError, match="2 label TIFFs .*set data.label_stack"):
         find_stacks(tmp_path, cfg)
     with pytest.raises(ConfigError, match="needed for data.format='folder'"):
-        resolve_label_map({"format": "folder", "label_map": None})
+        resolve_label_map({**DATA, "format": "folder", "label_map": None})
 
 
 def test_binary_stack_with_custom_mapping(tmp_path):
@@ -105,11 +109,12 @@ def test_binary_stack_with_custom_mapping(tmp_path):
     lab[:, :, :2] = 1
     tifffile.imwrite(tmp_path / "em.tif", np.full((2, 8, 8), 7, np.uint8))
     tifffile.imwrite(tmp_path / "em_labels.tif", lab)
-    cfg = {"format": "tiff_stack", "label_map": {0: 0, 1: 1}, "classes": ["cell", "membrane"]}
+    cfg = {**DATA, "format": "tiff_stack", "label_map": {0: 0, 1: 1},
+           "classes": ["cell", "membrane"]}
     slices = load_slices(tmp_path, cfg)
     assert [s.label.sum() for s in slices] == [16, 16]
     with pytest.raises(DataError, match=r"em_labels.tif \(slice 0\): unknown label values \[1\]"):
-        load_slices(tmp_path, {"format": "tiff_stack"})
+        load_slices(tmp_path, {**DATA, "format": "tiff_stack"})
 
 
 def test_random_crops_keep_image_and_label_aligned():
@@ -137,7 +142,7 @@ def test_folder_with_class_list(tmp_path):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "images" / f"{name}.png")
         Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8) % 3).save(
             tmp_path / "masks" / f"{name}.png")
-    cfg = {"format": "folder", "image_dir": "images", "label_dir": "masks",
+    cfg = {**DATA, "format": "folder", "image_dir": "images", "label_dir": "masks",
            "classes": ["background", "nucleus", "cytoplasm"], "label_map": {0: 0, 1: 1, 2: 2}}
     slices = load_slices(tmp_path, cfg)
     assert [s.name for s in slices] == ["a", "b"] and slices[0].image.shape == (8, 8)

@@ -6,16 +6,20 @@ import math
 import pytest
 import torch
 
+from ensemblab.config import load_config
 from ensemblab.errors import ConfigError
+from ensemblab.projects.fre_unet.commands import BASE_CONFIG
 from ensemblab.projects.fre_unet.fre import FeatureRandomEnhancement
 from ensemblab.projects.fre_unet.module import FRESegmentation
 
 CLASSES = ["background", "membrane", "mitochondria", "synapse"]
 
 
+MODEL = {**load_config(BASE_CONFIG)["model"], "width": 0.125}  # the baseline, 1/8 wide
+
+
 def _module(num_enhanced=3, factor=250.0, fixed=False, seed=0):
-    cfg = {"width": 0.125, "fre": {"num_enhanced": num_enhanced, "factor": factor,
-                                   "fixed": fixed}}
+    cfg = {**MODEL, "fre": {"num_enhanced": num_enhanced, "factor": factor, "fixed": fixed}}
     torch.manual_seed(0)
     return FRESegmentation(cfg, CLASSES, seed=seed)
 
@@ -87,8 +91,8 @@ def test_too_many_channels_is_a_config_error():
 
 def test_dice_ce_adds_the_dice_term_and_unknown_loss_is_a_config_error():
     torch.manual_seed(0)
-    ce = FRESegmentation({"width": 0.125}, CLASSES, loss="ce")
-    dice_ce = FRESegmentation({"width": 0.125}, CLASSES, loss="dice_ce")
+    ce = FRESegmentation(MODEL, CLASSES, loss="ce")
+    dice_ce = FRESegmentation(MODEL, CLASSES, loss="dice_ce")
     y = torch.zeros(1, 4, 4, dtype=torch.long)
     y[0, :2] = 1
     confident = torch.full((1, 4, 4, 4), -20.0)
@@ -100,8 +104,8 @@ def test_dice_ce_adds_the_dice_term_and_unknown_loss_is_a_config_error():
     uniform = torch.zeros(1, 4, 4, 4)
     assert ce.criterion(uniform, y) == pytest.approx(math.log(4), abs=1e-6)
     assert dice_ce.criterion(uniform, y) == pytest.approx(math.log(4) + 1 / 3, abs=1e-5)
-    with pytest.raises(ConfigError, match="train.loss: 'focal'"):
-        FRESegmentation({"width": 0.125}, CLASSES, loss="focal")
+    with pytest.raises(ConfigError, match="unknown train.loss 'focal'; known: ce, dice_ce"):
+        FRESegmentation(MODEL, CLASSES, loss="focal")
 
 
 def test_validation_scores_a_tile_repeated_by_ddp_padding_once(em_stack, tiny_cfg):

@@ -19,14 +19,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from ensemblab.config import load_config
+from ensemblab.projects.fre_unet.commands import BASE_CONFIG
 from ensemblab.projects.fre_unet.data import ISBI_LABEL_MAP, SSTEM_LABEL_MAP, load_slices
 from ensemblab.testing import corruptions, read_or_one_line_error
 
 FUZZ = settings(max_examples=50, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 ROUND_TRIP = settings(FUZZ, max_examples=15)
-STACK = {"format": "tiff_stack"}
-SLICES = {"format": "slices"}
+DATA = load_config(BASE_CONFIG)["data"]  # every data key at its default
+STACK = {**DATA, "format": "tiff_stack"}
+SLICES = {**DATA, "format": "slices"}
 
 
 @pytest.fixture(scope="module")

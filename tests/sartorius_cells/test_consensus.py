@@ -11,8 +11,14 @@ from ensemblab.ensemble.fusion import (
     instance_windows,
     rerank,
 )
+from ensemblab.ensemble.manifest import Manifest, Member
 from ensemblab.ensemble.submission import validate_submission, write_submission
-from ensemblab.projects.sartorius_cells.ensemble.consensus import RawConsensus, finalize
+from ensemblab.projects.sartorius_cells.ensemble.consensus import (
+    EnsembleMember,
+    RawConsensus,
+    finalize,
+    fuse_sets,
+)
 from ensemblab.projects.sartorius_cells.ensemble.fitting import image_type, params_for
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams
 from ensemblab.projects.sartorius_cells.structures import instances_to_rles
@@ -30,6 +36,26 @@ def test_wbf_fuses_agreeing_boxes_and_downweights_lone_ones():
     np.testing.assert_allclose(scores[1], 0.4, atol=1e-3)    # 0.8 found by 1 of 2 detectors
     empty = fuse_detections([(np.zeros((0, 4)), np.zeros(0), np.zeros(0))], [1.0], 10, 10)
     assert empty[0].shape == (0, 4)
+
+
+def test_manifest_fusion_conf_type_sets_the_fused_scores():
+    """``fusion.conf_type`` reaches weighted box fusion: ``avg`` scales a box found by one of
+    two detectors by 1/2, ``max`` keeps the best member score."""
+    sets = [("yolox", np.array([[10, 10, 50, 50], [70, 70, 90, 90]], float),
+             np.array([0.9, 0.8]), np.array([1, 1])),
+            ("mrcnn", np.array([[12, 12, 52, 52]], float), np.array([0.6]), np.array([1]))]
+    specs = [Member("yolox", "yolox", "r"), Member("mrcnn", "maskrcnn", "r")]
+    members = [EnsembleMember(spec, None) for spec in specs]
+
+    def fused_scores(conf_type):
+        manifest = Manifest("t", "consensus", specs, kinds=None,
+                            fusion={"iou_thr": 0.5, "conf_type": conf_type})
+        return fuse_sets(members, sets, manifest, 100, 100)[1]
+
+    np.testing.assert_allclose(fused_scores("avg"), [0.75, 0.4], atol=1e-3)
+    np.testing.assert_allclose(fused_scores("max"), [0.9, 0.8], atol=1e-3)
+    with pytest.raises(ValueError, match="conf_type 'mx'"):  # ensemble-boxes would exit()
+        fuse_detections([s[1:] for s in sets], [1.0, 1.0], 100, 100, conf_type="mx")
 
 
 def test_consensus_vote_is_the_weighted_mean():

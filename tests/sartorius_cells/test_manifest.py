@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from ensemblab.config import load_config
-from ensemblab.ensemble.manifest import Manifest, Member, load_manifest, save_manifest
+from ensemblab.ensemble.manifest import (
+    FUSION,
+    Manifest,
+    Member,
+    load_manifest,
+    save_manifest,
+)
 from ensemblab.errors import ConfigError, DataError
 from ensemblab.projects.sartorius_cells.commands import resolve_config
 from ensemblab.projects.sartorius_cells.ensemble.consensus import check_manifest, read_manifest
@@ -49,9 +55,49 @@ def test_manifest_rejects_bad_entries(tmp_path):
     bad.write_text("name: x\nsetup: consensus\n")
     with pytest.raises(DataError, match="bad.yaml: missing key 'members'"):
         load_manifest(bad)
-    bad.write_text("name: x\nsetup: consensus\nmembers: [{name: a, kind: yolox, colour: 1}]\n")
+    bad.write_text("name: x\nsetup: consensus\nmembers: [{name: a, kind: yolox}]\n")
     with pytest.raises(DataError, match="bad member entry"):
         load_manifest(bad)
+
+
+MANIFEST = """name: x
+setup: consensus
+members: [{name: a, kind: yolox, run: r, box_weight: 1.0}]
+fusion: {iou_thr: 0.5, conf_type: max}
+thresholds: {default: {score_thresh: 0.3}, per_type: {}}
+"""
+
+
+@pytest.mark.parametrize("written, typo, message", [
+    ("setup:", "stup:", "unknown key 'stup' (did you mean setup?); known: name, setup"),
+    ("box_weight:", "box_weigth:", "members[0]: unknown key 'box_weigth' (did you mean "
+                                   "box_weight?)"),
+    ("conf_type:", "conf_tpye:", "fusion: unknown key 'conf_tpye' (did you mean conf_type?)"),
+    ("per_type:", "per_typ:", "thresholds: unknown key 'per_typ' (did you mean per_type?)"),
+    ("score_thresh:", "score_thres:", "thresholds.default: unknown key(s) score_thres "
+                                      "(closest: score_thresh"),
+    ("conf_type: max", "conf_type: mx", "fusion: unknown conf_type 'mx' (did you mean max?); "
+                                        "known: avg, max, box_and_model_avg, "
+                                        "absent_model_aware_avg"),
+])
+def test_unknown_manifest_keys_and_values_are_one_line_errors(tmp_path, written, typo, message):
+    """Top level, members, fusion and thresholds are strict, as configs are: the key (or the
+    fusion.conf_type value) and the closest valid one are named on one line."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MANIFEST.replace(written, typo))
+    with pytest.raises(ConfigError) as info:
+        read_manifest(bad)
+    assert "\n" not in str(info.value)
+    assert str(info.value).startswith(f"{bad}: ")
+    assert message in str(info.value)
+
+
+def test_fusion_keys_left_out_come_from_the_one_default_table(tmp_path):
+    path = tmp_path / "ens.yaml"
+    path.write_text(MANIFEST.replace("fusion: {iou_thr: 0.5, conf_type: max}", "fusion: {}"))
+    assert read_manifest(path).fusion == FUSION
+    path.write_text(MANIFEST)
+    assert read_manifest(path).fusion == {**FUSION, "iou_thr": 0.5, "conf_type": "max"}
 
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "ensembles").glob("*.yaml")),

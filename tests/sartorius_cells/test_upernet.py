@@ -3,6 +3,8 @@
 import numpy as np
 import torch
 
+from ensemblab.config import load_config
+from ensemblab.projects.sartorius_cells.commands import resolve_config
 from ensemblab.projects.sartorius_cells.members.upernet import UperNetLitModule
 from ensemblab.projects.sartorius_cells.members.upernet_data import semantic_target
 from ensemblab.projects.sartorius_cells.members.upernet_model import (
@@ -30,9 +32,10 @@ def test_upernet_with_aux_shapes_and_loss_falls():
     assert main.shape == aux.shape == (2, 3, 64, 64)
     net.eval()
     assert net(x).shape == (2, 3, 64, 64)
-    module = UperNetLitModule("full", {"encoder": "resnet18", "decoder_channels": 32,
-                                       "pretrained": False},
-                              {"lr": 3e-3, "weight_decay": 0.0, "epochs": 1, "aux_weight": 0.4})
+    cfg = load_config(resolve_config("cpu_upernet_full_r18"),
+                      ["model.encoder=resnet18", "model.decoder_channels=32", "train.lr=3e-3",
+                       "train.weight_decay=0.0", "train.epochs=1", "train.class_weights=null"])
+    module = UperNetLitModule("full", cfg["model"], cfg["train"], pretrained=False)
     target = (x[:, 0] > 0).long()
     opt = torch.optim.AdamW(module.parameters(), lr=3e-3)
     module.train()

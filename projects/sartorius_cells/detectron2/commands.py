@@ -74,7 +74,7 @@ def import_detectron2(weights: str | Path, d2_config: str | Path, out: str | Pat
     state = to_torchvision_state(d2_state, model.state_dict(), weights)
     cfg = copy.deepcopy(base_cfg)
     cfg["model"] = {"kind": "maskrcnn", "classes": classes,
-                    "image_size": int(base_cfg["model"].get("image_size", 704)),
+                    "image_size": int(base_cfg["model"]["image_size"]),
                     "detectron2": d2cfg}
     write_run_record(out, PROJECT, MEMBER)
     save_config(cfg, out)
@@ -112,7 +112,7 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
         ``(checkpoint, config)`` paths; see :mod:`.export` for what is exact.
     """
     cfg, state = run_state(run, "export-detectron2")
-    if cfg.get("model", {}).get("kind", "maskrcnn") != "maskrcnn":
+    if cfg["model"]["kind"] != "maskrcnn":
         raise ConfigError(f"{run}: export-detectron2 needs a Mask R-CNN run, this is "
                           f"model.kind={cfg['model']['kind']!r}")
     return write_detectron2_checkpoint(state, run_detectron2_config(cfg["model"]), out)

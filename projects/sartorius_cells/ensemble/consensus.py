@@ -25,17 +25,22 @@ from ensemblab.projects.sartorius_cells.structures import Instances
 
 
 def read_manifest(path: str | Path) -> Manifest:
-    """A manifest file whose member kinds are the registered ones (an unknown kind is a
-    one-line ConfigError naming the file, the member and the known kinds)."""
-    return load_manifest(path, kinds=MEMBERS.names())
+    """A manifest file whose member kinds are the registered ones and whose thresholds are
+    post-processing parameters (:func:`check_manifest`; one-line ConfigErrors naming the file)."""
+    return check_manifest(load_manifest(path, kinds=MEMBERS.names()), str(path))
 
 
 def check_manifest(manifest: Manifest, source: str = "manifest") -> Manifest:
-    """Every member kind must be registered (ConfigError naming the known kinds otherwise)."""
+    """Every member kind must be registered and every threshold a post-processing parameter
+    (one-line ConfigError naming the known kinds, or the unknown key and the closest one)."""
     for spec in manifest.members:
         if spec.kind not in MEMBERS:
             raise ConfigError(f"{source}: member {spec.name!r}: "
                               f"{MEMBERS.unknown_message(spec.kind)}")
+    thresholds = manifest.thresholds
+    PostprocessParams.from_dict(thresholds["default"], f"{source}: thresholds.default")
+    for cell_type, values in thresholds["per_type"].items():
+        PostprocessParams.from_dict(values, f"{source}: thresholds.per_type.{cell_type}")
     return manifest
 
 
@@ -140,14 +145,16 @@ class RawConsensus:
 
 def fuse_sets(members: list[EnsembleMember], box_sets: list[tuple], manifest: Manifest,
               height: int, width: int):
-    """WBF of the detector sets -> ``(boxes, scores, labels, windows)`` (see ``fusion.py``)."""
+    """WBF of the detector sets -> ``(boxes, scores, labels, windows)`` (see ``fusion.py``);
+    ``manifest.fusion`` gives ``iou_thr``, ``skip_box_thr``, ``conf_type`` and ``window_pad``."""
     fcfg = manifest.fusion
     weights = {m.spec.name: m.spec.box_weight for m in members}
     boxes, scores, labels = fuse_detections([s[1:] for s in box_sets],
                                             [weights[s[0]] for s in box_sets], height, width,
-                                            iou_thr=float(fcfg.get("iou_thr", 0.55)),
-                                            skip_box_thr=float(fcfg.get("skip_box_thr", 0.0)))
-    windows = instance_windows(boxes, height, width, float(fcfg.get("window_pad", 0.1)))
+                                            iou_thr=float(fcfg["iou_thr"]),
+                                            skip_box_thr=float(fcfg["skip_box_thr"]),
+                                            conf_type=fcfg["conf_type"])
+    windows = instance_windows(boxes, height, width, float(fcfg["window_pad"]))
     return boxes, scores, labels, windows
 
 

@@ -52,9 +52,15 @@ def image_type(raw: RawConsensus, classes: list[str]) -> str | None:
 
 
 def params_for(thresholds: dict, cell_type: str | None) -> PostprocessParams:
-    """The manifest's thresholds of a cell type, falling back to ``default``."""
-    base = dict(thresholds.get("default", {}))
-    base.update(thresholds.get("per_type", {}).get(cell_type, {}) if cell_type else {})
+    """The manifest's thresholds of a cell type, falling back to ``default``.
+
+    Args:
+        thresholds: ``{"default": {...}, "per_type": {cell_type: {...}}}`` (a manifest's
+            ``thresholds``, both keys present).
+        cell_type: the image's cell type (None: ``default`` alone).
+    """
+    base = dict(thresholds["default"])
+    base.update(thresholds["per_type"].get(cell_type, {}) if cell_type else {})
     return PostprocessParams.from_dict(base)
 
 
@@ -119,7 +125,7 @@ def fit_thresholds(images: list[ValImage], weights: dict[str, float], start: dic
                    grid: dict | None = None) -> dict:
     """Per cell type, the grid point of ``score_thresh`` x ``mask_thresh`` scoring best."""
     grid = grid or DEFAULT_GRID
-    out = {"default": dict(start.get("default", {})), "per_type": {}}
+    out = {"default": dict(start["default"]), "per_type": {}}
     for cell_type in sorted({im.cell_type for im in images}):
         subset = [im for im in images if im.cell_type == cell_type]
         base = params_for(start, cell_type).to_dict()

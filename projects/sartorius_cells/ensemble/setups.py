@@ -95,7 +95,7 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
                                       for r, _, _, _ in cache})
     for m in ens.members:
         m.spec.box_weight = box_w.get(m.spec.name, m.spec.box_weight)
-    grid = manifest.fusion.get("search")
+    grid = manifest.fusion["search"]
     setups = {}
     for setup, members in (("mask_vote", instance), ("consensus", ens.members)):
         names = {m.spec.name for m in members}
@@ -135,7 +135,7 @@ def score_setup1(first: EnsembleMember, cache) -> dict:
     raws = [member.raw(im) for _, im, _, _ in cache]
     gts = [gt for _, _, gt, _ in cache]
     types = [r.cell_type for r, _, _, _ in cache]
-    pcfg = member.cfg.get("postprocess", {})
+    pcfg = member.cfg["postprocess"]
     start = PostprocessParams.from_config(pcfg)
 
     def score(idx, params) -> list[float]:
@@ -143,11 +143,11 @@ def score_setup1(first: EnsembleMember, cache) -> dict:
                 for i in idx]
 
     every = list(range(len(raws)))
-    tuned = tune_params(raws, gts, types, pcfg.get("search", {}), start)
+    tuned = tune_params(raws, gts, types, pcfg["search"], start)
     cross = []
     for fit_idx, test_idx in crossfit_halves(len(raws)):
         half = tune_params([raws[i] for i in fit_idx], [gts[i] for i in fit_idx],
-                           [types[i] for i in fit_idx], pcfg.get("search", {}), start)
+                           [types[i] for i in fit_idx], pcfg["search"], start)
         cross += score(test_idx, half)
     per_image = score(every, tuned)
     per_type = {t: float(np.mean([s for s, u in zip(per_image, types) if u == t]))

@@ -29,6 +29,8 @@ from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import CellRecord
 from ensemblab.projects.sartorius_cells.structures import Instances
 
+MEMBER_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "members"
+
 
 class LoadedMember:
     """A trained member (or its untrained initialisation) ready to predict.
@@ -92,6 +94,10 @@ class MemberKind(ABC):
             GPU (``tools/gpu_check.py`` times it so).
         smoke_overrides: config overrides that shrink a run of this kind to CPU-test sizes
             (small images and batches; ``tools/gpu_check.py --smoke``).
+        root_config: the root config of the kind's configs in ``configs/members/`` (every
+            default of the kind; fills the keys an older run's saved config lacks).
+        choices: ``{dotted key: allowed values}`` of the kind's choice-valued config keys,
+            checked when a config of the kind is loaded (``ensemblab.config.check_choices``).
     """
 
     name = ""
@@ -101,6 +107,8 @@ class MemberKind(ABC):
     sample_unit = "images"
     channels_last = True
     smoke_overrides: tuple[str, ...] = ()
+    root_config = ""
+    choices: dict[str, tuple] = {}
 
     @property
     def instance_model(self) -> bool:
@@ -160,10 +168,12 @@ def load_member(run_dir: str | Path, device: str = "auto", kind: str | None = No
     """
     check_run(run_dir, PROJECT, (MEMBER,), verb)
     run_dir, cfg = open_run(run_dir)
-    found = cfg.get("model", {}).get("kind")
+    found = cfg["model"]["kind"] if isinstance(cfg.get("model"), dict) else None
     if kind is not None and found != kind:
         raise DataError(run_dir, f"is a {found} run, but the manifest names it {kind}")
-    return member_kind(str(found)).load(run_dir, cfg, device, untrained)
+    member = member_kind(str(found))
+    _, cfg = open_run(run_dir, base=MEMBER_CONFIGS / member.root_config)  # older runs filled
+    return member.load(run_dir, cfg, device, untrained)
 
 
 def resolve_classes(cfg: dict, records: list[CellRecord]) -> dict:
@@ -204,5 +214,5 @@ def member_trainer(run_dir: Path, cfg: dict, device: str, monitor: str | None,
                          precision=lightning_precision(bool(tcfg.get("bf16")), accelerator),
                          monitor=monitor, mode="max", progress_bar=progress_bar,
                          callbacks=[] if progress_bar else [ProgressLine(Path(run_dir).name)],
-                         check_val_every_n_epoch=int(tcfg.get("val_every", 1)),
+                         check_val_every_n_epoch=int(tcfg["val_every"]),
                          num_sanity_val_steps=0, **trainer_kwargs)

@@ -19,6 +19,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from ensemblab.config import check_choice
 from ensemblab.data.rle import masks_to_instance_map
 from ensemblab.engine import (
     fit,
@@ -26,6 +27,7 @@ from ensemblab.engine import (
     seed_everything,
     select_device,
 )
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.io import write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import CellRecord, split_records
@@ -39,6 +41,8 @@ from ensemblab.projects.sartorius_cells.members.base import (
 )
 from ensemblab.projects.sartorius_cells.members.maskrcnn_data import CellTrainDataset, collate
 from ensemblab.projects.sartorius_cells.members.maskrcnn_model import (
+    INPUT_NORMS,
+    MASK_LOGIT_INITS,
     build_maskrcnn,
     predict_images,
     window_probs,
@@ -54,6 +58,7 @@ from ensemblab.projects.sartorius_cells.structures import Instances, instances_t
 from ensemblab.threads import loader_workers
 
 PARAMS_FILE = "postprocess.json"
+OPTIMIZERS = ("sgd", "adamw")
 MODEL_KEYS = ("backbone", "pretrained", "trainable_stages", "v2_heads", "image_size",
               "anchor_sizes", "aspect_ratios", "mask_head_layers", "mask_head_channels",
               "box_head_dim", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
@@ -77,7 +82,8 @@ class MaskRCNNModule(L.LightningModule):
 
     Args:
         model_cfg: ``cfg["model"]`` with ``classes`` resolved.
-        train_cfg: ``cfg["train"]`` (``optimizer``, ``lr``, ``weight_decay``, ``warmup_steps``).
+        train_cfg: ``cfg["train"]`` (``optimizer`` (:data:`OPTIMIZERS`), ``lr``,
+            ``weight_decay``, ``warmup_steps``).
         pretrained: load the encoder's weights (False when a checkpoint will be loaded).
     """
 
@@ -112,14 +118,11 @@ class MaskRCNNModule(L.LightningModule):
     def configure_optimizers(self):
         cfg = self.train_cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if cfg.get("optimizer", "adamw") == "sgd":
-            opt = torch.optim.SGD(params, lr=cfg["lr"], momentum=0.9,
-                                  weight_decay=cfg.get("weight_decay", 1e-4))
-        else:
-            opt = torch.optim.AdamW(params, lr=cfg["lr"],
-                                    weight_decay=cfg.get("weight_decay", 1e-4))
+        # SGD momentum 0.9: the torchvision detection reference recipe.
+        opt = build_optimizer(check_choice(cfg, "optimizer", OPTIMIZERS, "train"), params,
+                              lr=cfg["lr"], weight_decay=cfg["weight_decay"], momentum=0.9)
         total = max(1, int(self.trainer.estimated_stepping_batches))
-        warmup = min(int(cfg.get("warmup_steps", 0)), total // 2)
+        warmup = min(int(cfg["warmup_steps"]), total // 2)
 
         def factor(step: int) -> float:
             if step < warmup:
@@ -134,8 +137,8 @@ class MaskRCNNModule(L.LightningModule):
 def _loader(records, cfg, train: bool) -> torch.utils.data.DataLoader:
     tcfg = cfg["train"]
     ds = CellTrainDataset(records, cfg["model"]["classes"], int(cfg["model"]["image_size"]),
-                          train=train, seed=int(cfg.get("seed", 0)), crop=tcfg.get("crop"))
-    if train and int(tcfg.get("repeats", 1)) > 1:
+                          train=train, seed=int(cfg["seed"]), crop=tcfg["crop"])
+    if train and int(tcfg["repeats"]) > 1:
         ds = torch.utils.data.ConcatDataset([ds] * int(tcfg["repeats"]))
     return torch.utils.data.DataLoader(ds, batch_size=int(tcfg["batch_size"]) if train else 1,
                                        shuffle=train, collate_fn=collate,
@@ -183,32 +186,35 @@ class MaskRCNNMember(MemberKind):
         "model.rpn_pre_nms_top_n_train=100", "model.rpn_post_nms_top_n_train=100",
         "model.box_batch_size_per_image=16", "model.rpn_pre_nms_top_n_test=100",
         "model.rpn_post_nms_top_n_test=32", "model.box_detections_per_img=16")
+    root_config = "paper_maskrcnn_r50.yaml"
+    choices = {"train.optimizer": OPTIMIZERS, "model.input_norm": INPUT_NORMS,
+               "model.mask_logit_init": MASK_LOGIT_INITS}
 
     def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
-        seed_everything(int(cfg.get("seed", 0)))
+        seed_everything(int(cfg["seed"]))
         train_recs, val_recs = split_records(records, cfg["data"]["split"])
         module = MaskRCNNModule(cfg["model"], cfg["train"])
         trainer = member_trainer(run_dir, cfg, device,
                                  monitor="val/kaggle_score" if val_recs else None,
                                  progress_bar=progress_bar,
-                                 log_every_n_steps=int(cfg["train"].get("log_every_n_steps", 5)),
-                                 gradient_clip_val=cfg["train"].get("gradient_clip"))
+                                 log_every_n_steps=int(cfg["train"]["log_every_n_steps"]),
+                                 gradient_clip_val=cfg["train"]["gradient_clip"])
         fit(trainer, module, _loader(train_recs, cfg, True),
             _loader(val_recs, cfg, False) if val_recs else None, resume=resume)
         if val_recs:
             member = self.load(Path(run_dir), cfg, device)
-            params = tune_and_save(member, val_recs, cfg.get("postprocess", {}), Path(run_dir))
+            params = tune_and_save(member, val_recs, cfg["postprocess"], Path(run_dir))
             print(f"thresholds tuned on {len(val_recs)} validation images: "
                   f"{Path(run_dir) / PARAMS_FILE}")
             for cell_type, p in params.per_type.items():
                 print(f"  {cell_type}: {p.to_dict()}")
 
     def load(self, run_dir, cfg, device="auto", untrained=False):
-        torch.manual_seed(int(cfg.get("seed", 0)))  # untrained: the run's exact initialisation
+        torch.manual_seed(int(cfg["seed"]))  # untrained: the run's exact initialisation
         model = model_from_config(cfg["model"], pretrained=untrained)
         if not untrained:
             load_run_weights(model, run_dir, prefix="model.")
-        params = ParamsByType(PostprocessParams.from_config(cfg.get("postprocess", {})))
+        params = ParamsByType(PostprocessParams.from_config(cfg["postprocess"]))
         path = Path(run_dir) / PARAMS_FILE
         if path.is_file() and not untrained:
             params = ParamsByType.from_dict(json.loads(path.read_text()))
@@ -232,7 +238,7 @@ def tune_and_save(member: LoadedMaskRCNN, records: list[CellRecord], pcfg: dict,
     and use them in ``member``."""
     raws = [member.raw(r.load_image()) for r in records]
     params = tune_params(raws, [r.load_idmap() for r in records],
-                         [r.cell_type for r in records], pcfg.get("search", {}),
+                         [r.cell_type for r in records], pcfg["search"],
                          PostprocessParams.from_config(pcfg))
     write_json(run_dir / PARAMS_FILE, params.to_dict())
     member.params = params

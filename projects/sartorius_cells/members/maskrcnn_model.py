@@ -54,6 +54,7 @@ from ensemblab.projects.sartorius_cells.structures import Instances
 
 _RESNETS = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
 INPUT_NORMS = ("fixed", "image")
+MASK_LOGIT_INITS = ("small", "kaiming")
 
 
 def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: bool = False,
@@ -105,7 +106,7 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
     """
     if input_norm not in INPUT_NORMS:
         raise ConfigError(f"model.input_norm {input_norm!r}: expected one of {INPUT_NORMS}")
-    if mask_logit_init not in ("small", "kaiming"):
+    if mask_logit_init not in MASK_LOGIT_INITS:
         raise ConfigError(f"model.mask_logit_init {mask_logit_init!r}: expected 'small' or "
                           "'kaiming'")
     anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes),

@@ -18,12 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ensemblab.config import check_choice
 from ensemblab.engine import (
     fit,
     load_run_weights,
     seed_everything,
     select_device,
 )
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.ensemble.crops import window_of
 from ensemblab.projects.sartorius_cells.data import split_records
 from ensemblab.projects.sartorius_cells.evaluation import score_instances
@@ -47,6 +49,8 @@ from ensemblab.projects.sartorius_cells.postprocess import remove_overlaps
 from ensemblab.projects.sartorius_cells.structures import Instances, masks_to_boxes
 from ensemblab.threads import loader_workers
 
+OPTIMIZERS = ("adamw", "adam")
+
 
 def dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Soft Dice loss of binary logits ``[B, 1, H, W]`` against ``{0, 1}`` targets."""
@@ -67,7 +71,8 @@ class UperNetLitModule(L.LightningModule):
         mode: ``full`` or ``crop``.
         model_cfg: ``encoder, decoder_channels, pretrained, weights`` (+ ``border`` for full
             mode).
-        train_cfg: ``lr, weight_decay, epochs, aux_weight`` (+ ``class_weights``).
+        train_cfg: ``optimizer`` (:data:`OPTIMIZERS`), ``lr, weight_decay, epochs, aux_weight``
+            (+ ``class_weights``).
         pretrained: load the encoder's weights (False when a checkpoint will be loaded).
     """
 
@@ -75,11 +80,11 @@ class UperNetLitModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.mode, self.train_cfg = mode, train_cfg
-        classes = (3 if model_cfg.get("border", True) else 2) if mode == "full" else 1
+        classes = (3 if model_cfg["border"] else 2) if mode == "full" else 1
         self.net = UperNetWithAux(model_cfg["encoder"], classes,
                                   int(model_cfg["decoder_channels"]),
-                                  bool(model_cfg.get("pretrained")) and pretrained,
-                                  model_cfg.get("weights") if pretrained else None)
+                                  bool(model_cfg["pretrained"]) and pretrained,
+                                  model_cfg["weights"] if pretrained else None)
         self.inter = self.union = 0.0
         self.ious: list[float] = []
 
@@ -88,7 +93,7 @@ class UperNetLitModule(L.LightningModule):
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.mode == "full":
-            weight = self.train_cfg.get("class_weights")
+            weight = self.train_cfg["class_weights"]
             weight = torch.as_tensor(weight, dtype=logits.dtype, device=logits.device) \
                 if weight else None
             return F.cross_entropy(logits, target, weight=weight)
@@ -124,7 +129,8 @@ class UperNetLitModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.train_cfg
-        opt = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        opt = build_optimizer(check_choice(cfg, "optimizer", OPTIMIZERS, "train"),
+                              self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(cfg["epochs"])))
         return {"optimizer": opt, "lr_scheduler": sched}
 
@@ -134,6 +140,8 @@ class UperNetMember(MemberKind):
 
     mode = ""
     mask_source = True
+    root_config = "paper_upernet_full_rx50.yaml"
+    choices = {"train.optimizer": OPTIMIZERS}
 
     @abstractmethod
     def datasets(self, cfg: dict, train, val):
@@ -146,7 +154,7 @@ class UperNetMember(MemberKind):
         train_ds, val_ds, val_bs = self.datasets(cfg, train, val)
         sampler = torch.utils.data.RandomSampler(
             train_ds, replacement=True,
-            num_samples=int(tcfg.get("samples_per_epoch") or len(train_ds)))
+            num_samples=int(tcfg["samples_per_epoch"] or len(train_ds)))
         loader = torch.utils.data.DataLoader(train_ds, batch_size=int(tcfg["batch_size"]),
                                              sampler=sampler,
                                              num_workers=loader_workers(tcfg["num_workers"]))
@@ -159,7 +167,7 @@ class UperNetMember(MemberKind):
 
     def load(self, run_dir, cfg, device="auto", untrained=False):
         dev = select_device(device)
-        torch.manual_seed(int(cfg.get("seed", 0)))
+        torch.manual_seed(int(cfg["seed"]))
         if untrained:
             module = UperNetLitModule(self.mode, cfg["model"], cfg["train"])
         else:  # the run's own weights replace the encoder's initial ones
@@ -198,7 +206,7 @@ class UperNetFullMember(UperNetMember):
 
     def datasets(self, cfg, train, val):
         mcfg, tcfg = cfg["model"], cfg["train"]
-        size, side, border = int(mcfg["size"]), int(tcfg["crop"]), mcfg.get("border", True)
+        size, side, border = int(mcfg["size"]), int(tcfg["crop"]), mcfg["border"]
         return (FullImageDataset(train, size, side, True, border),
                 FullImageDataset(val, size, side, False, border), 1)
 

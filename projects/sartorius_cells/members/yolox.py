@@ -17,13 +17,14 @@ import torch
 import torch.nn.functional as F
 from yolox.utils import LRScheduler, ModelEMA
 
+from ensemblab.config import check_choice
 from ensemblab.engine import (
     fit,
     load_run_weights,
     seed_everything,
     select_device,
 )
-from ensemblab.errors import ConfigError
+from ensemblab.engine.optim import build_optimizer
 from ensemblab.projects.sartorius_cells.data import split_records
 from ensemblab.projects.sartorius_cells.evaluation import coco_box_ap
 from ensemblab.projects.sartorius_cells.members.base import (
@@ -33,16 +34,20 @@ from ensemblab.projects.sartorius_cells.members.base import (
     register_member,
 )
 from ensemblab.projects.sartorius_cells.members.yolox_data import (
+    INPUT_NORMS,
     BoxSample,
     build_train_dataset,
     samples_from_records,
 )
 from ensemblab.projects.sartorius_cells.members.yolox_model import (
+    VARIANTS,
     build_yolox,
     predict_boxes,
     yolox_param_groups,
 )
 from ensemblab.threads import loader_workers
+
+OPTIMIZERS = ("sgd", "adamw")
 
 
 class YoloxLitModule(L.LightningModule):
@@ -55,7 +60,7 @@ class YoloxLitModule(L.LightningModule):
 
     Args:
         model_cfg: ``variant, num_classes, weights, encoder, pretrained, input_norm``.
-        train_cfg: ``epochs, batch_size, optimizer (sgd|adamw), lr, weight_decay, momentum,
+        train_cfg: ``epochs, batch_size, optimizer (OPTIMIZERS), lr, weight_decay, momentum,
             warmup_epochs, no_aug_epochs, min_lr_ratio, ema_decay, sizes [min, max],
             progressive_epochs``.
         predict_cfg: ``size, conf, nms_iou, max_det`` used in validation.
@@ -67,8 +72,8 @@ class YoloxLitModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.model = build_yolox(model_cfg["variant"], model_cfg["num_classes"],
-                                 model_cfg.get("weights"), model_cfg.get("encoder"),
-                                 bool(model_cfg.get("pretrained")))
+                                 model_cfg["weights"], model_cfg["encoder"],
+                                 bool(model_cfg["pretrained"]))
         self.ema = ModelEMA(self.model, decay=train_cfg["ema_decay"])
         self.ema_model = self.ema.ema  # registered as a child: saved and moved with the module
         self.train_cfg, self.predict_cfg = train_cfg, predict_cfg
@@ -80,7 +85,7 @@ class YoloxLitModule(L.LightningModule):
         """Multi-scale side for this step: random multiple of 32 in ``[min, hi]``, where ``hi``
         grows from ``min`` to ``max`` over ``progressive_epochs`` (progressive resizing)."""
         lo, hi = (int(s) // 32 for s in self.train_cfg["sizes"])
-        grow = self.train_cfg.get("progressive_epochs", 0)
+        grow = self.train_cfg["progressive_epochs"]
         if grow > 0:
             frac = min(1.0, (self.current_epoch + 1) / grow)
             hi = lo + round((hi - lo) * frac)
@@ -128,12 +133,10 @@ class YoloxLitModule(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.train_cfg
-        groups = yolox_param_groups(self.model, cfg["weight_decay"])
-        if cfg["optimizer"] == "sgd":
-            return torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], nesterov=True)
-        if cfg["optimizer"] == "adamw":
-            return torch.optim.AdamW(groups, lr=cfg["lr"])
-        raise ConfigError(f"train.optimizer must be sgd or adamw, got {cfg['optimizer']!r}")
+        groups = yolox_param_groups(self.model, cfg["weight_decay"])  # each sets its decay
+        return build_optimizer(check_choice(cfg, "optimizer", OPTIMIZERS, "train"), groups,
+                               lr=cfg["lr"], weight_decay=cfg["weight_decay"],
+                               momentum=cfg["momentum"], nesterov=True)
 
     def validation_step(self, batch, batch_idx):
         for sample in batch:
@@ -165,9 +168,8 @@ def _model_cfg(cfg: dict, weights: bool = True) -> dict:
     """The network arguments of a config; ``weights=False`` when a checkpoint replaces them."""
     m = cfg["model"]
     return {"variant": m["variant"], "num_classes": len(m["classes"]),
-            "weights": m.get("weights") if weights else None, "encoder": m.get("encoder"),
-            "pretrained": bool(m.get("pretrained")) and weights,
-            "input_norm": m.get("input_norm", "fixed")}
+            "weights": m["weights"] if weights else None, "encoder": m["encoder"],
+            "pretrained": bool(m["pretrained"]) and weights, "input_norm": m["input_norm"]}
 
 
 class LoadedYolox(LoadedMember):
@@ -175,7 +177,7 @@ class LoadedYolox(LoadedMember):
 
     def detect(self, image):
         return predict_boxes(self.net, image, self.device, **self.cfg["predict"],
-                             input_norm=self.cfg["model"].get("input_norm", "fixed"))
+                             input_norm=self.cfg["model"]["input_norm"])
 
 
 @register_member("yolox")
@@ -185,6 +187,9 @@ class YoloxMember(MemberKind):
     detector = True
     smoke_overrides = ("train.sizes=[128,128]", "train.batch_size=2", "predict.size=128",
                        "train.num_workers=0")
+    root_config = "paper_yolox_l.yaml"
+    choices = {"train.optimizer": OPTIMIZERS, "model.input_norm": INPUT_NORMS,
+               "model.variant": VARIANTS}
 
     def train(self, cfg, records, run_dir, device="auto", resume=False, progress_bar=True):
         seed_everything(int(cfg["seed"]))
@@ -192,10 +197,10 @@ class YoloxMember(MemberKind):
         labels = {name: i + 1 for i, name in enumerate(cfg["model"]["classes"])}
         tcfg, size = cfg["train"], int(cfg["train"]["sizes"][1])
         dataset = build_train_dataset(samples_from_records(train, labels), size, cfg["aug"],
-                                      cfg["model"].get("input_norm", "fixed"))
+                                      cfg["model"]["input_norm"])
         # Small cell datasets: one "epoch" draws ``repeats`` passes of random mosaics.
         sampler = torch.utils.data.RandomSampler(
-            dataset, replacement=True, num_samples=len(dataset) * int(tcfg.get("repeats", 1)))
+            dataset, replacement=True, num_samples=len(dataset) * int(tcfg["repeats"]))
         loader = torch.utils.data.DataLoader(dataset, batch_size=int(tcfg["batch_size"]),
                                              sampler=sampler,
                                              num_workers=loader_workers(tcfg["num_workers"]))
@@ -210,7 +215,7 @@ class YoloxMember(MemberKind):
 
     def load(self, run_dir, cfg, device="auto", untrained=False):
         dev = select_device(device)
-        torch.manual_seed(int(cfg.get("seed", 0)))
+        torch.manual_seed(int(cfg["seed"]))
         if untrained:
             net = YoloxLitModule(_model_cfg(cfg), cfg["train"], cfg["predict"]).model
         else:  # the run's own weights replace any initial ``model.weights`` file

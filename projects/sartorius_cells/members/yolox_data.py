@@ -23,6 +23,7 @@ from ensemblab.projects.sartorius_cells.structures import masks_to_boxes
 
 PAD_LEVEL = 114  # YOLOX's letterbox / mosaic fill value
 SPREAD = 40.0  # grey levels per standard deviation after per-image standardisation
+INPUT_NORMS = ("image", "fixed")
 
 
 def input_levels(image: np.ndarray, input_norm: str = "image") -> np.ndarray:
@@ -35,8 +36,8 @@ def input_levels(image: np.ndarray, input_norm: str = "image") -> np.ndarray:
     """
     if input_norm == "fixed":
         return np.ascontiguousarray(image)
-    if input_norm != "image":
-        raise ConfigError(f"model.input_norm {input_norm!r}: expected 'fixed' or 'image'")
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(f"model.input_norm {input_norm!r}: expected one of {INPUT_NORMS}")
     return np.clip(PAD_LEVEL + SPREAD * standardize(image), 0, 255).round().astype(np.uint8)
 
 

@@ -55,6 +55,10 @@ class EncoderTrunk(nn.Module):
                 zip(("dark3", "dark4", "dark5"), self.adapters, maps)}
 
 
+VARIANTS = ("yolox_nano", "yolox_tiny", "yolox_s", "yolox_m", "yolox_l", "yolox_x")
+"""The package's named configs."""
+
+
 def build_yolox(variant: str = "yolox_nano", num_classes: int = 3,
                 weights: str | None = None, encoder: str | None = None,
                 pretrained: bool = True) -> torch.nn.Module:

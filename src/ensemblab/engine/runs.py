@@ -97,10 +97,13 @@ def prepare_run_dir(out: str | Path, cfg: dict[str, Any], resume: bool = False,
     return run_dir
 
 
-def open_run(run_dir: str | Path) -> tuple[Path, dict[str, Any]]:
-    """Return ``(run_dir, resolved config)`` of an existing run folder."""
+def open_run(run_dir: str | Path, base: str | Path | None = None
+             ) -> tuple[Path, dict[str, Any]]:
+    """Return ``(run_dir, resolved config)`` of an existing run folder; with ``base`` (the
+    project's root config) keys the saved config lacks are filled from it
+    (:func:`ensemblab.config.load_run_config`)."""
     run_dir = Path(run_dir)
-    return run_dir, load_run_config(run_dir)
+    return run_dir, load_run_config(run_dir, base)
 
 
 def best_checkpoint(run_dir: str | Path) -> Path:

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 METHODS = ("wbf", "nms", "soft_nms", "nmw")
+CONF_TYPES = ("avg", "max", "box_and_model_avg", "absent_model_aware_avg")
+"""The WBF score rules ``ensemble-boxes`` accepts (it exits the process on any other)."""
 
 
 def fuse_boxes(
@@ -40,8 +42,9 @@ def fuse_boxes(
             then reports each kept box with its original, undecayed score).
         method: ``wbf`` (weighted boxes fusion), ``nms``, ``soft_nms`` (Gaussian) or ``nmw``.
         image_size: ``(H, W)`` used to normalise coordinates.
-        conf_type: WBF confidence rule (``avg``, ``max``, ``box_and_model_avg``,
-            ``absent_model_aware_avg``).
+        conf_type: WBF score of a fused box, one of :data:`CONF_TYPES`: ``avg`` (mean
+            score, scaled down by the share of models that missed it), ``max``,
+            ``box_and_model_avg`` or ``absent_model_aware_avg``.
         sigma: Gaussian sigma of soft-NMS.
 
     Returns:
@@ -51,6 +54,8 @@ def fuse_boxes(
 
     if method not in METHODS:
         raise ValueError(f"unknown box fusion method {method!r}; use one of {METHODS}")
+    if conf_type not in CONF_TYPES:
+        raise ValueError(f"unknown WBF conf_type {conf_type!r}; use one of {CONF_TYPES}")
     if not len(boxes_list) == len(scores_list) == len(labels_list):
         raise ValueError("boxes_list, scores_list and labels_list differ in length")
     height, width = image_size
