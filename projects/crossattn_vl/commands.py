@@ -259,7 +259,8 @@ def evaluate_run(run_dir, data_dir, device: str = "auto", split: str = "auto") -
             net, text, decoder, {k: regions[k] for k in with_caps},
             cfg["data"]["caption_prompt"], e["beam"], e["max_length"], e["length_penalty"],
             e["batch_size"])
-        metrics.update(inference.caption_metrics(generated, data.captions))
+        metrics.update(inference.caption_metrics(generated, data.captions,
+                                                 e["caption_metrics"]))
         write_json(run_dir / f"captions_{split}.json",
                    {k: {"generated": generated[k], "references": data.captions[k]}
                     for k in with_caps})

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from ensemblab.metrics.captions import CaptionScorer, caption_scores
+from ensemblab.errors import ConfigError
+from ensemblab.metrics.captions import METRIC_NAMES, CaptionScorer, caption_scores
 from ensemblab.metrics.retrieval import image_text_retrieval
 from ensemblab.metrics.vqa import normalize_answer, vqa_accuracy
 from ensemblab.multimodal.tokenizer import TextTokenizer
@@ -134,10 +136,22 @@ def vqa_scores(preds: list[str], questions: list[dict], train_questions: list[di
             "n_questions": len(questions)}
 
 
-def caption_metrics(generated: dict[str, str], references: dict[str, list[str]]) -> dict:
-    """BLEU-1..4, METEOR, ROUGE-L, CIDEr(-D) of ``generated`` against ``references``."""
+def caption_metrics(generated: dict[str, str], references: dict[str, list[str]],
+                    metrics: Sequence[str] = METRIC_NAMES) -> dict:
+    """Caption scores of ``generated`` against ``references``.
+
+    Args:
+        generated: ``{key: caption}``.
+        references: ``{key: [reference, ...]}``.
+        metrics: names from :data:`~ensemblab.metrics.captions.METRIC_NAMES` (BLEU-1..4,
+            METEOR, ROUGE-L, CIDEr-D); a name outside them is a one-line ConfigError.
+    """
+    unknown = [m for m in metrics if m not in METRIC_NAMES]
+    if unknown:
+        raise ConfigError(f"eval.caption_metrics: unknown metric {unknown[0]!r}; "
+                          f"choose from {', '.join(METRIC_NAMES)}")
     res = {k: [v if v.strip() else "empty"] for k, v in generated.items()}
-    return caption_scores({k: references[k] for k in res}, res)
+    return caption_scores({k: references[k] for k in res}, res, metrics=metrics)
 
 
 def _words(text: str) -> str:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ensemblab.installed_projects import installed_projects
 
 SCRIPT = Path(__file__).resolve().parents[2] / "tools" / "gpu_check.py"
@@ -34,6 +36,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow  # every paper-scale member built and stepped: about a minute of CPU
 def test_every_member_trains_predicts_and_projects_its_schedule():
     proc = _run("--steps", "2", "--smoke")
     report = proc.stdout + proc.stderr[-3000:]
