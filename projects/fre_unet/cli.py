@@ -74,6 +74,7 @@ class FreUnet(Project):
                  "predict": "class-index PNGs for a folder of images"}
     splits = None  # any part of data.split, or all
     held_out = HELD_OUT_SPLIT
+    predict_resumes = True
 
     def train(self, config, data, out, overrides, device, resume, seeds=None):
         from ensemblab.projects.fre_unet.commands import train
@@ -85,10 +86,10 @@ class FreUnet(Project):
 
         return evaluate_run(run, data, device=device, split=split)
 
-    def predict(self, run, input, out, device):
+    def predict(self, run, input, out, device, resume=False):
         from ensemblab.projects.fre_unet.commands import predict_images
 
-        return predict_images(run, input, out, device=device)
+        return predict_images(run, input, out, device=device, resume=resume)
 
     def add_options(self, verb, p):
         if verb == "train":

@@ -46,6 +46,7 @@ from ensemblab.projects.fre_unet.magnitude import (
     read_magnitudes,
 )
 from ensemblab.projects.fre_unet.module import TRAIN_CHOICES, FRESegmentation, evaluate_loader
+from ensemblab.streaming import DEFAULT_WORKERS, input_files, stream_predict
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 BASE_CONFIG = CONFIG_DIR / "baseline.yaml"
@@ -208,38 +209,55 @@ def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = 
     return summary
 
 
+def read_gray_uint8(path: Path) -> np.ndarray:
+    """An input image as 8-bit gray (16-bit and float images scaled by their maximum)."""
+    image = read_image(path, mode="gray")
+    if image.dtype != np.uint8:
+        image = (255.0 * image / max(float(image.max()), 1.0)).astype(np.uint8)
+    return image
+
+
 @torch.no_grad()
 def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
-                   device: str = "auto") -> list[Path]:
+                   device: str = "auto", resume: bool = False,
+                   workers: int = DEFAULT_WORKERS) -> list[Path]:
     """Segment whole images: class-index PNGs ``out/<stem>.png`` at the input's size.
 
     Each image is resized by the run's ``data.scale``, reflect-padded to a multiple of
-    ``2 ** depth``, segmented in one pass, and the labels are resized back (nearest).
+    ``2 ** depth``, segmented in one pass, and the labels are resized back (nearest). Images
+    are read lazily and each PNG is written atomically as soon as its image is done
+    (:func:`ensemblab.streaming.stream_predict`); a progress line is printed at least every
+    30 s.
+
+    Args:
+        run: a run folder of this project.
+        inputs: an image or a folder of images.
+        out: the output folder.
+        device: ``auto | cpu | cuda | cuda:N``.
+        resume: skip the images whose ``out/<stem>.png`` exists.
+        workers: image-reading loader workers asked for (capped by the thread budget).
+
+    Returns:
+        ``out/<stem>.png`` of every input image, skipped ones included.
     """
     check_run(run, PROJECT, (MODEL,), "predict")
     model, cfg, _ = load_trained(run, device)
     dev = select_device(device)
-    inputs = Path(inputs)
-    files = [inputs] if inputs.is_file() else sorted(
-        p for p in inputs.glob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise DataError(inputs, "no input images")
+    files = input_files(inputs, IMAGE_EXTS)
     scale, step = float(cfg["data"]["scale"]), 2**model.depth
-    written = []
-    for path in files:
-        image = read_image(path, mode="gray")
-        if image.dtype != np.uint8:
-            image = (255.0 * image / max(float(image.max()), 1.0)).astype(np.uint8)
+    out = Path(out)
+
+    def predict_write(path: Path, image: np.ndarray) -> None:
         small, _ = rescale(image, np.zeros(image.shape, np.uint8), scale)
         x = torch.from_numpy(small.astype(np.float32) / 255.0)[None, None].to(dev)
         h, w = x.shape[-2:]
         x = F.pad(x, (0, (-w) % step, 0, (-h) % step), mode="reflect")
         pred = model(x).argmax(1)[:, :h, :w].float()[None]
         pred = F.interpolate(pred, size=image.shape, mode="nearest")[0, 0]
-        target = Path(out) / f"{path.stem}.png"
-        write_png(target, pred.to(torch.uint8).cpu().numpy())
-        written.append(target)
-    return written
+        write_png(out / f"{path.stem}.png", pred.to(torch.uint8).cpu().numpy())
+
+    return stream_predict(files, read_gray_uint8, lambda p: out / f"{p.stem}.png",
+                          predict_write, resume=resume, workers=workers)
 
 
 def search(config: str | Path, data: str | Path | None, out: str | Path,

@@ -18,6 +18,7 @@ class MineralRuel(Project):
                  "predict": "full-resolution class-index PNGs + overlays from a run or an "
                             "ensemble"}
     splits = None  # a folder name under raw/ (val: the test split), or all
+    predict_resumes = True
 
     def train(self, config, data, out, overrides, device, resume):
         from ensemblab.projects.mineral_ruel.commands import train
@@ -29,10 +30,10 @@ class MineralRuel(Project):
 
         return evaluate(run, data, split, device)
 
-    def predict(self, run, input, out, device, scheme=None, precision=None):
+    def predict(self, run, input, out, device, scheme=None, precision=None, resume=False):
         from ensemblab.projects.mineral_ruel.commands import predict
 
-        return predict(run, input, out, scheme, device, precision)
+        return predict(run, input, out, scheme, device, precision, resume=resume)
 
     def add_options(self, verb, parser):
         if verb == "predict":

@@ -50,6 +50,7 @@ from ensemblab.projects.mineral_ruel.report import summarise, write_results
 from ensemblab.projects.mineral_ruel.resunet import ACTIVATIONS
 from ensemblab.projects.mineral_ruel.stn import STN_MODES
 from ensemblab.projects.mineral_ruel.visual import overlay
+from ensemblab.streaming import DEFAULT_WORKERS, input_files, stream_predict
 from ensemblab.threads import set_threads
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -232,32 +233,54 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str | None 
 
 
 def predict(run: str, input_path: str, out: str, scheme: str | None = None,
-            device: str = "auto", precision: str | None = None) -> list[Path]:
-    """Write ``OUT/<name>.png`` (class indices, the image's own size) and
-    ``OUT/<name>_overlay.png`` per image, and ``OUT/predict_stats.json`` (seconds per image,
-    peak resident memory of the process)."""
+            device: str = "auto", precision: str | None = None, resume: bool = False,
+            workers: int = DEFAULT_WORKERS) -> list[Path]:
+    """Segment an image or a folder of images, one image at a time.
+
+    Writes per image ``OUT/<name>_overlay.png`` and then ``OUT/<name>.png`` (class indices,
+    the image's own size), each atomically, as soon as the image is done; a row per image
+    (``image,height,width,seconds``) is appended to ``OUT/predict_times.csv``, and
+    ``OUT/predict_stats.json`` sums them up with the peak resident memory of the process.
+    Images are read lazily (:func:`ensemblab.streaming.stream_predict`), so memory does not
+    grow with their number; a progress line is printed at least every 30 s.
+
+    Args:
+        run: a learner run or an ensemble folder.
+        input_path: an image or a folder of images.
+        out: the output folder.
+        scheme: ``RUEL-<n>-PV|WV`` of an ensemble folder (default: the chosen one).
+        device: ``auto | cpu | cuda | cuda:N``.
+        precision: ``fp32`` or ``bf16`` (default: the learners' training precision).
+        resume: skip the images whose ``OUT/<name>.png`` exists.
+        workers: image-reading loader workers asked for (capped by the thread budget).
+
+    Returns:
+        ``OUT/<name>.png`` of every input image, skipped ones included.
+    """
     predict_fn, classes = _predictor(run, scheme, device, precision)
-    src = Path(input_path)
-    if src.is_file():
-        files = [src]
-    elif src.is_dir():
-        files = sorted(p for p in src.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    else:
-        raise DataError(src, "input not found")
-    if not files:
-        raise DataError(src, "no images to predict")
-    written, timings = [], []
-    for path in files:
-        image = load_image(path)
+    files = input_files(input_path, IMAGE_EXTS)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    times_path = out_dir / "predict_times.csv"
+    if not (resume and times_path.is_file()):
+        times_path.write_text("image,height,width,seconds\n")
+    count, total_seconds = 0, 0.0
+
+    def predict_write(path: Path, image: np.ndarray) -> None:
+        nonlocal count, total_seconds
         start = time.perf_counter()
         labels = predict_fn(image)
-        timings.append({"image": path.name, "height": image.shape[0], "width": image.shape[1],
-                        "seconds": time.perf_counter() - start})
-        write_png(Path(out) / f"{path.stem}.png", labels)
-        write_png(Path(out) / f"{path.stem}_overlay.png", overlay(image, labels, len(classes)))
-        written.append(Path(out) / f"{path.stem}.png")
-    write_json(Path(out) / "predict_stats.json", {
-        "run": str(run), "scheme": scheme, "images": timings,
-        "mean_seconds": float(np.mean([t["seconds"] for t in timings])),
-        "peak_rss_mb": peak_rss_bytes() / 2**20})
+        seconds = time.perf_counter() - start
+        write_png(out_dir / f"{path.stem}_overlay.png", overlay(image, labels, len(classes)))
+        write_png(out_dir / f"{path.stem}.png", labels)  # last: its existence marks the image done
+        with times_path.open("a") as fh:
+            fh.write(f"{path.name},{image.shape[0]},{image.shape[1]},{seconds:.6f}\n")
+        count, total_seconds = count + 1, total_seconds + seconds
+
+    written = stream_predict(files, load_image, lambda p: out_dir / f"{p.stem}.png",
+                             predict_write, resume=resume, workers=workers)
+    write_json(out_dir / "predict_stats.json", {
+        "run": str(run), "scheme": scheme, "images": count, "skipped": len(files) - count,
+        "mean_seconds": total_seconds / count if count else None,
+        "times": times_path.name, "peak_rss_mb": peak_rss_bytes() / 2**20})
     return written

@@ -39,6 +39,10 @@ class Project:
         splits: the named splits ``evaluate --split`` accepts besides ``auto`` (None: any name
             the data holds).
         held_out: the split ``auto`` scores on the run's own data.
+        predict_resumes: ``predict`` writes one output per input item, each atomically, and
+            takes ``resume``: with ``--resume`` it skips the items whose outputs exist. False
+            where ``predict`` writes one file for all items: ``--resume`` is then accepted,
+            said to have no effect, and not passed on.
     """
 
     name: str = ""
@@ -46,6 +50,7 @@ class Project:
     verb_help: dict[str, str] = {}
     splits: tuple[str, ...] | None = (HELD_OUT_SPLIT, "all")
     held_out: str = HELD_OUT_SPLIT
+    predict_resumes: bool = False
 
     def train(self, config: str, data: str | None, out: str, overrides: list[str],
               device: str, resume: bool, **options: Any) -> Any:
@@ -58,7 +63,8 @@ class Project:
         raise EnsemblabError(f"{self.name} has no evaluate verb")
 
     def predict(self, run: str, input: str, out: str, device: str, **options: Any) -> Any:
-        """Predict every item of ``input`` into ``out``."""
+        """Predict every item of ``input`` into ``out`` (``resume`` among the options where
+        :attr:`predict_resumes`)."""
         raise EnsemblabError(f"{self.name} has no predict verb")
 
     def export(self, run: str, out: str | None, **options: Any) -> Any:
@@ -111,7 +117,7 @@ def register_project(subparsers: argparse._SubParsersAction, project: Project
         "train": add_train_args,
         "evaluate": lambda p: (add_evaluate_args(p),
                                add_split_arg(p, project.splits, project.held_out)),
-        "predict": add_predict_args,
+        "predict": _add_resumable_predict_args,
         "export": _add_export_args,
     }
     for verb in COMMON_VERBS:
@@ -132,6 +138,15 @@ _DEFAULT_HELP = {
 }
 
 
+def _add_resumable_predict_args(parser: argparse.ArgumentParser) -> None:
+    """``--run RUN --input DIR --out DIR [--device D] [--resume]``."""
+    add_predict_args(parser)
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the items whose outputs exist in OUT (outputs are written "
+                             "atomically, so an existing one is complete); the number skipped "
+                             "is printed")
+
+
 def _add_export_args(parser: argparse.ArgumentParser) -> None:
     """``--run RUN [--out FILE]``."""
     parser.add_argument("--run", required=True, help="run folder of a trained model")
@@ -144,6 +159,9 @@ def _runner(project: Project, verb: str):
         common = {k: given[k] for k in _COMMON_DESTS[verb]}
         options = {k: v for k, v in given.items()
                    if k not in common and k not in _CLI_DESTS}
+        if verb == "predict" and not project.predict_resumes and options.pop("resume", False):
+            print(f"--resume: {project.name} predict writes one file for all items; "
+                  "predicting every item", flush=True)
         result = getattr(project, verb)(**common, **options)
         project.report(verb, result, args)
         return 0
