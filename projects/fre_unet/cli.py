@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from ensemblab.cli_common import add_device_args, add_split_arg
-from ensemblab.project import Project, register_project
+from ensemblab.project import Project, add_runtime_arg, register_project
 from ensemblab.projects.fre_unet import HELD_OUT_SPLIT
 
 
@@ -86,16 +86,23 @@ class FreUnet(Project):
 
         return evaluate_run(run, data, device=device, split=split)
 
-    def predict(self, run, input, out, device, resume=False):
+    def predict(self, run, input, out, device, resume=False, runtime="torch"):
         from ensemblab.projects.fre_unet.commands import predict_images
 
-        return predict_images(run, input, out, device=device, resume=resume)
+        return predict_images(run, input, out, device=device, resume=resume, runtime=runtime)
+
+    def onnx_model(self, run):
+        from ensemblab.projects.fre_unet.deploy import onnx_spec
+
+        return onnx_spec(run)
 
     def add_options(self, verb, p):
         if verb == "train":
             p.add_argument("--seeds", type=_seed_list, default=None,
                            help="comma-separated seeds, e.g. 0,1,2: one run per seed in "
                                 "OUT/seed<N>")
+        elif verb == "predict":
+            add_runtime_arg(p)
 
     def report(self, verb, result, args):
         m = result

@@ -220,7 +220,7 @@ def read_gray_uint8(path: Path) -> np.ndarray:
 @torch.no_grad()
 def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
                    device: str = "auto", resume: bool = False,
-                   workers: int = DEFAULT_WORKERS) -> list[Path]:
+                   workers: int = DEFAULT_WORKERS, runtime: str = "torch") -> list[Path]:
     """Segment whole images: class-index PNGs ``out/<stem>.png`` at the input's size.
 
     Each image is resized by the run's ``data.scale``, reflect-padded to a multiple of
@@ -236,15 +236,24 @@ def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
         device: ``auto | cpu | cuda | cuda:N``.
         resume: skip the images whose ``out/<stem>.png`` exists.
         workers: image-reading loader workers asked for (capped by the thread budget).
+        runtime: ``torch``, or ``onnx``: the run's exported ``model.onnx`` through
+            onnxruntime on the CPU, with the scale and padding of its settings file.
 
     Returns:
         ``out/<stem>.png`` of every input image, skipped ones included.
     """
     check_run(run, PROJECT, (MODEL,), "predict")
-    model, cfg, _ = load_trained(run, device)
-    dev = select_device(device)
+    if runtime == "onnx":
+        from ensemblab.engine.onnx_export import load_onnx
+
+        model, settings = load_onnx(run)
+        dev = torch.device("cpu")
+        scale, step = float(settings["input"]["scale"]), int(settings["input"]["multiple_of"])
+    else:
+        model, cfg, _ = load_trained(run, device)
+        dev = select_device(device)
+        scale, step = float(cfg["data"]["scale"]), 2**model.depth
     files = input_files(inputs, IMAGE_EXTS)
-    scale, step = float(cfg["data"]["scale"]), 2**model.depth
     out = Path(out)
 
     def predict_write(path: Path, image: np.ndarray) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ensemblab.cli_common import add_device_args
-from ensemblab.project import Project, register_project
+from ensemblab.project import Project, add_runtime_arg, register_project
 
 
 class MineralRuel(Project):
@@ -30,10 +30,17 @@ class MineralRuel(Project):
 
         return evaluate(run, data, split, device)
 
-    def predict(self, run, input, out, device, scheme=None, precision=None, resume=False):
+    def predict(self, run, input, out, device, scheme=None, precision=None, resume=False,
+                runtime="torch"):
         from ensemblab.projects.mineral_ruel.commands import predict
 
-        return predict(run, input, out, scheme, device, precision, resume=resume)
+        return predict(run, input, out, scheme, device, precision, resume=resume,
+                       runtime=runtime)
+
+    def onnx_model(self, run):
+        from ensemblab.projects.mineral_ruel.deploy import onnx_spec
+
+        return onnx_spec(run)
 
     def add_options(self, verb, parser):
         if verb == "predict":
@@ -43,6 +50,7 @@ class MineralRuel(Project):
                                 help="bf16: bfloat16 autocast, ~2x faster on CPUs with AVX-512 "
                                      "BF16 (default: bf16 for learners trained with "
                                      "train.bf16, else fp32)")
+            add_runtime_arg(parser)
 
     def add_verbs(self, verbs):
         p = verbs.add_parser("ensemble", help="rank learners on the hold-out, score "

@@ -200,11 +200,12 @@ def ensemble(runs: Sequence[str], data: str | None, out: str, rank_by: str = "mi
     return manifest
 
 
-def _predictor(run: str, scheme: str | None, device: str, precision: str | None = None):
+def _predictor(run: str, scheme: str | None, device: str, precision: str | None = None,
+               runtime: str = "torch"):
     """A function image -> full-resolution label map, from a run or an ensemble folder."""
     record = check_run(run, PROJECT, (LEARNER, ENSEMBLE), "predict", ENSEMBLE_MARKERS)
     if record.kind != ENSEMBLE:
-        learner = Learner(run, device, precision=precision)
+        learner = Learner(run, device, precision=precision, runtime=runtime)
         return (lambda image: learner.predict(image)[0]), learner.classes
     manifest_path = Path(run) / "ensemble.json"
     if not manifest_path.is_file():
@@ -222,7 +223,7 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str | None 
     members = manifest["members"][:chosen.n]
     for member in members:
         check_run(member, PROJECT, (LEARNER,), "predict")
-    learners = [Learner(m, device, precision=precision) for m in members]
+    learners = [Learner(m, device, precision=precision, runtime=runtime) for m in members]
     classes = check_compatible(learners)
 
     def predict_fn(image):
@@ -234,7 +235,7 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str | None 
 
 def predict(run: str, input_path: str, out: str, scheme: str | None = None,
             device: str = "auto", precision: str | None = None, resume: bool = False,
-            workers: int = DEFAULT_WORKERS) -> list[Path]:
+            workers: int = DEFAULT_WORKERS, runtime: str = "torch") -> list[Path]:
     """Segment an image or a folder of images, one image at a time.
 
     Writes per image ``OUT/<name>_overlay.png`` and then ``OUT/<name>.png`` (class indices,
@@ -253,11 +254,13 @@ def predict(run: str, input_path: str, out: str, scheme: str | None = None,
         precision: ``fp32`` or ``bf16`` (default: the learners' training precision).
         resume: skip the images whose ``OUT/<name>.png`` exists.
         workers: image-reading loader workers asked for (capped by the thread budget).
+        runtime: ``torch``, or ``onnx``: each learner's exported ``model.onnx`` through
+            onnxruntime on the CPU (``export --format onnx``).
 
     Returns:
         ``OUT/<name>.png`` of every input image, skipped ones included.
     """
-    predict_fn, classes = _predictor(run, scheme, device, precision)
+    predict_fn, classes = _predictor(run, scheme, device, precision, runtime)
     files = input_files(input_path, IMAGE_EXTS)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)

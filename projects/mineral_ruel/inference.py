@@ -159,23 +159,35 @@ class Learner:
         batch_size: tiles per forward pass.
         precision: ``fp32``, ``bf16`` (autocast, channels-last; see :func:`forward_logits`),
             or None: ``bf16`` when the run trained with ``train.bf16``, else ``fp32``.
+        runtime: ``torch``, or ``onnx``: the run's exported ``model.onnx`` through
+            onnxruntime on the CPU (float32), with the classes and tiling of its settings file.
     """
 
     def __init__(self, run_dir: str | Path, device: str = "auto", batch_size: int = 4,
-                 precision: str | None = None):
+                 precision: str | None = None, runtime: str = "torch"):
         self.run_dir, self.cfg = open_run(run_dir, base=BASE_CONFIG)
-        self.device = select_device(device)
         self.batch_size = batch_size
+        data = self.cfg["data"]
+        self.tile, self.scale = int(data["tile"]), float(data["scale"])
+        self.overlap = int(data["overlap"])
+        if runtime == "onnx":
+            from ensemblab.engine.onnx_export import load_onnx
+
+            self.device, self.precision = torch.device("cpu"), "fp32"
+            self.module, settings = load_onnx(self.run_dir)
+            self.classes: list[str] = list(settings["classes"])
+            tiling = settings["tiling"]
+            self.tile, self.overlap = int(tiling["tile"]), int(tiling["overlap"])
+            self.scale = float(settings["input"]["scale"])
+            return
+        self.device = select_device(device)
         self.module = module_from_config(self.cfg)
         load_run_weights(self.module, self.run_dir)
         self.module.to(self.device).eval()
         self.precision = precision or ("bf16" if self.cfg["train"]["bf16"] else "fp32")
         if self.precision == "bf16":
             self.module.to(memory_format=torch.channels_last)
-        data = self.cfg["data"]
-        self.classes: list[str] = list(self.module.hparams.class_names)
-        self.tile, self.scale = int(data["tile"]), float(data["scale"])
-        self.overlap = int(data["overlap"])
+        self.classes = list(self.module.hparams.class_names)
 
     @property
     def name(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ensemblab.cli_common import add_device_args
-from ensemblab.project import Project, register_project
+from ensemblab.project import Project, add_runtime_arg, register_project
 
 
 def _submit(args) -> int:
@@ -67,10 +67,15 @@ class SartoriusCells(Project):
 
         return commands.evaluate(run, data, split, device, untrained)
 
-    def predict(self, run, input, out, device, overlays=4, format="kaggle"):
+    def predict(self, run, input, out, device, overlays=4, format="kaggle", runtime="torch"):
         from ensemblab.projects.sartorius_cells import commands
 
-        return commands.predict(run, input, out, device, overlays, fmt=format)
+        return commands.predict(run, input, out, device, overlays, fmt=format, runtime=runtime)
+
+    def onnx_model(self, run):
+        from ensemblab.projects.sartorius_cells.members.deploy import onnx_spec
+
+        return onnx_spec(run)
 
     def add_options(self, verb, p):
         if verb == "train":
@@ -87,6 +92,7 @@ class SartoriusCells(Project):
                            help="kaggle: post-processed instances as predictions.csv (default); "
                                 "coco: the detector's own instances as "
                                 "coco_instances_results.json")
+            add_runtime_arg(p)
 
     def report(self, verb, result, args):
         if verb in ("evaluate", "predict"):

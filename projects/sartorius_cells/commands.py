@@ -130,11 +130,18 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
 
 
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
-            n_overlays: int = 4, fmt: str = "kaggle") -> int:
+            n_overlays: int = 4, fmt: str = "kaggle", runtime: str = "torch") -> int:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
     ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
-    Images are read as the member's network takes them (:func:`.data.image_reader`)."""
-    member = load_member(run, device, verb="predict")
+    Images are read as the member's network takes them (:func:`.data.image_reader`).
+    ``runtime="onnx"``: a UPerNet member's exported ``model.onnx`` through onnxruntime on the
+    CPU (:func:`.members.deploy.onnx_member`)."""
+    if runtime == "onnx":
+        from ensemblab.projects.sartorius_cells.members.deploy import onnx_member
+
+        member = onnx_member(run)
+    else:
+        member = load_member(run, device, verb="predict")
     read = image_reader(member.cfg["model"])
     out = Path(out)
     if fmt == "coco":

@@ -24,9 +24,11 @@ from ensemblab.cli_common import (
     add_split_arg,
     add_train_args,
 )
-from ensemblab.errors import EnsemblabError
+from ensemblab.errors import ConfigError, EnsemblabError
 
 COMMON_VERBS = ("train", "evaluate", "predict", "export")
+EXPORT_FORMATS = ("weights", "onnx")
+RUNTIMES = ("torch", "onnx")
 
 
 class Project:
@@ -73,6 +75,27 @@ class Project:
 
         return export_weights(run, out)
 
+    def onnx_model(self, run: str) -> Any:
+        """The network of a run and its deployment settings for ``export --format onnx``.
+
+        A project that supports ONNX returns an :class:`ensemblab.engine.onnx_export.OnnxSpec`
+        built from the run's best weights; the default refuses with one line naming the
+        projects that do.
+        """
+        names = ", ".join(onnx_projects()) or "none"
+        raise ConfigError(f"{self.name} has no ONNX export (projects with one: {names}); "
+                          "use --format weights")
+
+    def export_onnx(self, run: str, out: str | None) -> tuple[Path, Path]:
+        """Write the run's network as ONNX (default ``RUN/model.onnx``) and its settings
+        (``RUN/model.json``); returns ``(checkpoint read, ONNX file)``."""
+        from ensemblab.engine.onnx_export import ONNX_NAME, export_onnx
+        from ensemblab.engine.runs import best_checkpoint
+
+        spec = self.onnx_model(run)
+        target, _ = export_onnx(spec, out if out is not None else Path(run) / ONNX_NAME, run)
+        return best_checkpoint(run), target
+
     def add_options(self, verb: str, parser: argparse.ArgumentParser) -> None:
         """Add the project's own options of a common verb (none by default)."""
 
@@ -86,6 +109,10 @@ class Project:
 
             source, target = result
             print(f"exported {source} ({megabytes(source)}) -> {target} ({megabytes(target)})")
+            if getattr(args, "format", "weights") == "onnx":
+                from ensemblab.engine.onnx_export import settings_path
+
+                print(f"settings -> {settings_path(target)}")
         elif verb == "train":
             print(f"run: {result}")
         elif verb == "evaluate":
@@ -102,6 +129,14 @@ _COMMON_DESTS = {
 }
 # Set by argparse or the CLI itself, never passed to a verb.
 _CLI_DESTS = {"command", "verb", "func", "threads", "print_config", "out_required"}
+# The projects register_project has built, by name.
+_REGISTERED: dict[str, Project] = {}
+
+
+def onnx_projects() -> list[str]:
+    """Names of the registered projects that export ONNX (override :meth:`Project.onnx_model`)."""
+    return sorted(name for name, p in _REGISTERED.items()
+                  if type(p).onnx_model is not Project.onnx_model)
 
 
 def register_project(subparsers: argparse._SubParsersAction, project: Project
@@ -111,6 +146,7 @@ def register_project(subparsers: argparse._SubParsersAction, project: Project
     Returns:
         The project's parser.
     """
+    _REGISTERED[project.name] = project
     parser = subparsers.add_parser(project.name, help=project.help)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     builders = {
@@ -148,9 +184,22 @@ def _add_resumable_predict_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_export_args(parser: argparse.ArgumentParser) -> None:
-    """``--run RUN [--out FILE]``."""
+    """``--run RUN [--out FILE] [--format {weights,onnx}]``."""
     parser.add_argument("--run", required=True, help="run folder of a trained model")
-    parser.add_argument("--out", default=None, help="file to write (default: RUN/weights.pt)")
+    parser.add_argument("--out", default=None, help="file to write (default: RUN/weights.pt; "
+                                                    "onnx: RUN/model.onnx)")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="weights",
+                        help="weights: weights-only .pt (default); onnx: the eval network as "
+                             "ONNX + its pre/post-processing settings as .json beside it "
+                             "(needs ensemblab[onnx])")
+
+
+def add_runtime_arg(parser: argparse.ArgumentParser) -> None:
+    """``--runtime {torch,onnx}`` of ``predict`` in the projects that export ONNX."""
+    parser.add_argument("--runtime", choices=RUNTIMES, default="torch",
+                        help="torch: the run's checkpoint (default); onnx: RUN/model.onnx "
+                             "(export --format onnx) through onnxruntime on the CPU "
+                             "(needs ensemblab[onnx])")
 
 
 def _runner(project: Project, verb: str):
@@ -162,7 +211,10 @@ def _runner(project: Project, verb: str):
         if verb == "predict" and not project.predict_resumes and options.pop("resume", False):
             print(f"--resume: {project.name} predict writes one file for all items; "
                   "predicting every item", flush=True)
-        result = getattr(project, verb)(**common, **options)
+        if verb == "export" and options.pop("format", "weights") == "onnx":
+            result = project.export_onnx(**common)
+        else:
+            result = getattr(project, verb)(**common, **options)
         project.report(verb, result, args)
         return 0
 
