@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 from ensemblab.data.images import read_label_png
+from ensemblab.jobs import Job, default_jobs, run_parallel, training_progress
 from ensemblab.projects.mineral_ruel import commands
 from ensemblab.projects.mineral_ruel.data import load_image, split_pairs
 from ensemblab.projects.mineral_ruel.inference import Learner
@@ -36,15 +37,20 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     parent, i.e. ``mineral_ruel/...``)."""
     out_dir = Path(out_dir)
     data = write_mineral_dataset(out_dir / "data", n_train=16, n_val=6, size=128, seed=0)
-    runs = []
+    runs, jobs = [], []
     for name, overrides in LEARNERS.items():
         run = out_dir / "runs" / name
+        runs.append(str(run))
         if not (run / "train_summary.json").is_file():
             shutil.rmtree(run, ignore_errors=True)  # an interrupted earlier demo run
-            commands.train("synthetic_quick", str(data), str(run), overrides, device,
-                           progress_bar=False)
-        commands.evaluate(str(run), None, "val", device)
-        runs.append(str(run))
+            jobs.append(Job(name, ["mineral_ruel", "train", "--config", "synthetic_quick",
+                                   "--data", str(data), "--out", str(run), "--device", device,
+                                   *overrides], out_dir / "runs" / f"{name}.log",
+                            training_progress(run)))
+    # The learners train side by side, one process per core: faster than one after another.
+    run_parallel(jobs, default_jobs(len(jobs)))
+    for run in runs:
+        commands.evaluate(run, None, "val", device)
     ens_dir = out_dir / "ruel"
     manifest = commands.ensemble(runs, None, str(ens_dir), "iou:gangue", "val", device)
     commands.predict(str(ens_dir), str(data / "raw" / "val"), str(out_dir / "predictions"),
