@@ -211,6 +211,10 @@ def _runner(project: Project, verb: str):
         if verb == "predict" and not project.predict_resumes and options.pop("resume", False):
             print(f"--resume: {project.name} predict writes one file for all items; "
                   "predicting every item", flush=True)
+        if verb == "export":
+            from ensemblab.run_record import check_run
+
+            check_run(args.run, project.name, None, "export")  # another project's run: 1 line
         if verb == "export" and options.pop("format", "weights") == "onnx":
             result = project.export_onnx(**common)
         else:
