@@ -10,7 +10,7 @@ from ensemblab.synthetic.shapes import write_shapes_dataset
 # Matching only, frozen cached encoders (EfficientNet-Lite0 at 96 px, MiniLM): a short run.
 OVERRIDES = ["model.image.encoder=efficientnet_lite0", "data.image_size=96",
              "tasks.caption=false", "tasks.vqa=false", "model.dim=64", "model.matching_dim=64",
-             "model.heads=4", "model.dropout=0.0", "train.epochs=12",
+             "model.heads=4", "model.dropout=0.0", "train.epochs=8",
              "train.early_stop_patience=0", "eval.overlays=0", "data.feature_augment=none"]
 
 
