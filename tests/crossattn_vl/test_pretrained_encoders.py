@@ -3,6 +3,8 @@ retrieve captions clearly better than the same network with random weights."""
 
 import json
 
+import pytest
+
 from ensemblab.config import load_config
 from ensemblab.projects.crossattn_vl.commands import evaluate_run, resolve_config, train_run
 from ensemblab.synthetic.shapes import write_shapes_dataset
@@ -18,6 +20,7 @@ def _mean_r5(metrics: dict) -> float:
     return (metrics["i2t_top5"] + metrics["t2i_top5"]) / 2
 
 
+@pytest.mark.slow  # two trainings with cached features: ~15 s, beyond the default budget
 def test_pretrained_image_encoder_beats_random_weights(tmp_path):
     data = write_shapes_dataset(tmp_path / "shapes", n_images=160, size=64, seed=1)
     scores = {}
