@@ -18,7 +18,7 @@ from pathlib import Path
 from ensemblab.config import merge
 from ensemblab.errors import ConfigError
 from ensemblab.io import atomic_write_text, write_csv
-from ensemblab.projects.crossattn_vl.commands import evaluate_run, train_run
+from ensemblab.projects.crossattn_vl.commands import evaluate, train_run
 from ensemblab.projects.crossattn_vl.network import VARIANTS
 
 COLUMNS = ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr", "i2t_top1", "i2t_top5",
@@ -74,7 +74,7 @@ def run_ablation(cfg: dict, data_dir, out, variants: Sequence[str] = VARIANTS,
                 vcfg = merge(cfg, {"seed": seed, "model": {"variant": variant}})
                 train_run(vcfg, data_dir, run, device, resume=(run / "config.yaml").is_file(),
                           progress_bar=progress_bar)
-                metrics = evaluate_run(run, data_dir, device)
+                metrics = evaluate(run, data_dir, device=device)
             results[variant].append({**metrics, "seed": seed})
             write_table(results, out)
     return out / "ablation.md"

@@ -54,15 +54,15 @@ class CrossAttnVL(Project):
         return train(config, data, out, overrides, device, resume)
 
     def evaluate(self, run, data, split, device):
-        from ensemblab.projects.crossattn_vl.commands import evaluate_run
+        from ensemblab.projects.crossattn_vl.commands import evaluate
 
         _need_data(data)
-        return evaluate_run(run, data, device, split)
+        return evaluate(run, data, split, device)
 
     def predict(self, run, input, out, device):
-        from ensemblab.projects.crossattn_vl.predict import predict_run
+        from ensemblab.projects.crossattn_vl.predict import predict
 
-        return predict_run(run, input, out, device)
+        return predict(run, input, out, device)
 
     def report(self, verb, result, args):
         if verb == "evaluate":

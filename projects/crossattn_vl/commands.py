@@ -1,6 +1,6 @@
 """The verbs of ``ensemblab crossattn_vl`` as plain functions: train, evaluate, ablate.
 
-``cli.py`` only parses arguments; ``predict`` is :func:`.predict.predict_run`.
+``cli.py`` only parses arguments; ``predict`` is :func:`.predict.predict`.
 
 A run folder holds ``config.yaml``, ``tokenizer.json`` (the caption decoder's Unigram
 vocabulary, trained on the training text), ``text_tokenizer.json`` (the text encoder's:
@@ -235,7 +235,7 @@ def _eval_keys(splits: dict, data: VLData, data_dir, split: str) -> tuple[str, l
     return resolved, keys
 
 
-def evaluate_run(run_dir, data_dir, device: str = "auto", split: str = "auto") -> dict:
+def evaluate(run_dir, data_dir, split: str = "auto", device: str = "auto") -> dict:
     """Metrics of a run on ``data_dir``; writes ``metrics.json``, captions and overlays.
 
     ``metrics.json`` holds ``CIDEr``, ``Bleu_1``..``Bleu_4``, ``METEOR``, ``ROUGE_L``,

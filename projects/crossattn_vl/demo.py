@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from ensemblab.config import load_config
-from ensemblab.projects.crossattn_vl.commands import evaluate_run, resolve_config, train_run
-from ensemblab.projects.crossattn_vl.predict import predict_run
+from ensemblab.projects.crossattn_vl.commands import evaluate, resolve_config, train_run
+from ensemblab.projects.crossattn_vl.predict import predict
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 EPOCHS = 20
@@ -30,13 +30,13 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
     run = out_dir / "run"
     train_run(cfg, data, run, device, resume=(run / "config.yaml").is_file(),
               progress_bar=False)
-    m = evaluate_run(run, data, device)
+    m = evaluate(run, data, device=device)
     pred_dir = out_dir / "predict"
     sample = out_dir / "sample_images"
     sample.mkdir(parents=True, exist_ok=True)
     for p in sorted((data / "images").iterdir())[:4]:
         (sample / p.name).write_bytes(p.read_bytes())
-    predict_run(run, sample, pred_dir, device)
+    predict(run, sample, pred_dir, device)
     preds = json.loads((pred_dir / "captions.json").read_text())
     caps = json.loads((run / f"captions_{m['split']}.json").read_text())
     lines = [

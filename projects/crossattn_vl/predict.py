@@ -40,7 +40,7 @@ def _questions(path: Path) -> list[dict]:
     return out
 
 
-def predict_run(run_dir, input_path, out, device: str = "auto") -> Path:
+def predict(run_dir, input_path, out, device: str = "auto") -> Path:
     """Caption images or answer questions with a trained run; returns the main output file."""
     cfg, module, decoder, text_tok, answers, _ = load_run(run_dir, device, "predict")
     net, e, size = module.net, cfg["eval"], cfg["data"]["image_size"]

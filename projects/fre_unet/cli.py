@@ -82,14 +82,14 @@ class FreUnet(Project):
         return train(config, data, out, overrides, device, resume, seeds)
 
     def evaluate(self, run, data, split, device):
-        from ensemblab.projects.fre_unet.commands import evaluate_run
+        from ensemblab.projects.fre_unet.commands import evaluate
 
-        return evaluate_run(run, data, device=device, split=split)
+        return evaluate(run, data, device=device, split=split)
 
     def predict(self, run, input, out, device, resume=False, runtime="torch"):
-        from ensemblab.projects.fre_unet.commands import predict_images
+        from ensemblab.projects.fre_unet.commands import predict
 
-        return predict_images(run, input, out, device=device, resume=resume, runtime=runtime)
+        return predict(run, input, out, device=device, resume=resume, runtime=runtime)
 
     def onnx_model(self, run):
         from ensemblab.projects.fre_unet.deploy import onnx_spec

@@ -171,8 +171,8 @@ def run_split(split: str, data: str | Path | None, cfg: dict[str, Any]) -> str:
     return resolve_split(split, data, cfg["data"]["root"], held_out=HELD_OUT_SPLIT)
 
 
-def evaluate_run(run: str | Path, data: str | Path | None = None, device: str = "auto",
-                 split: str = "auto") -> dict[str, Any]:
+def evaluate(run: str | Path, data: str | Path | None = None, split: str = "auto",
+             device: str = "auto") -> dict[str, Any]:
     """Per-class IoU and mIoU on ``split`` (:func:`run_split`); for a folder of seed runs also
     mean ± std.
 
@@ -218,9 +218,9 @@ def read_gray_uint8(path: Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_images(run: str | Path, inputs: str | Path, out: str | Path,
-                   device: str = "auto", resume: bool = False,
-                   workers: int = DEFAULT_WORKERS, runtime: str = "torch") -> list[Path]:
+def predict(run: str | Path, inputs: str | Path, out: str | Path,
+            device: str = "auto", resume: bool = False,
+            workers: int = DEFAULT_WORKERS, runtime: str = "torch") -> list[Path]:
     """Segment whole images: class-index PNGs ``out/<stem>.png`` at the input's size.
 
     Each image is resized by the run's ``data.scale``, reflect-padded to a multiple of

@@ -21,8 +21,8 @@ from PIL import Image  # noqa: E402
 from ensemblab.config import load_config  # noqa: E402
 from ensemblab.io import save_figure  # noqa: E402
 from ensemblab.projects.fre_unet.commands import (  # noqa: E402
-    evaluate_run,
-    predict_images,
+    evaluate,
+    predict,
     resolve_config,
     train_run,
 )
@@ -67,12 +67,12 @@ def run_demo(out_dir: Path, device: str = "auto") -> str:
         run = out_dir / "runs" / name
         if not (run / "checkpoints" / "best.ckpt").is_file():
             train_run(cfg, stack, run, device=device, progress_bar=False)
-        m = evaluate_run(run, device=device)
+        m = evaluate(run, device=device)
         rows.append(f"| {name} | {100 * m['miou']:.1f} | "
                     + " | ".join(f"{100 * v:.1f}" for v in m["iou"].values()) + " |")
         series[name] = _magnitudes(run)
     classes = list(m["iou"])
-    predict_images(out_dir / "runs" / "fre", stack / "raw", out_dir / "pred", device=device)
+    predict(out_dir / "runs" / "fre", stack / "raw", out_dir / "pred", device=device)
     _prediction_figure(stack, out_dir / "pred", out_dir / "prediction.png")
     plot_feature_magnitudes(series, out_dir / "feature_magnitude.png")
     search_cfg = load_config(resolve_config("cpu_quick"), DEMO_OVERRIDES + [

@@ -131,7 +131,7 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
     """
     from ensemblab.projects.fre_unet.commands import (
         BASE_CONFIG,
-        evaluate_run,
+        evaluate,
         run_split,
         seed_runs,
     )
@@ -144,7 +144,7 @@ def compare_runs(runs_a: str | Path, runs_b: str | Path, out: str | Path,
             metrics = json.loads(path.read_text()) if path.is_file() else {}
             scored.append(run_split(split, data, load_run_config(run, BASE_CONFIG)))
             if metrics.get("split") != scored[-1] or "miou" not in metrics:
-                metrics = evaluate_run(run, data, device=device, split=split)
+                metrics = evaluate(run, data, device=device, split=split)
             by_seed[int(metrics["seed"])] = metrics
         per_variant.append(by_seed)
     result = paired_scores(*per_variant, confidence=confidence)

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from ensemblab.config import load_config
-from ensemblab.projects.crossattn_vl.commands import evaluate_run, resolve_config, train_run
+from ensemblab.projects.crossattn_vl.commands import evaluate, resolve_config, train_run
 from ensemblab.synthetic.shapes import write_shapes_dataset
 
 # Matching only, frozen cached encoders (EfficientNet-Lite0 at 96 px, MiniLM): a short run.
@@ -29,7 +29,7 @@ def test_pretrained_image_encoder_beats_random_weights(tmp_path):
                           OVERRIDES + [f"model.image.pretrained={pretrained}"])
         run = train_run(cfg, data, tmp_path / f"pretrained_{pretrained}", "cpu",
                         progress_bar=False)
-        scores[pretrained] = evaluate_run(run, data, "cpu")
+        scores[pretrained] = evaluate(run, data, device="cpu")
     assert json.loads((tmp_path / "pretrained_True" / "metrics.json").read_text())["n_images"] == 20
     chance_r5 = 5 * scores[True]["chance_top1"]  # 5 of 20 test images: 0.25
     assert _mean_r5(scores[True]) > chance_r5 + 0.3

@@ -12,7 +12,7 @@ from ensemblab.config import load_config
 from ensemblab.projects.fre_unet.commands import (
     BASE_CONFIG,
     build_module,
-    evaluate_run,
+    evaluate,
     train_run,
 )
 from ensemblab.projects.fre_unet.data import load_slices
@@ -35,7 +35,7 @@ def test_train_evaluate_predict_learns(em_stack, tiny_cfg, tmp_path):
     data = EMTileData(em_stack, cfg["data"])
     untrained = evaluate_loader(build_module(cfg, list(data.classes)).model, data.loader("test"),
                                 list(data.classes), torch.device("cpu"))
-    metrics = evaluate_run(run, device="cpu")
+    metrics = evaluate(run, device="cpu")
     assert json.loads((run / "metrics.json").read_text())["miou"] == metrics["miou"]
     assert metrics["miou"] > 0.45
     assert metrics["miou"] > untrained["miou"] + 0.25
@@ -115,7 +115,7 @@ def test_binary_membrane_tiff_stack_learns_with_the_cpu_schedule(em_stack, tmp_p
                  "--out", str(run), "--device", "cpu", "data.tile=32", "model.width=0.125",
                  "model.fre.num_enhanced=1", "train.epochs=8", "train.lr=0.01",
                  "data.split={train: 0-4, val: '5', test: 6-7}"]) == 0
-    metrics = evaluate_run(run, device="cpu")
+    metrics = evaluate(run, device="cpu")
     assert list(metrics["iou"]) == ["background", "membrane"]
     assert metrics["iou"]["membrane"] > 0.6 and metrics["miou"] > 0.7
     assert len((run / "feature_magnitude.csv").read_text().splitlines()) == 1 + 8
