@@ -19,6 +19,7 @@ class MineralRuel(Project):
                             "ensemble"}
     splits = None  # a folder name under raw/ (val: the test split), or all
     predict_resumes = True
+    predict_devices = True
 
     def train(self, config, data, out, overrides, device, resume):
         from ensemblab.projects.mineral_ruel.commands import train
@@ -31,11 +32,12 @@ class MineralRuel(Project):
         return evaluate(run, data, split, device)
 
     def predict(self, run, input, out, device, scheme=None, precision=None, resume=False,
-                runtime="torch"):
+                runtime="torch", devices=1, num_nodes=1, strategy="auto"):
         from ensemblab.projects.mineral_ruel.commands import predict
 
         return predict(run, input, out, scheme, device, precision, resume=resume,
-                       runtime=runtime)
+                       runtime=runtime, devices=devices, num_nodes=num_nodes,
+                       strategy=strategy)
 
     def onnx_model(self, run):
         from ensemblab.projects.mineral_ruel.deploy import onnx_spec

@@ -29,8 +29,9 @@ from ensemblab.engine import (
     seed_everything,
     write_run_record,
 )
+from ensemblab.engine.predict_ddp import predict_items, processes, rank_device
 from ensemblab.errors import ConfigError, DataError, EnsemblabError
-from ensemblab.io import write_json
+from ensemblab.io import atomic_write_text, write_json
 from ensemblab.memory import peak_rss_bytes
 from ensemblab.metrics.semantic import semantic_scores
 from ensemblab.projects.mineral_ruel import (
@@ -57,6 +58,8 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 CHOICES = {"train.optimizer": OPTIMIZERS, "model.arch": LEARNERS.names(),
            "model.activation": ACTIVATIONS, "model.stn": STN_MODES, "loss.name": LOSSES.names()}
 """The choice-valued config keys and their allowed values, checked when a config loads."""
+TIMES_HEADER = "image,height,width,seconds\n"
+"""The header of ``predict_times.csv``: one row per predicted image."""
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -235,7 +238,8 @@ def _predictor(run: str, scheme: str | None, device: str, precision: str | None 
 
 def predict(run: str, input_path: str, out: str, scheme: str | None = None,
             device: str = "auto", precision: str | None = None, resume: bool = False,
-            workers: int = DEFAULT_WORKERS, runtime: str = "torch") -> list[Path]:
+            workers: int = DEFAULT_WORKERS, runtime: str = "torch", devices: int = 1,
+            num_nodes: int = 1, strategy: str = "auto") -> list[Path] | None:
     """Segment an image or a folder of images, one image at a time.
 
     Writes per image ``OUT/<name>_overlay.png`` and then ``OUT/<name>.png`` (class indices,
@@ -243,7 +247,10 @@ def predict(run: str, input_path: str, out: str, scheme: str | None = None,
     (``image,height,width,seconds``) is appended to ``OUT/predict_times.csv``, and
     ``OUT/predict_stats.json`` sums them up with the peak resident memory of the process.
     Images are read lazily (:func:`ensemblab.streaming.stream_predict`), so memory does not
-    grow with their number; a progress line is printed at least every 30 s.
+    grow with their number; a progress line is printed at least every 30 s. On several
+    devices or nodes each rank predicts a shard of the images and writes their PNGs; rank 0
+    writes ``predict_times.csv`` (rows in input order) and ``predict_stats.json``
+    (:mod:`ensemblab.engine.predict_ddp`).
 
     Args:
         run: a learner run or an ensemble folder.
@@ -256,34 +263,70 @@ def predict(run: str, input_path: str, out: str, scheme: str | None = None,
         workers: image-reading loader workers asked for (capped by the thread budget).
         runtime: ``torch``, or ``onnx``: each learner's exported ``model.onnx`` through
             onnxruntime on the CPU (``export --format onnx``).
+        devices: processes per node, one per device.
+        num_nodes: nodes (started by ``torchrun`` or SLURM).
+        strategy: ``auto`` or ``ddp``.
 
     Returns:
-        ``OUT/<name>.png`` of every input image, skipped ones included.
+        ``OUT/<name>.png`` of every input image, skipped ones included (None on the ranks
+        other than 0).
     """
-    predict_fn, classes = _predictor(run, scheme, device, precision, runtime)
+    sharded = processes(devices, num_nodes) > 1
+    predict_fn, classes = _predictor(run, scheme, rank_device(device) if sharded else device,
+                                     precision, runtime)
     files = input_files(input_path, IMAGE_EXTS)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     times_path = out_dir / "predict_times.csv"
-    if not (resume and times_path.is_file()):
-        times_path.write_text("image,height,width,seconds\n")
-    count, total_seconds = 0, 0.0
+    rows: list[list] = []
 
-    def predict_write(path: Path, image: np.ndarray) -> None:
-        nonlocal count, total_seconds
+    def output_of(path: Path) -> Path:
+        return out_dir / f"{path.stem}.png"
+
+    def predict_one(path: Path, image: np.ndarray) -> list:
+        """Write the image's PNGs; returns its ``predict_times.csv`` row and the peak RSS."""
         start = time.perf_counter()
         labels = predict_fn(image)
         seconds = time.perf_counter() - start
         write_png(out_dir / f"{path.stem}_overlay.png", overlay(image, labels, len(classes)))
-        write_png(out_dir / f"{path.stem}.png", labels)  # last: its existence marks the image done
-        with times_path.open("a") as fh:
-            fh.write(f"{path.name},{image.shape[0]},{image.shape[1]},{seconds:.6f}\n")
-        count, total_seconds = count + 1, total_seconds + seconds
+        write_png(output_of(path), labels)  # last: its existence marks the image done
+        return [path.name, image.shape[0], image.shape[1], seconds, peak_rss_bytes() / 2**20]
 
-    written = stream_predict(files, load_image, lambda p: out_dir / f"{p.stem}.png",
-                             predict_write, resume=resume, workers=workers)
+    if sharded:
+        todo = [f for f in files if not (resume and output_of(f).is_file())]
+        rows = predict_items(todo, load_image, lambda _, path, image: predict_one(path, image),
+                             out_dir, device, devices, num_nodes, strategy, workers)
+        if rows is None:
+            return None  # rank 0 writes the merged files
+        if resume:
+            print(f"resume: {len(files) - len(todo)} of {len(files)} images already "
+                  "predicted, skipped", flush=True)
+        text = "".join(_times_row(row) for row in rows)
+        if resume and times_path.is_file():
+            with times_path.open("a") as fh:
+                fh.write(text)
+        else:
+            atomic_write_text(times_path, TIMES_HEADER + text)
+    else:
+        if not (resume and times_path.is_file()):
+            times_path.write_text(TIMES_HEADER)
+
+        def predict_write(path: Path, image: np.ndarray) -> None:
+            rows.append(predict_one(path, image))
+            with times_path.open("a") as fh:
+                fh.write(_times_row(rows[-1]))
+
+        stream_predict(files, load_image, output_of, predict_write, resume=resume,
+                       workers=workers)
+    total_seconds = sum(row[3] for row in rows)
     write_json(out_dir / "predict_stats.json", {
-        "run": str(run), "scheme": scheme, "images": count, "skipped": len(files) - count,
-        "mean_seconds": total_seconds / count if count else None,
-        "times": times_path.name, "peak_rss_mb": peak_rss_bytes() / 2**20})
-    return written
+        "run": str(run), "scheme": scheme, "images": len(rows),
+        "skipped": len(files) - len(rows),
+        "mean_seconds": total_seconds / len(rows) if rows else None, "times": times_path.name,
+        "peak_rss_mb": max([peak_rss_bytes() / 2**20] + [row[4] for row in rows])})
+    return [output_of(f) for f in files]
+
+
+def _times_row(row: list) -> str:
+    name, height, width, seconds, _ = row
+    return f"{name},{height},{width},{seconds:.6f}\n"

@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 
 from ensemblab.cli_common import add_device_args
-from ensemblab.project import Project, add_runtime_arg, register_project
+from ensemblab.errors import ConfigError
+from ensemblab.project import Project, add_devices_args, add_runtime_arg, register_project
 
 
 def _submit(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
     if args.manifest:
+        if args.devices * args.num_nodes > 1:
+            raise ConfigError("--devices/--num-nodes: submit --manifest runs in one process; "
+                              "submit --run predicts on several")
         return commands.submit_manifest(args.manifest, args.input, args.out, args.device)
-    return commands.submit_run(args.run, args.input, args.out, args.device)
+    return commands.submit_run(args.run, args.input, args.out, args.device, args.devices,
+                               args.num_nodes, args.strategy)
 
 
 def _import_detectron2(args) -> int:
@@ -56,6 +61,7 @@ class SartoriusCells(Project):
     verb_help = {"train": "train a member (model.kind of the config)",
                  "evaluate": "score a member on its validation split",
                  "predict": "instances + overlays for a folder of images"}
+    predict_devices = True
 
     def train(self, config, data, out, overrides, device, resume, init=None):
         from ensemblab.projects.sartorius_cells import commands
@@ -67,10 +73,12 @@ class SartoriusCells(Project):
 
         return commands.evaluate(run, data, split, device, untrained)
 
-    def predict(self, run, input, out, device, overlays=4, format="kaggle", runtime="torch"):
+    def predict(self, run, input, out, device, overlays=4, format="kaggle", runtime="torch",
+                devices=1, num_nodes=1, strategy="auto"):
         from ensemblab.projects.sartorius_cells import commands
 
-        return commands.predict(run, input, out, device, overlays, fmt=format, runtime=runtime)
+        return commands.predict(run, input, out, device, overlays, fmt=format, runtime=runtime,
+                                devices=devices, num_nodes=num_nodes, strategy=strategy)
 
     def onnx_model(self, run):
         from ensemblab.projects.sartorius_cells.members.deploy import onnx_spec
@@ -130,6 +138,7 @@ class SartoriusCells(Project):
         images.add_argument("--images", dest="input", help=argparse.SUPPRESS)
         p.add_argument("--out", required=True, help="submission CSV to write")
         add_device_args(p)
+        add_devices_args(p)
         p.set_defaults(func=_submit)
 
         p = verbs.add_parser("validate-submission", help="check a submission against image sizes")

@@ -19,6 +19,7 @@ import torch
 from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
 from ensemblab.config import check_choices, find_config, load_config
 from ensemblab.engine import prepare_run_dir, write_run_record
+from ensemblab.engine.predict_ddp import predict_items, processes, rank_device
 from ensemblab.ensemble.manifest import Manifest
 from ensemblab.ensemble.submission import validate_submission, write_validated_submission
 from ensemblab.errors import ConfigError
@@ -37,7 +38,8 @@ from ensemblab.projects.sartorius_cells.data import (
 from ensemblab.projects.sartorius_cells.detectron2 import commands as d2_commands
 from ensemblab.projects.sartorius_cells.detectron2.coco_results import (
     RESULTS_FILE,
-    write_coco_results,
+    coco_image_id,
+    instances_to_coco,
 )
 from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
 from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, submit_ensemble
@@ -130,40 +132,64 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
 
 
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
-            n_overlays: int = 4, fmt: str = "kaggle", runtime: str = "torch") -> int:
+            n_overlays: int = 4, fmt: str = "kaggle", runtime: str = "torch",
+            devices: int = 1, num_nodes: int = 1, strategy: str = "auto") -> int | None:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
     ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
     Images are read as the member's network takes them (:func:`.data.image_reader`).
     ``runtime="onnx"``: a UPerNet member's exported ``model.onnx`` through onnxruntime on the
-    CPU (:func:`.members.deploy.onnx_member`)."""
+    CPU (:func:`.members.deploy.onnx_member`). ``devices`` x ``num_nodes`` > 1 (``strategy``
+    ``auto`` or ``ddp``): each rank predicts a shard of the images through Lightning and rank 0
+    writes the same files (:mod:`ensemblab.engine.predict_ddp`); None on the other ranks."""
+    sharded = processes(devices, num_nodes) > 1
     if runtime == "onnx":
         from ensemblab.projects.sartorius_cells.members.deploy import onnx_member
 
         member = onnx_member(run)
     else:
-        member = load_member(run, device, verb="predict")
+        member = load_member(run, rank_device(device) if sharded else device, verb="predict")
     read = image_reader(member.cfg["model"])
     out = Path(out)
+    images = list_images(input_dir)
+
+    def predict_image(k: int, path: Path, image) -> list:
+        """The image's COCO records or ``predictions.csv`` rows (and its overlay)."""
+        image_id = images[k][0]
+        if fmt == "coco":
+            return instances_to_coco(coco_image_id(image_id), member.raw(image))
+        return _kaggle_rows(member, image_id, image,
+                            out / "overlays" / f"{image_id}.png" if k < n_overlays else None)
+
+    if sharded:
+        per_image = predict_items([path for _, path in images], read, predict_image, out,
+                                  device, devices, num_nodes, strategy)
+        if per_image is None:
+            return None  # rank 0 writes the merged files
+    else:
+        per_image = [predict_image(k, path, read(path)) for k, (_, path) in enumerate(images)]
+    rows = [row for image_rows in per_image for row in image_rows]
     if fmt == "coco":
-        path = out / RESULTS_FILE
-        n = write_coco_results(path, ((image_id, member.raw(read(image)))
-                                      for image_id, image in list_images(input_dir)))
-        print(f"{n} instances -> {path}")
+        write_json(out / RESULTS_FILE, rows)
+        print(f"{len(rows)} instances -> {out / RESULTS_FILE}")
         return 0
-    rows, n_inst = [], 0
-    for k, (image_id, path) in enumerate(list_images(input_dir)):
-        image = read(path)
-        inst = member.instances(image)
-        cell_type = image_cell_type(inst, member.classes)
-        rles = instances_to_rles(inst)
-        rows += [(image_id, r, f"{s:.4f}", cell_type) for r, s in zip(rles, inst.scores)]
-        rows += [] if rles else [(image_id, "", "", cell_type or "")]
-        n_inst += len(rles)
-        if k < n_overlays:
-            save_overlay(out / "overlays" / f"{image_id}.png", image, inst)
     write_csv(out / "predictions.csv", ("id", "predicted", "score", "cell_type"), rows)
-    print(f"{n_inst} instances in {len({r[0] for r in rows})} images -> {out / 'predictions.csv'}")
+    print(f"{sum(1 for r in rows if r[1])} instances in {len({r[0] for r in rows})} images "
+          f"-> {out / 'predictions.csv'}")
     return 0
+
+
+def _kaggle_rows(member, image_id: str, image, overlay: Path | None) -> list[list]:
+    """``predictions.csv`` rows ``[id, predicted, score, cell_type]`` of one image's
+    post-processed instances (one row with an empty mask when there is none); draws the
+    overlay when ``overlay`` is a path."""
+    inst = member.instances(image)
+    cell_type = image_cell_type(inst, member.classes)
+    rles = instances_to_rles(inst)
+    if overlay is not None:
+        save_overlay(overlay, image, inst)
+    if not rles:
+        return [[image_id, "", "", cell_type or ""]]
+    return [[image_id, r, f"{s:.4f}", cell_type] for r, s in zip(rles, inst.scores)]
 
 
 def import_detectron2(weights: str | Path, d2_config: str | Path, out: str | Path,
@@ -185,13 +211,28 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
 
 
 def submit_run(run: str | Path, input_dir: str | Path, out: str | Path,
-               device: str = "auto") -> int:
-    """Predict every test image with one member and write a validated submission."""
-    member = load_member(run, device, verb="submit")
+               device: str = "auto", devices: int = 1, num_nodes: int = 1,
+               strategy: str = "auto") -> int:
+    """Predict every test image with one member and write a validated submission; on several
+    devices or nodes as :func:`predict` does (``OUT`` written by rank 0)."""
+    sharded = processes(devices, num_nodes) > 1
+    member = load_member(run, rank_device(device) if sharded else device, verb="submit")
     read = image_reader(member.cfg["model"])
     images = list_images(input_dir)
-    rles = {image_id: instances_to_rles(member.instances(read(path)))
-            for image_id, path in images}
+
+    def image_rles(k: int, path: Path, image) -> list[str]:
+        return instances_to_rles(member.instances(image))
+
+    if sharded:
+        out_file = Path(out)
+        per_image = predict_items([path for _, path in images], read, image_rles,
+                                  out_file.parent, device, devices, num_nodes, strategy,
+                                  shard_dir=out_file.parent / f".{out_file.name}.shards")
+        if per_image is None:
+            return 0  # rank 0 writes the submission
+    else:
+        per_image = [image_rles(k, path, read(path)) for k, (_, path) in enumerate(images)]
+    rles = {image_id: r for (image_id, _), r in zip(images, per_image)}
     write_validated_submission(out, rles, [i for i, _ in images],
                                image_sizes_from_folder(input_dir))
     print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "

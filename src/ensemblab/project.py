@@ -45,6 +45,11 @@ class Project:
             takes ``resume``: with ``--resume`` it skips the items whose outputs exist. False
             where ``predict`` writes one file for all items: ``--resume`` is then accepted,
             said to have no effect, and not passed on.
+        predict_devices: ``predict`` takes ``devices``, ``num_nodes`` and ``strategy`` and
+            predicts on several devices or nodes, each rank a shard of the items
+            (:mod:`ensemblab.engine.predict_ddp`), writing the files one process writes.
+            False: ``--devices``/``--num-nodes`` above 1 stop with one line naming the
+            projects that can; the flags are not passed on.
     """
 
     name: str = ""
@@ -53,6 +58,7 @@ class Project:
     splits: tuple[str, ...] | None = (HELD_OUT_SPLIT, "all")
     held_out: str = HELD_OUT_SPLIT
     predict_resumes: bool = False
+    predict_devices: bool = False
 
     def train(self, config: str, data: str | None, out: str, overrides: list[str],
               device: str, resume: bool, **options: Any) -> Any:
@@ -66,7 +72,8 @@ class Project:
 
     def predict(self, run: str, input: str, out: str, device: str, **options: Any) -> Any:
         """Predict every item of ``input`` into ``out`` (``resume`` among the options where
-        :attr:`predict_resumes`)."""
+        :attr:`predict_resumes`; ``devices``, ``num_nodes``, ``strategy`` where
+        :attr:`predict_devices`)."""
         raise EnsemblabError(f"{self.name} has no predict verb")
 
     def export(self, run: str, out: str | None, **options: Any) -> Any:
@@ -139,6 +146,11 @@ def onnx_projects() -> list[str]:
                   if type(p).onnx_model is not Project.onnx_model)
 
 
+def predict_device_projects() -> list[str]:
+    """Names of the registered projects whose ``predict`` runs on several devices."""
+    return sorted(name for name, p in _REGISTERED.items() if p.predict_devices)
+
+
 def register_project(subparsers: argparse._SubParsersAction, project: Project
                      ) -> argparse.ArgumentParser:
     """Add ``<project.name>`` with the four common verbs and the project's own verbs.
@@ -175,12 +187,28 @@ _DEFAULT_HELP = {
 
 
 def _add_resumable_predict_args(parser: argparse.ArgumentParser) -> None:
-    """``--run RUN --input DIR --out DIR [--device D] [--resume]``."""
+    """``--run RUN --input DIR --out DIR [--device D] [--resume] [--devices N ...]``."""
     add_predict_args(parser)
     parser.add_argument("--resume", action="store_true",
                         help="skip the items whose outputs exist in OUT (outputs are written "
                              "atomically, so an existing one is complete); the number skipped "
                              "is printed")
+    add_devices_args(parser)
+
+
+def add_devices_args(parser: argparse.ArgumentParser) -> None:
+    """``--devices N --num-nodes M --strategy {auto,ddp}`` of a verb that predicts on several
+    devices or nodes (every project's ``predict``; a project's own verbs may take them too)."""
+    parser.add_argument("--devices", type=int, default=1, metavar="N",
+                        help="processes per node, one per device (GPUs, or CPU processes), "
+                             "each predicting a shard of the items through Lightning; rank 0 "
+                             "merges the outputs (default 1; under torchrun: its "
+                             "--nproc-per-node)")
+    parser.add_argument("--num-nodes", type=int, default=1, metavar="M",
+                        help="nodes for multi-node predict, started by torchrun or SLURM "
+                             "(default 1)")
+    parser.add_argument("--strategy", choices=("auto", "ddp"), default="auto",
+                        help="auto: ddp for more than one process (default)")
 
 
 def _add_export_args(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +239,8 @@ def _runner(project: Project, verb: str):
         if verb == "predict" and not project.predict_resumes and options.pop("resume", False):
             print(f"--resume: {project.name} predict writes one file for all items; "
                   "predicting every item", flush=True)
+        if verb == "predict":
+            _check_predict_devices(project, options)
         if verb == "export":
             from ensemblab.run_record import check_run
 
@@ -219,7 +249,26 @@ def _runner(project: Project, verb: str):
             result = project.export_onnx(**common)
         else:
             result = getattr(project, verb)(**common, **options)
+        if verb == "predict" and options.get("devices", 1) * options.get("num_nodes", 1) > 1:
+            from ensemblab.engine.predict_ddp import is_global_zero
+
+            if not is_global_zero():
+                return 0  # rank 0 reports the merged outputs
         project.report(verb, result, args)
         return 0
 
     return run
+
+
+def _check_predict_devices(project: Project, options: dict[str, Any]) -> None:
+    """Keep ``--devices/--num-nodes/--strategy`` for a project that predicts on several
+    devices; drop them for one that does not, which refuses more than one process."""
+    if project.predict_devices:
+        return
+    devices, nodes = options.pop("devices", 1), options.pop("num_nodes", 1)
+    options.pop("strategy", None)
+    if devices > 1 or nodes > 1:
+        names = ", ".join(predict_device_projects()) or "none"
+        raise ConfigError(f"--devices {devices} --num-nodes {nodes}: {project.name} predict "
+                          f"runs in one process (projects that predict on several devices: "
+                          f"{names})")
