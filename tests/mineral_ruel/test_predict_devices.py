@@ -72,6 +72,7 @@ def predict_two_ranks(run, images, out, *extra, status=0):
     return proc.stdout if status == 0 else proc.stderr
 
 
+@pytest.mark.slow  # two processes, each importing torch and Lightning: ~15 s (CI's slow step)
 def test_two_ranks_write_the_pngs_of_one_process(learner_run, tmp_path, one_thread):
     images = _images(tmp_path / "in", 7)  # odd: rank 0 predicts 4 images, rank 1 predicts 3
     one, two = tmp_path / "one", tmp_path / "two"
