@@ -74,11 +74,12 @@ class SartoriusCells(Project):
         return commands.evaluate(run, data, split, device, untrained)
 
     def predict(self, run, input, out, device, overlays=4, format="kaggle", runtime="torch",
-                devices=1, num_nodes=1, strategy="auto"):
+                precision="fp32", devices=1, num_nodes=1, strategy="auto"):
         from ensemblab.projects.sartorius_cells import commands
 
         return commands.predict(run, input, out, device, overlays, fmt=format, runtime=runtime,
-                                devices=devices, num_nodes=num_nodes, strategy=strategy)
+                                precision=precision, devices=devices, num_nodes=num_nodes,
+                                strategy=strategy)
 
     def onnx_model(self, run):
         from ensemblab.projects.sartorius_cells.members.deploy import onnx_spec
@@ -101,6 +102,11 @@ class SartoriusCells(Project):
                                 "coco: the detector's own instances as "
                                 "coco_instances_results.json")
             add_runtime_arg(p)
+            p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                           help="fp32: the exact path (default); bf16: Mask R-CNN members' fast "
+                                "path, channels-last with the box and mask heads under bf16 "
+                                "autocast where the CPU has AVX-512 BF16 / AMX (backbone, RPN, "
+                                "RoIAlign, NMS, mask pasting stay fp32)")
 
     def report(self, verb, result, args):
         if verb in ("evaluate", "predict"):

@@ -133,21 +133,27 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
 
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
             n_overlays: int = 4, fmt: str = "kaggle", runtime: str = "torch",
-            devices: int = 1, num_nodes: int = 1, strategy: str = "auto") -> int | None:
+            precision: str = "fp32", devices: int = 1, num_nodes: int = 1,
+            strategy: str = "auto") -> int | None:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
     ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
     Images are read as the member's network takes them (:func:`.data.image_reader`).
     ``runtime="onnx"``: a UPerNet member's exported ``model.onnx`` through onnxruntime on the
-    CPU (:func:`.members.deploy.onnx_member`). ``devices`` x ``num_nodes`` > 1 (``strategy``
-    ``auto`` or ``ddp``): each rank predicts a shard of the images through Lightning and rank 0
-    writes the same files (:mod:`ensemblab.engine.predict_ddp`); None on the other ranks."""
+    CPU (:func:`.members.deploy.onnx_member`). ``precision="bf16"``: a Mask R-CNN member's
+    fast path (:mod:`.members.maskrcnn_bf16`); ``fp32`` is the exact one. ``devices`` x
+    ``num_nodes`` > 1 (``strategy`` ``auto`` or ``ddp``): each rank predicts a shard of the
+    images through Lightning and rank 0 writes the same files
+    (:mod:`ensemblab.engine.predict_ddp`); None on the other ranks."""
     sharded = processes(devices, num_nodes) > 1
     if runtime == "onnx":
         from ensemblab.projects.sartorius_cells.members.deploy import onnx_member
 
+        if precision != "fp32":
+            raise ConfigError(f"--precision {precision}: the onnx runtime runs float32 only")
         member = onnx_member(run)
     else:
         member = load_member(run, rank_device(device) if sharded else device, verb="predict")
+        member.use_precision(precision)
     read = image_reader(member.cfg["model"])
     out = Path(out)
     images = list_images(input_dir)

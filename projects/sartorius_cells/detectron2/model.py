@@ -20,7 +20,7 @@ from torchvision.models.detection.rpn import RPNHead
 from ensemblab.errors import ConfigError
 from ensemblab.projects.sartorius_cells.detectron2.backbone import resnet_fpn_backbone
 from ensemblab.projects.sartorius_cells.detectron2.config import broadcast_levels, value
-from ensemblab.projects.sartorius_cells.detectron2.masks import paste_crop, paste_region
+from ensemblab.projects.sartorius_cells.detectron2.masks import paste_crops, paste_regions
 from ensemblab.projects.sartorius_cells.detectron2.roi_heads import (
     Detectron2RoIHeads,
     LevelROIAlign,
@@ -170,12 +170,12 @@ def predict_detectron2(model: GeneralizedRCNN, images: list[np.ndarray],
         h, w = image.shape[:2]
         boxes, keep = scale_boxes(det["boxes"], batch.image_sizes[0], (h, w))
         boxes, probs = boxes[keep].cpu(), probs[keep].cpu()
-        regions = [paste_region(b, h, w) for b in boxes]
-        crops = [paste_crop(m, b, r).numpy() for m, b, r in zip(probs, boxes, regions)]
+        regions = paste_regions(boxes, h, w)
+        crops = [crop.numpy() for crop in paste_crops(probs, boxes, regions)]
         out.append(Instances(boxes.numpy().astype(np.float32),
                              det["scores"][keep].cpu().numpy().astype(np.float32),
                              det["labels"][keep].cpu().numpy().astype(np.int64), crops,
-                             np.asarray(regions, np.int64).reshape(-1, 4), h, w))
+                             regions.numpy(), h, w))
     return out
 
 

@@ -80,6 +80,13 @@ class LoadedMember:
         raise ConfigError(f"a {self.kind.name} member cannot segment an image alone; use it "
                           "in an ensemble (ensemble / submit --manifest)")
 
+    def use_precision(self, precision: str) -> None:
+        """Predict in ``precision`` from now on: ``fp32`` (the exact path) or ``bf16`` (kinds
+        with a bf16 fast path, the Mask R-CNN members)."""
+        if precision != "fp32":
+            raise ConfigError(f"a {self.kind.name} member predicts in fp32 only (--precision "
+                              f"{precision}: Mask R-CNN members)")
+
 
 class MemberKind(ABC):
     """How one kind of member is trained, evaluated and loaded.

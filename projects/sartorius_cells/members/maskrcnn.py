@@ -39,6 +39,7 @@ from ensemblab.projects.sartorius_cells.members.base import (
     member_trainer,
     register_member,
 )
+from ensemblab.projects.sartorius_cells.members.maskrcnn_bf16 import check_precision, to_bf16
 from ensemblab.projects.sartorius_cells.members.maskrcnn_data import CellTrainDataset, collate
 from ensemblab.projects.sartorius_cells.members.maskrcnn_model import (
     INPUT_NORMS,
@@ -171,6 +172,13 @@ class LoadedMaskRCNN(LoadedMember):
 
     def window_probs(self, image, boxes, labels, windows):
         return window_probs(self.net, image, windows, labels, self.image_size, self.device)
+
+    def use_precision(self, precision: str) -> None:
+        """``bf16``: convert the network to the fast path in place
+        (:func:`.maskrcnn_bf16.to_bf16`: box and mask heads under bf16 autocast; backbone, RPN,
+        RoIAlign, NMS and mask pasting in float32)."""
+        if check_precision(precision) == "bf16":
+            self.net = to_bf16(self.net)
 
 
 @register_member("maskrcnn")

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torchvision.models import resnet18, resnet34, resnet50
@@ -46,6 +45,7 @@ from ensemblab.backbones import fpn_backbone
 from ensemblab.engine.checkpoints import load_checkpoint
 from ensemblab.ensemble.crops import integer_boxes, resize_crops_to_boxes
 from ensemblab.errors import ConfigError, DataError
+from ensemblab.projects.sartorius_cells.detectron2.masks import paste_crops
 from ensemblab.projects.sartorius_cells.detectron2.model import (
     is_detectron2_model,
     predict_detectron2,
@@ -223,19 +223,12 @@ def _paste_crops(masks: torch.Tensor, boxes: torch.Tensor, crop_boxes: np.ndarra
     """Resample each mask [M, M] over its float box onto the pixels of its integer box.
 
     Pixel (x, y) of the image has centre (x + 0.5, y + 0.5); it samples the mask at the
-    box-normalised position, as detectron2's ``paste_masks_in_image`` does (grid_sample).
-    Crops are float16 probabilities.
+    box-normalised position, as detectron2's ``paste_masks_in_image`` does (grid_sample,
+    batched over masks of similar size: :func:`..detectron2.masks.paste_crops`; box sides under
+    1e-3 px count as 1e-3). Crops are float16 probabilities (1000+ crops stay small).
     """
-    crops = []
-    for mask, box, (x0, y0, x1, y1) in zip(masks, boxes.tolist(), crop_boxes.tolist()):
-        xs = (torch.arange(x0, x1, dtype=torch.float32) + 0.5 - box[0]) / max(box[2] - box[0],
-                                                                              1e-3) * 2 - 1
-        ys = (torch.arange(y0, y1, dtype=torch.float32) + 0.5 - box[1]) / max(box[3] - box[1],
-                                                                              1e-3) * 2 - 1
-        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
-        out = F.grid_sample(mask[None, None].float().cpu(), grid, align_corners=False)
-        crops.append(out[0, 0].half().numpy())  # float16: 1000+ crops stay small
-    return crops
+    crops = paste_crops(masks, boxes, torch.from_numpy(np.asarray(crop_boxes)), min_size=1e-3)
+    return [crop.half().numpy() for crop in crops]
 
 
 def image_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
