@@ -99,9 +99,10 @@ def run_parallel(jobs: Sequence[Job], parallel: int, heartbeat_s: float = 30.0,
                 last_line = time.monotonic()
             if running and time.monotonic() - last_line >= heartbeat_s:
                 now = time.monotonic()
-                parts = [f"{name} {now - start:.0f} s" + (f", {job.progress()}"
-                                                          if job.progress() else "")
-                         for name, (job, _, start) in running.items()]
+                parts = []
+                for name, (job, _, start) in running.items():
+                    status = job.progress()  # reads the run's CSV log: once per heartbeat
+                    parts.append(f"{name} {now - start:.0f} s" + (f", {status}" if status else ""))
                 print("  running: " + "; ".join(parts), flush=True)
                 last_line = now
             time.sleep(poll_s)

@@ -118,3 +118,27 @@ def read_or_one_line_error(read, *names: str | Path):
         assert any(str(n) in message for n in names), (
             f"{message!r} names none of {[str(n) for n in names]}")
         return None
+
+
+def write_weights_run(run: str | Path, cfg: dict, state_dict: dict, project: str, kind: str,
+                      prefix: str = "") -> Path:
+    """A run folder as ``train`` lays it out, holding the given weights instead of trained ones.
+
+    Writes ``RUN/config.yaml``, ``RUN/checkpoints/best.ckpt`` (Lightning's
+    ``{"state_dict": ...}``, each key under ``prefix``, e.g. ``"model."``) and ``RUN/run.json``.
+
+    Returns:
+        The run folder.
+    """
+    import torch
+
+    from ensemblab.config import save_config
+    from ensemblab.run_record import write_run_record
+
+    run = Path(run)
+    save_config(cfg, run)
+    (run / "checkpoints").mkdir(exist_ok=True)
+    torch.save({"state_dict": {f"{prefix}{k}": v for k, v in state_dict.items()}},
+               run / "checkpoints" / "best.ckpt")
+    write_run_record(run, project, kind)
+    return run

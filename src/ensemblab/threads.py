@@ -25,12 +25,17 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def thread_budget() -> int:
-    """Threads this process may use: ``--threads``, else ``$OMP_NUM_THREADS``, else its cores."""
+def _threads_from_env() -> int | None:
+    """``--threads`` (as the CLI recorded it), else ``$OMP_NUM_THREADS``; None when neither."""
     for name in (FLAG_ENV, "OMP_NUM_THREADS"):
         if os.environ.get(name, "").isdigit() and int(os.environ[name]) > 0:
             return int(os.environ[name])
-    return available_cores()
+    return None
+
+
+def thread_budget() -> int:
+    """Threads this process may use: ``--threads``, else ``$OMP_NUM_THREADS``, else its cores."""
+    return _threads_from_env() or available_cores()
 
 
 def set_threads(threads: int | None = None, configured: int | None = None) -> int:
@@ -46,10 +51,7 @@ def set_threads(threads: int | None = None, configured: int | None = None) -> in
     """
     import torch
 
-    for name in (FLAG_ENV, "OMP_NUM_THREADS"):
-        if threads is None and os.environ.get(name, "").isdigit():
-            threads = int(os.environ[name])
-    n = int(threads or configured or available_cores())
+    n = int(threads or _threads_from_env() or configured or available_cores())
     if n < 1:
         raise ValueError(f"threads must be at least 1, got {n}")
     torch.set_num_threads(n)

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from ensemblab.cli import main
-from ensemblab.config import load_config, save_config
+from ensemblab.config import load_config
 from ensemblab.data.images import read_label_png, write_png
 from ensemblab.projects.mineral_ruel import LEARNER, PROJECT
 from ensemblab.projects.mineral_ruel.commands import CHOICES, resolve_config
 from ensemblab.projects.mineral_ruel.inference import module_from_config
-from ensemblab.run_record import write_run_record
+from ensemblab.testing import write_weights_run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -28,10 +28,7 @@ def exported(tmp_path_factory):
     cfg = load_config(resolve_config("synthetic_quick"), OVERRIDES, choices=CHOICES)
     torch.manual_seed(0)
     module = module_from_config(cfg).eval()
-    save_config(cfg, run)
-    (run / "checkpoints").mkdir()
-    torch.save({"state_dict": module.state_dict()}, run / "checkpoints" / "best.ckpt")
-    write_run_record(run, PROJECT, LEARNER)
+    write_weights_run(run, cfg, module.state_dict(), PROJECT, LEARNER)
     assert main([PROJECT, "export", "--run", str(run), "--format", "onnx"]) == 0
     return run, module.net
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from ensemblab.cli import main
-from ensemblab.config import load_config, save_config
+from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.projects.mineral_ruel import LEARNER, PROJECT
 from ensemblab.projects.mineral_ruel.commands import CHOICES, resolve_config
 from ensemblab.projects.mineral_ruel.inference import module_from_config
-from ensemblab.run_record import write_run_record
+from ensemblab.testing import write_weights_run
 
 # The synthetic learner on 16-px tiles: 32x32 inputs are 4 blended tiles each.
 OVERRIDES = ["data.tile=16", "data.overlap=4", "model.decoder_channels=[8,8,8,8]"]
@@ -30,12 +30,7 @@ def learner_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("mineral_devices") / "learner"
     cfg = load_config(resolve_config("synthetic_quick"), OVERRIDES, choices=CHOICES)
     torch.manual_seed(0)
-    save_config(cfg, run)
-    (run / "checkpoints").mkdir()
-    torch.save({"state_dict": module_from_config(cfg).state_dict()},
-               run / "checkpoints" / "best.ckpt")
-    write_run_record(run, PROJECT, LEARNER)
-    return run
+    return write_weights_run(run, cfg, module_from_config(cfg).state_dict(), PROJECT, LEARNER)
 
 
 @pytest.fixture

@@ -9,14 +9,14 @@ import pytest
 import torch
 
 from ensemblab.cli import main
-from ensemblab.config import load_config, save_config
+from ensemblab.config import load_config
 from ensemblab.data.images import read_label_png, write_png
 from ensemblab.memory import peak_rss_bytes, reset_peak
 from ensemblab.projects.mineral_ruel import LEARNER, PROJECT
 from ensemblab.projects.mineral_ruel.commands import CHOICES, predict, resolve_config
 from ensemblab.projects.mineral_ruel.data import load_image
 from ensemblab.projects.mineral_ruel.inference import Learner, module_from_config
-from ensemblab.run_record import write_run_record
+from ensemblab.testing import write_weights_run
 
 # The synthetic learner on 16-px tiles: 16x16 inputs are one tile each.
 OVERRIDES = ["data.tile=16", "data.overlap=4", "model.decoder_channels=[8,8,8,8]"]
@@ -29,11 +29,7 @@ def learner_run(tmp_path_factory):
     cfg = load_config(resolve_config("synthetic_quick"), OVERRIDES, choices=CHOICES)
     torch.manual_seed(0)
     module = module_from_config(cfg)
-    save_config(cfg, run)
-    (run / "checkpoints").mkdir()
-    torch.save({"state_dict": module.state_dict()}, run / "checkpoints" / "best.ckpt")
-    write_run_record(run, PROJECT, LEARNER)
-    return run
+    return write_weights_run(run, cfg, module.state_dict(), PROJECT, LEARNER)
 
 
 def _images(folder, n, size=16, seed=0):

@@ -16,7 +16,7 @@ import torch
 
 from ensemblab.backbones.precision import bf16_supported
 from ensemblab.cli import main
-from ensemblab.config import load_config, save_config
+from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.data.rle import rle_decode
 from ensemblab.errors import ConfigError
@@ -37,8 +37,8 @@ from ensemblab.projects.sartorius_cells.members.maskrcnn_bf16 import (
     is_bf16,
     to_bf16,
 )
-from ensemblab.run_record import write_run_record
 from ensemblab.synthetic.cells import make_cells_image
+from ensemblab.testing import write_weights_run
 
 TINY = ["model.classes=[astro, cort, shsy5y]", "model.image_size=96",
         "model.rpn_pre_nms_top_n_test=200", "model.rpn_post_nms_top_n_test=64",
@@ -53,12 +53,7 @@ def run(tmp_path_factory):
     cfg = load_config(resolve_config("cpu_maskrcnn_r18"), TINY)
     torch.manual_seed(0)
     model = model_from_config(cfg["model"], pretrained=False)
-    save_config(cfg, run)
-    (run / "checkpoints").mkdir()
-    torch.save({"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
-               run / "checkpoints" / "best.ckpt")
-    write_run_record(run, PROJECT, MEMBER)
-    return run
+    return write_weights_run(run, cfg, model.state_dict(), PROJECT, MEMBER, prefix="model.")
 
 
 def test_predict_precision_bf16_writes_valid_predictions(run, tmp_path):

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 from ensemblab.cli import main
-from ensemblab.config import load_config, save_config
+from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.commands import resolve_config
 from ensemblab.projects.sartorius_cells.members.maskrcnn import model_from_config
-from ensemblab.run_record import write_run_record
+from ensemblab.testing import write_weights_run
 
 TINY = ["model.classes=[shsy5y, astro, cort]", "model.image_size=64",
         "model.rpn_pre_nms_top_n_test=100", "model.rpn_post_nms_top_n_test=50",
@@ -33,12 +33,7 @@ def member_run(tmp_path_factory):
     cfg = load_config(resolve_config("cpu_maskrcnn_r18"), TINY)
     torch.manual_seed(0)
     state = model_from_config(cfg["model"], pretrained=False).state_dict()
-    save_config(cfg, run)
-    (run / "checkpoints").mkdir()
-    torch.save({"state_dict": {f"model.{k}": v for k, v in state.items()}},
-               run / "checkpoints" / "best.ckpt")
-    write_run_record(run, PROJECT, MEMBER)
-    return run
+    return write_weights_run(run, cfg, state, PROJECT, MEMBER, prefix="model.")
 
 
 @pytest.fixture(scope="module")
