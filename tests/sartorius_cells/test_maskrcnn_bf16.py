@@ -119,3 +119,30 @@ def test_batched_paste_gives_the_per_instance_crops():
         single = paste_crop(mask, box, region)
         assert crop.shape == single.shape
         assert (crop - single).abs().max() <= 1e-6
+
+
+@pytest.mark.parametrize("kind", ["torchvision", "detectron2"])
+def test_threaded_pooler_pools_the_same_numbers_in_the_same_order(kind):
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from ensemblab.projects.sartorius_cells.detectron2.roi_heads import LevelROIAlign
+    from ensemblab.projects.sartorius_cells.members.maskrcnn_bf16 import ThreadedPooler
+
+    generator = torch.Generator().manual_seed(0)
+    features = {str(k): torch.randn(2, 8, 64 >> k, 64 >> k, generator=generator)
+                for k in range(4)}
+    boxes = []
+    for n in (70, 45):  # two images, uneven counts: slices interleave per image
+        xy = torch.rand(n, 2, generator=generator) * 200
+        boxes.append(torch.cat([xy, xy + 4 + torch.rand(n, 2, generator=generator) * 50], 1))
+    pooler = (MultiScaleRoIAlign(["0", "1", "2", "3"], 7, 2) if kind == "torchvision"
+              else LevelROIAlign(7))
+    shapes = [(256, 256), (256, 256)]
+    expected = pooler(features, boxes, shapes)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        got = ThreadedPooler(pooler, min_boxes=8)(features, boxes, shapes)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(got, expected)
