@@ -145,3 +145,29 @@ def test_efficientnet_lite_backbone_takes_gray_and_keeps_imagenet_features():
     losses = model.train()([image], [targets_from_idmap(ids, 1)])
     sum(losses.values()).backward()
     assert stem.grad is not None and stem.grad.abs().sum() > 0
+
+
+def test_anchor_sizes_take_several_sizes_per_level():
+    model = build_maskrcnn(2, image_size=64, anchor_sizes=[[16, 23], [32, 45], [64, 91],
+                                                           [128, 181], [256, 362]], **R18)
+    assert model.rpn.anchor_generator.num_anchors_per_location() == [6] * 5
+    assert model.rpn.head.cls_logits.out_channels == 6
+    cell = model.rpn.anchor_generator.cell_anchors[0]  # P2: 3 ratios x (16, 23), ratio-major
+    sides = (cell[:, 2] - cell[:, 0]) * (cell[:, 3] - cell[:, 1])
+    roots = torch.sqrt(sides)  # torchvision rounds the corners: within 1.5 px
+    assert ((roots - 16).abs() < 1.5).sum() == 3 and ((roots - 23).abs() < 1.5).sum() == 3
+    for bad in ([[16, 23], [32]], [[], [32]]):
+        with pytest.raises(ConfigError, match="anchor_sizes"):
+            build_maskrcnn(2, image_size=64, anchor_sizes=bad, **R18)
+
+
+def test_mask_resolution_56_predicts_56_pixel_masks():
+    torch.manual_seed(0)
+    model = build_maskrcnn(2, image_size=64, mask_resolution=56, mask_head_layers=1,
+                           mask_head_channels=16, **R18).eval()
+    features = model.backbone(torch.rand(1, 3, 64, 64))
+    boxes = torch.tensor([[4.0, 4.0, 40.0, 30.0], [10.0, 12.0, 60.0, 60.0]])
+    probs = mask_probabilities(model, features, boxes, torch.tensor([1, 1]), (64, 64))
+    assert probs.shape == (2, 56, 56)
+    with pytest.raises(ConfigError, match="mask_resolution"):
+        build_maskrcnn(2, image_size=64, mask_resolution=42, **R18)

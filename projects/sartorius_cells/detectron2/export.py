@@ -47,6 +47,12 @@ def torchvision_recipe_config(model_cfg: dict) -> dict:
     if wrong:
         raise ConfigError("export-detectron2: this member has no detectron2 equivalent: "
                           + "; ".join(wrong))
+    from ensemblab.projects.sartorius_cells.members.maskrcnn_model import anchor_levels
+
+    levels = anchor_levels(model_cfg["anchor_sizes"])
+    if len(levels[0]) > 1:  # torchvision orders a level's anchors ratio-major, detectron2 not
+        raise ConfigError("export-detectron2: model.anchor_sizes has several sizes per level; "
+                          "the export supports one")
     size = int(model_cfg["image_size"])
     flat = {
         "MODEL.PIXEL_MEAN": [127.5] * 3, "MODEL.PIXEL_STD": [63.75] * 3, "INPUT.FORMAT": "RGB",
@@ -54,7 +60,7 @@ def torchvision_recipe_config(model_cfg: dict) -> dict:
         "INPUT.MIN_SIZE_TRAIN": [size], "INPUT.MAX_SIZE_TRAIN": size,
         "MODEL.BACKBONE.FREEZE_AT": 0, "MODEL.RESNETS.NORM": "BN",
         "MODEL.RESNETS.STRIDE_IN_1X1": False,
-        "MODEL.ANCHOR_GENERATOR.SIZES": [[float(s)] for s in model_cfg["anchor_sizes"]],
+        "MODEL.ANCHOR_GENERATOR.SIZES": [[float(s[0])] for s in levels],
         "MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS": [[float(a) for a in
                                                   model_cfg["aspect_ratios"]]],
         "MODEL.RPN.PRE_NMS_TOPK_TRAIN": int(model_cfg["rpn_pre_nms_top_n_train"]),

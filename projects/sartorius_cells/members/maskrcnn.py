@@ -62,6 +62,7 @@ PARAMS_FILE = "postprocess.json"
 OPTIMIZERS = ("sgd", "adamw")
 MODEL_KEYS = ("backbone", "pretrained", "trainable_stages", "v2_heads", "image_size",
               "anchor_sizes", "aspect_ratios", "mask_head_layers", "mask_head_channels",
+              "mask_resolution",
               "box_head_dim", "rpn_pre_nms_top_n_train", "rpn_post_nms_top_n_train",
               "rpn_pre_nms_top_n_test", "rpn_post_nms_top_n_test", "box_batch_size_per_image",
               "box_detections_per_img", "box_score_thresh", "box_nms_thresh", "weights",

@@ -40,6 +40,7 @@ from torchvision.models.detection.faster_rcnn import (
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
 
 from ensemblab.backbones import fpn_backbone
 from ensemblab.engine.checkpoints import load_checkpoint
@@ -61,7 +62,8 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
                    trainable_stages: int | None = None, v2_heads: bool = True,
                    image_size: int = 704, anchor_sizes=(8, 16, 32, 64, 128),
                    aspect_ratios=(0.5, 1.0, 2.0), mask_head_layers: int = 4,
-                   mask_head_channels: int = 256, box_head_dim: int = 1024,
+                   mask_head_channels: int = 256, mask_resolution: int = 28,
+                   box_head_dim: int = 1024,
                    rpn_pre_nms_top_n_train: int = 2000, rpn_post_nms_top_n_train: int = 2000,
                    rpn_pre_nms_top_n_test: int = 3000, rpn_post_nms_top_n_test: int = 3000,
                    box_batch_size_per_image: int = 512, box_detections_per_img: int = 1000,
@@ -81,13 +83,17 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
         v2_heads: torchvision's v2 heads (BatchNorm, 2-conv RPN, 4conv1fc box head); with
             ``resnet50`` this is ``maskrcnn_resnet50_fpn_v2``.
         image_size: longer image side the model sees (inputs are resized to it beforehand).
-        anchor_sizes: one anchor size per FPN level (P2..P6), in model-input pixels.
+        anchor_sizes: per FPN level (P2..P6) one anchor size, or a list of sizes (the same
+            number at every level, e.g. two per octave), in model-input pixels.
         aspect_ratios: anchor aspect ratios, shared by all levels.
         mask_head_layers: conv layers of the mask head (torchvision: 4).
         mask_head_channels: their width (torchvision: 256); the mask head runs on every
             detection, so on CPU with 1000 detections it dominates inference.
         box_head_dim: width of the box head's fully connected layer(s) (torchvision: 1024;
             its 12544 x 1024 first layer is a third of a CPU training step).
+        mask_resolution: side of the predicted masks, 28 (torchvision, detectron2: RoIAlign
+            14 x 14, one 2x deconvolution) or 56 (RoIAlign 28 x 28: finer masks for thin cell
+            processes at 4x the mask head's cost).
         rpn_*_top_n_*: proposal budgets before/after RPN NMS.
         box_batch_size_per_image: RoIs sampled per image for the box/mask losses.
         box_detections_per_img: detections kept per image (dense images need 1000+).
@@ -109,8 +115,11 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
     if mask_logit_init not in MASK_LOGIT_INITS:
         raise ConfigError(f"model.mask_logit_init {mask_logit_init!r}: expected 'small' or "
                           "'kaiming'")
-    anchors = AnchorGenerator(tuple((int(s),) for s in anchor_sizes),
-                              (tuple(float(a) for a in aspect_ratios),) * len(anchor_sizes))
+    if mask_resolution not in (28, 56):
+        raise ConfigError(f"model.mask_resolution {mask_resolution!r}: expected 28 or 56")
+    level_sizes = anchor_levels(anchor_sizes)
+    anchors = AnchorGenerator(level_sizes,
+                              (tuple(float(a) for a in aspect_ratios),) * len(level_sizes))
     norm = nn.BatchNorm2d if v2_heads else None
     if backbone in _RESNETS:
         fpn = _resnet_fpn_extractor(_RESNETS[backbone](weights=None), 5, norm_layer=norm)
@@ -134,8 +143,11 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
     # Explicit predictors (so the mask head width can change) mean num_classes=None here.
     model = MaskRCNN(fpn, num_classes=None, min_size=image_size, max_size=image_size,
                      rpn_anchor_generator=anchors,
+                     mask_roi_pool=MultiScaleRoIAlign(["0", "1", "2", "3"],
+                                                      mask_resolution // 2, 2),
                      box_predictor=FastRCNNPredictor(box_head_dim, num_classes),
-                     rpn_head=RPNHead(256, len(aspect_ratios), conv_depth=2 if v2_heads else 1),
+                     rpn_head=RPNHead(256, len(level_sizes[0]) * len(aspect_ratios),
+                                      conv_depth=2 if v2_heads else 1),
                      mask_head=MaskRCNNHeads(256, [mask_head_channels] * mask_head_layers, 1,
                                              norm_layer=norm),
                      mask_predictor=MaskRCNNPredictor(mask_head_channels, mask_head_channels,
@@ -154,6 +166,21 @@ def build_maskrcnn(num_classes: int, backbone: str = "resnet50", pretrained: boo
     if weights:
         _load_partial(model, weights)
     return model
+
+
+def anchor_levels(anchor_sizes) -> tuple[tuple[int, ...], ...]:
+    """``model.anchor_sizes`` as torchvision's per-level tuples of integer sizes.
+
+    Raises:
+        ConfigError: a level with no size, or levels with different numbers of sizes (the RPN
+            head predicts the same anchors at every level).
+    """
+    levels = tuple(tuple(int(round(float(v))) for v in (s if isinstance(s, (list, tuple))
+                                                        else [s])) for s in anchor_sizes)
+    if not levels or any(not level for level in levels) or len({len(x) for x in levels}) > 1:
+        raise ConfigError(f"model.anchor_sizes {list(anchor_sizes)!r}: one size or the same "
+                          "number of sizes per FPN level")
+    return levels
 
 
 class CellImageTransform(GeneralizedRCNNTransform):
