@@ -9,7 +9,7 @@ instances of the same image.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,14 @@ from ensemblab.io import write_csv
 
 HEADER = ("id", "predicted")
 MAX_OVERLAPS_LISTED = 5
+
+
+def submission_rows(per_image: Iterable[tuple[str, list[str]]]) -> Iterator[tuple[str, str]]:
+    """``(id, predicted)`` rows of ``(image id, Kaggle RLEs)`` pairs, one pair at a time: a row
+    per non-empty RLE, one empty row for an image without any."""
+    for image_id, rles in per_image:
+        rles = [r for r in rles if r]
+        yield from ((image_id, r) for r in rles) if rles else ((image_id, ""),)
 
 
 def write_submission(path: str | Path, rles_by_image: Mapping[str, list[str]],
@@ -36,11 +44,18 @@ def write_submission(path: str | Path, rles_by_image: Mapping[str, list[str]],
     Returns:
         ``path``.
     """
-    rows = []
-    for image_id in image_ids:
-        rles = [r for r in rles_by_image.get(image_id, []) if r]
-        rows += [(image_id, r) for r in rles] if rles else [(image_id, "")]
-    write_csv(path, HEADER, rows)
+    return write_submission_stream(path, ((i, rles_by_image.get(i, [])) for i in image_ids))
+
+
+def write_submission_stream(path: str | Path, per_image: Iterable[tuple[str, list[str]]]
+                            ) -> Path:
+    """:func:`write_submission` of ``(image id, RLEs)`` pairs in output order, written as
+    they come (``per_image`` may be a generator reading them from disk).
+
+    Returns:
+        ``path``.
+    """
+    write_csv(path, HEADER, submission_rows(per_image))
     return Path(path)
 
 
@@ -118,6 +133,18 @@ def validate_submission(csv: str | Path, image_sizes: Mapping[str, tuple[int, in
     return problems
 
 
+def check_submission(path: str | Path, image_sizes: Mapping[str, tuple[int, int]]) -> None:
+    """:func:`validate_submission` of a written file, raising on the first problem.
+
+    Raises:
+        EnsemblabError: the file breaks a rule (first problem and the count).
+    """
+    problems = validate_submission(path, image_sizes)
+    if problems:
+        raise EnsemblabError(f"{path}: submission is invalid: {problems[0]} "
+                             f"({len(problems)} problems)")
+
+
 def write_validated_submission(path: str | Path, rles_by_image: Mapping[str, list[str]],
                                image_ids: Iterable[str],
                                image_sizes: Mapping[str, tuple[int, int]]) -> None:
@@ -127,7 +154,4 @@ def write_validated_submission(path: str | Path, rles_by_image: Mapping[str, lis
         EnsemblabError: the written file breaks a rule (first problem and the count).
     """
     write_submission(path, rles_by_image, image_ids)
-    problems = validate_submission(path, image_sizes)
-    if problems:
-        raise EnsemblabError(f"{path}: submission is invalid: {problems[0]} "
-                             f"({len(problems)} problems)")
+    check_submission(path, image_sizes)

@@ -46,6 +46,7 @@ class CrossAttnVL(Project):
     # the run's test split: validation picked the checkpoint (commands._eval_keys)
     splits = ("test", "val", "train", "all")
     held_out = "test"
+    predict_resumes = True
 
     def train(self, config, data, out, overrides, device, resume):
         from ensemblab.projects.crossattn_vl.commands import train
@@ -59,10 +60,10 @@ class CrossAttnVL(Project):
         _need_data(data)
         return evaluate(run, data, split, device)
 
-    def predict(self, run, input, out, device):
+    def predict(self, run, input, out, device, resume=False):
         from ensemblab.projects.crossattn_vl.predict import predict
 
-        return predict(run, input, out, device)
+        return predict(run, input, out, device, resume=resume)
 
     def report(self, verb, result, args):
         if verb == "evaluate":

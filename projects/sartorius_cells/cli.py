@@ -20,9 +20,10 @@ def _submit(args) -> int:
         if args.devices * args.num_nodes > 1:
             raise ConfigError("--devices/--num-nodes: submit --manifest runs in one process; "
                               "submit --run predicts on several")
-        return commands.submit_manifest(args.manifest, args.input, args.out, args.device)
+        return commands.submit_manifest(args.manifest, args.input, args.out, args.device,
+                                        args.resume)
     return commands.submit_run(args.run, args.input, args.out, args.device, args.devices,
-                               args.num_nodes, args.strategy)
+                               args.num_nodes, args.strategy, args.resume)
 
 
 def _import_detectron2(args) -> int:
@@ -61,6 +62,7 @@ class SartoriusCells(Project):
     verb_help = {"train": "train a member (model.kind of the config)",
                  "evaluate": "score a member on its validation split",
                  "predict": "instances + overlays for a folder of images"}
+    predict_resumes = True
     predict_devices = True
 
     def train(self, config, data, out, overrides, device, resume, init=None):
@@ -74,12 +76,12 @@ class SartoriusCells(Project):
         return commands.evaluate(run, data, split, device, untrained)
 
     def predict(self, run, input, out, device, overlays=4, format="kaggle", runtime="torch",
-                precision="fp32", devices=1, num_nodes=1, strategy="auto"):
+                precision="fp32", resume=False, devices=1, num_nodes=1, strategy="auto"):
         from ensemblab.projects.sartorius_cells import commands
 
         return commands.predict(run, input, out, device, overlays, fmt=format, runtime=runtime,
                                 precision=precision, devices=devices, num_nodes=num_nodes,
-                                strategy=strategy)
+                                strategy=strategy, resume=resume)
 
     def onnx_model(self, run):
         from ensemblab.projects.sartorius_cells.members.deploy import onnx_spec
@@ -144,6 +146,9 @@ class SartoriusCells(Project):
         images.add_argument("--images", dest="input", help=argparse.SUPPRESS)
         p.add_argument("--out", required=True, help="submission CSV to write")
         add_device_args(p)
+        p.add_argument("--resume", action="store_true",
+                       help="skip the images a killed submit finished (their results wait in "
+                            ".<OUT name>.parts/ beside OUT); the number skipped is printed")
         add_devices_args(p)
         p.set_defaults(func=_submit)
 

@@ -19,11 +19,11 @@ import torch
 from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
 from ensemblab.config import check_choices, find_config, load_config
 from ensemblab.engine import prepare_run_dir, write_run_record
-from ensemblab.engine.predict_ddp import predict_items, processes, rank_device
+from ensemblab.engine.predict_ddp import processes, rank_device
 from ensemblab.ensemble.manifest import Manifest
-from ensemblab.ensemble.submission import validate_submission, write_validated_submission
+from ensemblab.ensemble.submission import validate_submission
 from ensemblab.errors import ConfigError
-from ensemblab.io import write_csv, write_json
+from ensemblab.io import write_csv, write_json, write_json_list
 from ensemblab.jobs import Job, run_parallel, training_progress
 from ensemblab.projects.sartorius_cells import ENSEMBLE, MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.data import (
@@ -46,10 +46,13 @@ from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, sub
 from ensemblab.projects.sartorius_cells.members import load_member, member_kind, resolve_classes
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import image_cell_type
+from ensemblab.projects.sartorius_cells.streaming import merge_submission, predict_images
 from ensemblab.projects.sartorius_cells.structures import instances_to_rles
+from ensemblab.streaming import DEFAULT_WORKERS, Parts
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 TRAIN_TIME_FILE = "train_time.json"
+PREDICTIONS_FILE = "predictions.csv"
 
 
 def resolve_config(name: str | Path) -> Path:
@@ -134,10 +137,15 @@ def evaluate(run: str | Path, data: str | Path | None, split: str = "auto",
 def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str = "auto",
             n_overlays: int = 4, fmt: str = "kaggle", runtime: str = "torch",
             precision: str = "fp32", devices: int = 1, num_nodes: int = 1,
-            strategy: str = "auto") -> int | None:
+            strategy: str = "auto", resume: bool = False,
+            workers: int = DEFAULT_WORKERS) -> int | None:
     """``OUT/predictions.csv`` (``id,predicted,score,cell_type``) and ``OUT/overlays/*.png``;
     ``fmt="coco"``: ``OUT/coco_instances_results.json``, the raw detections as COCO results.
-    Images are read as the member's network takes them (:func:`.data.image_reader`).
+    Images are read lazily as the member's network takes them (:func:`.data.image_reader`),
+    one at a time; each image's rows or records go to its part file as soon as it is done
+    and the final file is merged from the parts in input order (:mod:`.streaming`), so
+    memory does not grow with the number of images; a progress line is printed at least
+    every 30 s. ``resume``: skip the images whose part a killed run left.
     ``runtime="onnx"``: a UPerNet member's exported ``model.onnx`` through onnxruntime on the
     CPU (:func:`.members.deploy.onnx_member`). ``precision="bf16"``: a Mask R-CNN member's
     fast path (:mod:`.members.maskrcnn_bf16`); ``fp32`` is the exact one. ``devices`` x
@@ -157,31 +165,50 @@ def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str
     read = image_reader(member.cfg["model"])
     out = Path(out)
     images = list_images(input_dir)
+    parts = Parts(out / (RESULTS_FILE if fmt == "coco" else PREDICTIONS_FILE))
 
-    def predict_image(k: int, path: Path, image) -> list:
-        """The image's COCO records or ``predictions.csv`` rows (and its overlay)."""
+    def predict_image(k: int, path: Path, image) -> int:
+        """Write the image's COCO records or ``predictions.csv`` rows as its part (and its
+        overlay first); returns their number."""
         image_id = images[k][0]
         if fmt == "coco":
-            return instances_to_coco(coco_image_id(image_id), member.raw(image))
-        return _kaggle_rows(member, image_id, image,
-                            out / "overlays" / f"{image_id}.png" if k < n_overlays else None)
+            result = instances_to_coco(coco_image_id(image_id), member.raw(image))
+        else:
+            result = _kaggle_rows(member, image_id, image,
+                                  out / "overlays" / f"{image_id}.png" if k < n_overlays
+                                  else None)
+        parts.write(image_id, result)  # last: its existence marks the image done
+        return len(result)
 
-    if sharded:
-        per_image = predict_items([path for _, path in images], read, predict_image, out,
-                                  device, devices, num_nodes, strategy)
-        if per_image is None:
-            return None  # rank 0 writes the merged files
-    else:
-        per_image = [predict_image(k, path, read(path)) for k, (_, path) in enumerate(images)]
-    rows = [row for image_rows in per_image for row in image_rows]
+    if not predict_images(images, read, predict_image, parts, resume, device, devices,
+                          num_nodes, strategy, workers):
+        return None  # rank 0 writes the merged file
+    ids = [image_id for image_id, _ in images]
+    per_image = parts.results(ids)
     if fmt == "coco":
-        write_json(out / RESULTS_FILE, rows)
-        print(f"{len(rows)} instances -> {out / RESULTS_FILE}")
+        counted = _Counted(per_image, lambda _: 1)
+        write_json_list(parts.final, counted)
+        parts.remove()
+        print(f"{counted.n} instances -> {parts.final}")
         return 0
-    write_csv(out / "predictions.csv", ("id", "predicted", "score", "cell_type"), rows)
-    print(f"{sum(1 for r in rows if r[1])} instances in {len({r[0] for r in rows})} images "
-          f"-> {out / 'predictions.csv'}")
+    counted = _Counted(per_image, lambda row: 1 if row[1] else 0)
+    write_csv(parts.final, ("id", "predicted", "score", "cell_type"), counted)
+    parts.remove()
+    print(f"{counted.n} instances in {len(ids)} images -> {parts.final}")
     return 0
+
+
+class _Counted:
+    """The items of per-image lists, one at a time, counting ``count(item)`` over them."""
+
+    def __init__(self, per_image, count):
+        self.per_image, self.count, self.n = per_image, count, 0
+
+    def __iter__(self):
+        for items in self.per_image:
+            for item in items:
+                self.n += self.count(item)
+                yield item
 
 
 def _kaggle_rows(member, image_id: str, image, overlay: Path | None) -> list[list]:
@@ -218,38 +245,38 @@ def export_detectron2(run: str | Path, out: str | Path) -> tuple[Path, Path]:
 
 def submit_run(run: str | Path, input_dir: str | Path, out: str | Path,
                device: str = "auto", devices: int = 1, num_nodes: int = 1,
-               strategy: str = "auto") -> int:
-    """Predict every test image with one member and write a validated submission; on several
-    devices or nodes as :func:`predict` does (``OUT`` written by rank 0)."""
+               strategy: str = "auto", resume: bool = False,
+               workers: int = DEFAULT_WORKERS) -> int:
+    """Predict every test image with one member and write a validated submission, streaming
+    as :func:`predict` does (each image's RLEs in ``.<name>.parts/`` beside ``OUT``;
+    ``resume`` skips the images done); on several devices or nodes ``OUT`` is written by
+    rank 0."""
     sharded = processes(devices, num_nodes) > 1
     member = load_member(run, rank_device(device) if sharded else device, verb="submit")
     read = image_reader(member.cfg["model"])
     images = list_images(input_dir)
+    out = Path(out)
+    parts = Parts(out)
 
-    def image_rles(k: int, path: Path, image) -> list[str]:
-        return instances_to_rles(member.instances(image))
+    def image_rles(k: int, path: Path, image) -> int:
+        rles = instances_to_rles(member.instances(image))
+        parts.write(images[k][0], rles)
+        return len(rles)
 
-    if sharded:
-        out_file = Path(out)
-        per_image = predict_items([path for _, path in images], read, image_rles,
-                                  out_file.parent, device, devices, num_nodes, strategy,
-                                  shard_dir=out_file.parent / f".{out_file.name}.shards")
-        if per_image is None:
-            return 0  # rank 0 writes the submission
-    else:
-        per_image = [image_rles(k, path, read(path)) for k, (_, path) in enumerate(images)]
-    rles = {image_id: r for (image_id, _), r in zip(images, per_image)}
-    write_validated_submission(out, rles, [i for i, _ in images],
-                               image_sizes_from_folder(input_dir))
-    print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
-          "(validated)")
+    if not predict_images(images, read, image_rles, parts, resume, device, devices, num_nodes,
+                          strategy, workers, shard_dir=out.parent / f".{out.name}.shards"):
+        return 0  # rank 0 writes the submission
+    n = merge_submission(parts, [i for i, _ in images], image_sizes_from_folder(input_dir))
+    print(f"{n} instances, {len(images)} images -> {out} (validated)")
     return 0
 
 
 def submit_manifest(manifest: str | Path, input_dir: str | Path, out: str | Path,
-                    device: str = "auto") -> int:
-    """Predict every test image with a (fitted) ensemble and write a validated submission."""
-    return submit_ensemble(resolve_manifest(manifest), input_dir, out, device)
+                    device: str = "auto", resume: bool = False,
+                    workers: int = DEFAULT_WORKERS) -> int:
+    """Predict every test image with a (fitted) ensemble and write a validated submission,
+    one image at a time (``resume``: skip the images a killed run finished)."""
+    return submit_ensemble(resolve_manifest(manifest), input_dir, out, device, resume, workers)
 
 
 def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | None) -> int:

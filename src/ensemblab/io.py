@@ -47,11 +47,42 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Write a CSV with a header row atomically."""
+    """Write a CSV with a header row atomically (``rows`` may be a generator: written as they
+    come)."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def _indented(text: str) -> str:
+    """``text`` one level (two spaces) deeper, as :func:`json.dumps` nests it in a container
+    (a JSON string holds no raw newline, so every newline starts a line of the document)."""
+    return text.replace("\n", "\n  ")
+
+
+def write_json_list(path: str | Path, items: Iterable[Any]) -> None:
+    """:func:`write_json` of ``list(items)``, byte for byte, without holding the list: each
+    item is rendered and written as it comes (``items`` may be a generator)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        first = True
+        for item in items:
+            fh.write(("[\n  " if first else ",\n  ")
+                     + _indented(json.dumps(item, indent=2, default=_to_builtin)))
+            first = False
+        fh.write("[]\n" if first else "\n]\n")
+
+
+def write_json_object(path: str | Path, pairs: Iterable[tuple[str, Any]]) -> None:
+    """:func:`write_json` of ``dict(pairs)`` (string keys, each once), byte for byte, without
+    holding the dict: each pair is rendered and written as it comes."""
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
+        first = True
+        for key, value in pairs:
+            fh.write(("{\n  " if first else ",\n  ") + json.dumps(str(key)) + ": "
+                     + _indented(json.dumps(value, indent=2, default=_to_builtin)))
+            first = False
+        fh.write("{}\n" if first else "\n}\n")
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> None:

@@ -41,10 +41,12 @@ class Project:
         splits: the named splits ``evaluate --split`` accepts besides ``auto`` (None: any name
             the data holds).
         held_out: the split ``auto`` scores on the run's own data.
-        predict_resumes: ``predict`` writes one output per input item, each atomically, and
-            takes ``resume``: with ``--resume`` it skips the items whose outputs exist. False
-            where ``predict`` writes one file for all items: ``--resume`` is then accepted,
-            said to have no effect, and not passed on.
+        predict_resumes: ``predict`` writes one output per input item, each atomically (or,
+            where it writes one file for all items, one part per item merged at the end:
+            :class:`ensemblab.streaming.Parts`), and takes ``resume``: with ``--resume`` it
+            skips the items whose outputs exist. False where ``predict`` writes one file for
+            all items at once: ``--resume`` is then accepted, said to have no effect, and not
+            passed on.
         predict_devices: ``predict`` takes ``devices``, ``num_nodes`` and ``strategy`` and
             predicts on several devices or nodes, each rank a shard of the items
             (:mod:`ensemblab.engine.predict_ddp`), writing the files one process writes.
@@ -190,9 +192,10 @@ def _add_resumable_predict_args(parser: argparse.ArgumentParser) -> None:
     """``--run RUN --input DIR --out DIR [--device D] [--resume] [--devices N ...]``."""
     add_predict_args(parser)
     parser.add_argument("--resume", action="store_true",
-                        help="skip the items whose outputs exist in OUT (outputs are written "
-                             "atomically, so an existing one is complete); the number skipped "
-                             "is printed")
+                        help="skip the items whose outputs exist in OUT (or, where one file "
+                             "holds every item, whose parts a killed run left in OUT/.<file>"
+                             ".parts/; both are written atomically, so an existing one is "
+                             "complete); the number skipped is printed")
     add_devices_args(parser)
 
 

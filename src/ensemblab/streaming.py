@@ -6,15 +6,24 @@ project's function that predicts it and writes its outputs, and forgets it: memo
 in the number of inputs. With ``resume`` an item whose final output file exists is skipped;
 outputs are written atomically (:mod:`ensemblab.io`), so an existing file is a complete one.
 Progress goes through :class:`ensemblab.progress.Progress`.
+
+A ``predict`` that writes one file for all items (a CSV, a JSON list) streams the same way
+through :class:`Parts`: each item's result goes to its own small part file in a hidden folder
+beside the final file as soon as the item is done, the part's existence marks the item done
+for ``resume``, and at the end the parts are read back one at a time, in input order, into the
+final file (written atomically), and the folder is removed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ensemblab.errors import DataError, EnsemblabError
+from ensemblab.io import _to_builtin, atomic_write_text
 from ensemblab.progress import Progress
 
 DEFAULT_WORKERS = 2
@@ -127,3 +136,46 @@ def stream_predict(files: Sequence[Path], read: Callable[[Path], Any],
         progress.step()
     progress.close()
     return [output_of(f) for f in files]
+
+
+class Parts:
+    """Per-item results of a predict that writes one file for all items, kept on disk.
+
+    The parts live in ``.<final name>.parts/`` beside the final file, one JSON file per item
+    key (``<key>.json``), each written atomically: an existing part is a complete one.
+
+    Args:
+        final: the file the parts are merged into.
+    """
+
+    def __init__(self, final: str | Path):
+        self.final = Path(final)
+        self.dir = self.final.parent / f".{self.final.name}.parts"
+
+    def path(self, key: str) -> Path:
+        """The part file of item ``key``: its existence marks the item done."""
+        return self.dir / f"{key}.json"
+
+    def write(self, key: str, result: Any) -> None:
+        """Store item ``key``'s JSON-serialisable result (numpy values converted)."""
+        atomic_write_text(self.path(key), json.dumps(result, default=_to_builtin))
+
+    def read(self, key: str) -> Any:
+        """Item ``key``'s result.
+
+        Raises:
+            EnsemblabError: its part is missing.
+        """
+        path = self.path(key)
+        if not path.is_file():
+            raise EnsemblabError(f"{path}: the result of {key!r} is missing from {self.dir}")
+        return json.loads(path.read_text())
+
+    def results(self, keys: Iterable[str]) -> Iterator[Any]:
+        """The results of ``keys``, in their order, read one at a time."""
+        for key in keys:
+            yield self.read(key)
+
+    def remove(self) -> None:
+        """Remove the parts folder (after the final file is written)."""
+        shutil.rmtree(self.dir, ignore_errors=True)

@@ -6,10 +6,10 @@ import argparse
 import pytest
 
 from ensemblab import threads
-from ensemblab.errors import DataError
+from ensemblab.errors import DataError, EnsemblabError
 from ensemblab.progress import Progress, format_duration
 from ensemblab.project import Project, register_project
-from ensemblab.streaming import input_files, stream_predict
+from ensemblab.streaming import Parts, input_files, stream_predict
 
 
 class FakeClock:
@@ -69,6 +69,22 @@ def test_stream_skips_finished_items_and_reads_in_a_worker(tmp_path, monkeypatch
     with pytest.raises(DataError, match=r"2\.txt: corrupt"):
         stream_predict(files, _read, lambda p: out / f"{p.stem}.out", predict_write,
                        echo=lines.append)
+
+
+def test_parts_stream_one_file_per_item_and_read_back_in_order(tmp_path):
+    import numpy as np
+
+    final = tmp_path / "out" / "predictions.csv"
+    parts = Parts(final)
+    assert parts.dir == tmp_path / "out" / ".predictions.csv.parts"
+    parts.write("b", [["b", np.float32(0.5)]])
+    parts.write("a", [])
+    assert parts.path("b").is_file() and not final.exists()
+    assert list(parts.results(["b", "a"])) == [[["b", 0.5]], []]
+    with pytest.raises(EnsemblabError, match="the result of 'c' is missing"):
+        list(parts.results(["a", "c"]))
+    parts.remove()
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_input_files_errors(tmp_path):

@@ -121,3 +121,28 @@ def test_two_ranks_write_the_submission_of_one_process(member_run, images, tmp_p
     assert proc.stdout.count("(validated)") == 1
     assert (tmp_path / "two.csv").read_text() == (tmp_path / "one.csv").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.csv"]
+
+
+@pytest.mark.slow
+def test_two_ranks_resume_the_parts_a_killed_run_left(member_run, images, tmp_path, one_thread,
+                                                      monkeypatch):
+    from ensemblab.projects.sartorius_cells.members.maskrcnn import LoadedMaskRCNN
+
+    one, two = tmp_path / "one", tmp_path / "two"
+    _predict(member_run, images, one, *one_thread)
+    calls, original = [], LoadedMaskRCNN.raw
+
+    def dies_on_the_third(self, image):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # a one-process run stopped while the 3rd image runs
+        return original(self, image)
+
+    monkeypatch.setattr(LoadedMaskRCNN, "raw", dies_on_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        _predict(member_run, images, two, *one_thread)
+    printed = _predict(member_run, images, two, "--resume", devices=2)
+    assert "resume: 2 of 6 images already predicted, skipped" in printed
+    assert "predicted 2/2 images on rank 0 of 2" in printed  # the 4 left, 2 per rank
+    assert (two / "predictions.csv").read_bytes() == (one / "predictions.csv").read_bytes()
+    assert sorted(p.name for p in two.iterdir()) == ["overlays", "predictions.csv"]

@@ -83,3 +83,15 @@ def test_submit_takes_input_as_predict_does_and_still_reads_images(capsys):
         parser.parse_args(["sartorius_cells", "submit", "--run", "RUN", "--help"])
     usage = capsys.readouterr().out
     assert "--input INPUT" in usage and "--images" not in usage
+
+
+def test_a_streamed_submission_is_the_written_one(tmp_path):
+    from ensemblab.ensemble.submission import write_submission, write_submission_stream
+
+    rles = {"a": ["1 2", "5 1"], "c": [""]}
+    write_submission(tmp_path / "whole.csv", rles, ["a", "b", "c"])
+    write_submission_stream(tmp_path / "streamed.csv",
+                            ((i, rles.get(i, [])) for i in ["a", "b", "c"]))
+    assert (tmp_path / "streamed.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    assert (tmp_path / "whole.csv").read_text().splitlines() == [
+        "id,predicted", "a,1 2", "a,5 1", "b,", "c,"]

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 
 from ensemblab.ensemble.manifest import Manifest, save_manifest
-from ensemblab.ensemble.submission import write_validated_submission
 from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.instance import kaggle_score
@@ -54,11 +53,13 @@ from ensemblab.projects.sartorius_cells.ensemble.fitting import (
 )
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, tune_params
+from ensemblab.projects.sartorius_cells.streaming import merge_submission, predict_images
 from ensemblab.projects.sartorius_cells.structures import (
     instances_to_idmap,
     instances_to_rles,
     masks_to_boxes,
 )
+from ensemblab.streaming import DEFAULT_WORKERS, Parts
 
 
 def _instance_models(ens: EnsembleMembers, source) -> list[EnsembleMember]:
@@ -198,26 +199,35 @@ def _overlays(out_dir: Path, first, setups, instance: EnsembleMember, ens) -> No
 
 
 def submit_ensemble(manifest_path: str | Path, images_dir: str | Path, out: str | Path,
-                    device: str = "auto") -> int:
-    """Predict every image with the manifest's set-up and write a validated submission."""
+                    device: str = "auto", resume: bool = False,
+                    workers: int = DEFAULT_WORKERS) -> int:
+    """Predict every image with the manifest's set-up and write a validated submission.
+
+    Images are read lazily and predicted one at a time, each image's RLEs written to its part
+    as soon as it is done (:mod:`...streaming`); ``resume`` skips the images whose part a killed
+    run left.
+    """
     manifest = read_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
     members = ens.members if manifest.setup == "consensus" else _instance_models(
         ens, manifest_path)
     weights = {m.spec.name: m.spec.mask_weight for m in members}
     images = list_images(images_dir)
-    rles = {}
-    for image_id, path in images:
-        image = read_gray_uint8(path)
+    parts = Parts(out)
+
+    def image_rles(k: int, path: Path, image: np.ndarray) -> int:
         if manifest.setup == "nms":
             inst = members[0].member.instances(image)
         else:
             raw = mask_sources(members, image, detect(members, image), manifest)
             inst = finalize(raw, weights,
                             params_for(manifest.thresholds, image_type(raw, ens.classes())))
-        rles[image_id] = instances_to_rles(inst)
-    write_validated_submission(out, rles, [i for i, _ in images],
-                               image_sizes_from_folder(images_dir))
-    print(f"{sum(len(r) for r in rles.values())} instances, {len(images)} images -> {out} "
+        rles = instances_to_rles(inst)
+        parts.write(images[k][0], rles)
+        return len(rles)
+
+    predict_images(images, read_gray_uint8, image_rles, parts, resume, device, workers=workers)
+    n = merge_submission(parts, [i for i, _ in images], image_sizes_from_folder(images_dir))
+    print(f"{n} instances, {len(images)} images -> {out} "
           f"(validated, set-up {manifest.setup})")
     return 0
