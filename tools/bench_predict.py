@@ -11,14 +11,22 @@ Instance models (sartorius_cells Mask R-CNN members, ``predict --precision``):
 - ``maskrcnn_r18``, ``maskrcnn_lite0``: the ``cpu_maskrcnn_*`` members at their 320 px size on
   two synthetic 520x704 cell images; random heads (Lite0: packaged ImageNet encoder) unless
   ``--maskrcnn-run`` names a trained run. Untrained class scores are all near 1 / (K + 1), so
-  their instances are compared through the raw heads on the fp32 proposals instead.
+  their instances are compared through the raw heads on the fp32 proposals instead. These two
+  also run their ONNX graphs under onnxruntime (``predict --runtime onnx``,
+  :mod:`ensemblab.projects.sartorius_cells.members.maskrcnn_onnx`).
 
 Semantic models (fp32 / bf16 / onnxruntime, ``predict --runtime onnx``): a mineral_ruel
 Res-UNet learner on 3x512x512, a fre_unet SE-U-Net (``sstem_cpu``) on 1x512x512, a
 sartorius_cells UPerNet full member (``cpu_upernet_full_r18``) on 1x320x448, untrained; the
 agreement is the argmax's pixel agreement with fp32 and the mIoU between the two label maps.
 
+Processes (``--processes``): the ``predict`` command of a mineral_ruel learner (``cpu_quick``,
+untrained) and of the ``cpu_maskrcnn_r18`` member (untrained) on a folder of generated images,
+one process with 2 threads against ``--devices 2`` (two single-thread processes, Lightning
+DDP over gloo); images per second of the whole command, start-up included.
+
     OMP_NUM_THREADS=2 python tools/bench_predict.py [--threads 2] [--repeats 2] [--only NAME ..]
+    python tools/bench_predict.py --processes [--images 48]
 """
 
 from __future__ import annotations
@@ -125,30 +133,53 @@ def instance_images(name: str) -> list[np.ndarray]:
     return [make_cells_image(seed, kind)[0] for seed, kind in ((0, "shsy5y"), (1, "astro"))]
 
 
+def onnx_maskrcnn(model: torch.nn.Module, work: Path) -> torch.nn.Module | None:
+    """A copy of a native Mask R-CNN running its exported graphs under onnxruntime (None, with
+    a note, where the optional onnx extra is missing)."""
+    from ensemblab.engine.onnx_export import export_onnx
+    from ensemblab.projects.sartorius_cells.members.maskrcnn_onnx import (
+        onnx_spec,
+        use_onnx_graphs,
+    )
+
+    try:
+        export_onnx(onnx_spec(model, {"cell_types": ["astro", "cort", "shsy5y"]}),
+                    work / "model.onnx")
+        return use_onnx_graphs(copy.deepcopy(model), work)
+    except Exception as exc:  # onnx / onnxruntime not installed: the extra is optional
+        print(f"no onnx ({type(exc).__name__}: {str(exc)[:80]})")
+        return None
+
+
 def bench_instances(name: str, args, work: Path) -> list[str]:
-    """Result lines of one Mask R-CNN: fp32 and bf16 images/s, memory, agreement."""
+    """Result lines of one Mask R-CNN: fp32, bf16 (and onnxruntime) images/s, memory,
+    agreement."""
     model, size = (d2_model(args.d2_weights, work) if name == "d2_r50"
                    else native_model(name, args.maskrcnn_run))
-    fast = to_bf16(copy.deepcopy(model))
+    nets = {"fp32": model, "bf16": to_bf16(copy.deepcopy(model))}
+    if name != "d2_r50" and (ort_net := onnx_maskrcnn(model, work / name)) is not None:
+        nets["onnx"] = ort_net
     images = instance_images(name)
     timings = race({label: (lambda net=net: predict_images(net, images, size))
-                    for label, net in (("fp32", model), ("bf16", fast))}, args.repeats)
-    rows = [(label, len(images) / seconds, peak) for label, (seconds, peak, _) in timings.items()]
+                    for label, net in nets.items()}, args.repeats)
+    rows = {label: (len(images) / seconds, peak) for label, (seconds, peak, _) in timings.items()}
     outputs = {label: result for label, (_, _, result) in timings.items()}
-    agree = [instance_agreement(e, f) for e, f in zip(outputs["fp32"], outputs["bf16"])]
-    exact = head_outputs(model, images[0], size)
-    heads = head_agreement(exact, head_outputs(fast, images[0], size, exact["proposals"]))
     lines = [f"{name:18s} {label:5s} {ips:7.3f} img/s  peak {peak / 2**30:5.2f} GiB"
-             for label, ips, peak in rows]
-    n = sum(int(a["n_exact"]) for a in agree)
-    matched = sum(a["matched"] * a["n_exact"] for a in agree)
-    lines.append(f"{name:18s} bf16 speed-up {rows[1][1] / rows[0][1]:.2f}x; instances "
-                 f"{int(round(matched))}/{n} matched (same class, IoU > 0.9), "
-                 f"{int(sum(a['extra'] for a in agree))} extra, max score error "
-                 f"{max(a['score_error'] for a in agree):.2e}, mean mask IoU "
-                 f"{np.mean([a['mask_iou'] for a in agree]):.4f}; heads on fp32 proposals: "
-                 f"P2 rel {heads['features_rel']:.1e}, class probs {heads['class_probs']:.1e}, "
-                 f"mask probs {heads['mask_probs']:.1e}")
+             for label, (ips, peak) in rows.items()]
+    exact = head_outputs(model, images[0], size)
+    for label in list(nets)[1:]:
+        agree = [instance_agreement(e, f) for e, f in zip(outputs["fp32"], outputs[label])]
+        heads = head_agreement(exact, head_outputs(nets[label], images[0], size,
+                                                   exact["proposals"]))
+        n = sum(int(a["n_exact"]) for a in agree)
+        matched = sum(a["matched"] * a["n_exact"] for a in agree)
+        lines.append(f"{name:18s} {label} speed-up {rows[label][0] / rows['fp32'][0]:.2f}x; "
+                     f"instances {int(round(matched))}/{n} matched (same class, IoU > 0.9), "
+                     f"{int(sum(a['extra'] for a in agree))} extra, max score error "
+                     f"{max(a['score_error'] for a in agree):.2e}, mean mask IoU "
+                     f"{np.mean([a['mask_iou'] for a in agree]):.4f}; heads on fp32 proposals: "
+                     f"P2 rel {heads['features_rel']:.1e}, class probs "
+                     f"{heads['class_probs']:.1e}, mask probs {heads['mask_probs']:.1e}")
     return lines
 
 
@@ -223,6 +254,61 @@ def _bf16_forward(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return net(x.contiguous(memory_format=torch.channels_last)).float()
 
 
+def process_run(project: str, work: Path) -> Path:
+    """An untrained run folder of ``project`` (``write_weights_run``) for the processes rows."""
+    from ensemblab.testing import write_weights_run
+
+    torch.manual_seed(0)
+    if project == "mineral_ruel":
+        from ensemblab.projects.mineral_ruel import LEARNER
+        from ensemblab.projects.mineral_ruel.commands import CHOICES, resolve_config
+        from ensemblab.projects.mineral_ruel.inference import module_from_config
+
+        cfg = load_config(resolve_config("cpu_quick"), choices=CHOICES)
+        return write_weights_run(work / project, cfg, module_from_config(cfg).state_dict(),
+                                 project, LEARNER)
+    from ensemblab.projects.sartorius_cells import MEMBER
+    from ensemblab.projects.sartorius_cells.commands import resolve_config
+    from ensemblab.projects.sartorius_cells.members.maskrcnn import model_from_config
+
+    cfg = load_config(resolve_config("cpu_maskrcnn_r18"), ["model.classes=[astro, cort, shsy5y]"])
+    return write_weights_run(work / project, cfg, model_from_config(cfg["model"]).state_dict(),
+                             project, MEMBER, prefix="model.")
+
+
+def bench_processes(n_images: int, work: Path) -> list[str]:
+    """Images/s of ``predict`` in one 2-thread process and in two 1-thread processes."""
+    from ensemblab.data.images import write_png
+    from ensemblab.synthetic.cells import make_cells_image
+
+    lines = []
+    for project in ("mineral_ruel", "sartorius_cells"):
+        run, images = process_run(project, work), work / f"{project}_images"
+        images.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(n_images):
+            image = (rng.integers(0, 256, (384, 384, 3), np.uint8) if project == "mineral_ruel"
+                     else make_cells_image(i, "shsy5y")[0])
+            write_png(images / f"{i:04d}.png", image)
+        rates = {}
+        for label, devices, threads in (("1 process x 2 threads", 1, 2),
+                                        ("2 processes x 1 thread", 2, 1)):
+            out = work / f"{project}_{devices}"
+            cmd = [sys.executable, "-m", "ensemblab.cli", project, "predict", "--run", str(run),
+                   "--input", str(images), "--out", str(out), "--device", "cpu",
+                   "--threads", "2", "--devices", str(devices)]
+            if project == "sartorius_cells":
+                cmd += ["--overlays", "0"]
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True,
+                           env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+            rates[label] = n_images / (time.perf_counter() - start)
+        base = rates["1 process x 2 threads"]
+        lines += [f"{project:18s} {label:22s} {rate:6.2f} img/s ({rate / base:.2f}x)"
+                  for label, rate in rates.items()]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
@@ -233,7 +319,15 @@ def main() -> None:
     parser.add_argument("--d2-weights", help="the d2_reference checkpoint (default: regenerate)")
     parser.add_argument("--maskrcnn-run", help="a trained Mask R-CNN member run for the "
                                                "maskrcnn_* rows (default: untrained networks)")
+    parser.add_argument("--processes", action="store_true",
+                        help="time predict in 1 process x 2 threads against 2 processes")
+    parser.add_argument("--images", type=int, default=48, help="images for --processes")
     args = parser.parse_args()
+    if args.processes:
+        with tempfile.TemporaryDirectory() as tmp:
+            for line in bench_processes(args.images, Path(tmp)):
+                print(line, flush=True)
+        return
     torch.set_num_threads(args.threads)
     from ensemblab.backbones.precision import bf16_supported
 
