@@ -146,7 +146,7 @@ def predict(run: str | Path, input_dir: str | Path, out: str | Path, device: str
     and the final file is merged from the parts in input order (:mod:`.streaming`), so
     memory does not grow with the number of images; a progress line is printed at least
     every 30 s. ``resume``: skip the images whose part a killed run left.
-    ``runtime="onnx"``: a UPerNet member's exported ``model.onnx`` through onnxruntime on the
+    ``runtime="onnx"``: a UPerNet or Mask R-CNN member's exported graphs through onnxruntime on the
     CPU (:func:`.members.deploy.onnx_member`). ``precision="bf16"``: a Mask R-CNN member's
     fast path (:mod:`.members.maskrcnn_bf16`); ``fp32`` is the exact one. ``devices`` x
     ``num_nodes`` > 1 (``strategy`` ``auto`` or ``ddp``): each rank predicts a shard of the

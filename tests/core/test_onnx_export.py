@@ -10,14 +10,18 @@ from ensemblab.cli import build_parser, main
 from ensemblab.config import save_config
 from ensemblab.engine.onnx_export import (
     MISSING_RUNTIME,
+    OnnxGraph,
     OnnxRuntimeModel,
     OnnxSpec,
     export_onnx,
     exportable,
+    load_onnx,
+    load_onnx_part,
+    part_path,
     read_settings,
     require_onnxruntime,
 )
-from ensemblab.errors import ConfigError
+from ensemblab.errors import ConfigError, DataError
 from ensemblab.run_record import write_run_record
 
 
@@ -74,3 +78,43 @@ def test_adaptive_pools_export_with_dynamic_sizes(tmp_path):
         with torch.no_grad():
             assert torch.allclose(exportable(net)(x), net(x), atol=1e-6)
             assert torch.allclose(runtime(x), net(x), atol=1e-5)
+
+
+class _TwoScales(torch.nn.Module):
+    """Features at strides 1 and 2: a network with named outputs of different sizes."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 3, 3, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y, torch.nn.functional.max_pool2d(y, 2)
+
+
+def test_a_network_exports_in_parts_with_named_outputs(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    net, head = _TwoScales(), torch.nn.Linear(3, 2)
+    outputs = {"p1": {0: "batch", 2: "h1", 3: "w1"}, "p2": {0: "batch", 2: "h2", 3: "w2"}}
+    head_graph = OnnxGraph(head, {"rois": torch.rand(4, 3)}, ("scores",),
+                           {"rois": {0: "rois"}, "scores": {0: "rois"}})
+    path, _ = export_onnx(OnnxSpec(net, torch.rand(1, 1, 16, 16), {}, outputs=outputs,
+                                   parts={"head": head_graph}), tmp_path / "model.onnx")
+    settings = read_settings(path)
+    assert settings["output"] == {"names": ["p1", "p2"]}
+    assert settings["parts"] == {"head": {"file": "model.head.onnx", "inputs": ["rois"],
+                                          "outputs": ["scores"]}}
+    main, _ = load_onnx(tmp_path)
+    x = torch.rand(1, 1, 20, 12)  # other sizes than the example
+    with torch.no_grad():
+        for got, expected in zip(main.run(x), net(x), strict=True):
+            assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-5)
+        rois = torch.rand(7, 3)
+        assert torch.allclose(load_onnx_part(tmp_path, "head")(rois), head(rois), atol=1e-6)
+    with pytest.raises(DataError, match="no ONNX part 'tail'"):
+        load_onnx_part(tmp_path, "tail")
+    part_path(path, "head").unlink()
+    with pytest.raises(DataError, match="model.head.onnx: not found"):
+        load_onnx_part(tmp_path, "head")

@@ -1,6 +1,7 @@
 """``sartorius_cells export --format onnx`` of the UPerNet members (full and crop): the pyramid
 pooling exports with dynamic sizes and the graphs give torch's probabilities; ``predict
---runtime onnx`` runs the full member's ONNX file (hand-built, untrained runs)."""
+--runtime onnx`` runs the full member's ONNX file (hand-built, untrained runs). The Mask R-CNN
+member's export: ``test_maskrcnn_onnx.py``."""
 
 import json
 
@@ -81,10 +82,10 @@ def test_predict_runtime_onnx_runs_the_full_member(runs, tmp_path):
 
 
 def test_members_without_onnx_export_say_so(tmp_path, capsys):
-    run = tmp_path / "maskrcnn"
-    save_config(load_config(resolve_config("cpu_maskrcnn_r18")), run)
+    run = tmp_path / "yolox"
+    save_config(load_config(resolve_config("cpu_yolox_nano")), run)
     write_run_record(run, PROJECT, MEMBER)
     assert main([PROJECT, "export", "--run", str(run), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "a maskrcnn member has no ONNX export (members with one: upernet_full" in err
+    assert "a yolox member has no ONNX export (members with one: upernet_full" in err

@@ -1,4 +1,5 @@
-"""The ONNX export of the UPerNet members and the members that run it with onnxruntime.
+"""The ONNX export of the UPerNet and Mask R-CNN members and the members that run it with
+onnxruntime.
 
 ``upernet_full``: ``[N, 1, H, W]`` gray standardised per image (zero mean, unit variance) ->
 logits over background / cell (/ border); ``H`` and ``W`` dynamic multiples of 32. The settings
@@ -9,6 +10,9 @@ image around boxes grown by ``context`` -> one cell-mask logit map each (sigmoid
 
 The pyramid pooling module's adaptive pools export as matrix products
 (:func:`ensemblab.engine.onnx_export.exportable`), so the graph keeps dynamic sizes.
+
+``maskrcnn``: the backbone + FPN, the RPN head and the box and mask heads as four graphs, with
+torchvision's anchors, NMS, RoIAlign and pasting between them (:mod:`.maskrcnn_onnx`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ensemblab.engine import check_run, open_run
 from ensemblab.engine.onnx_export import OnnxSpec, load_onnx
 from ensemblab.errors import ConfigError
 from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
+from ensemblab.projects.sartorius_cells.members import maskrcnn_onnx
 from ensemblab.projects.sartorius_cells.members.base import (
     MEMBER_CONFIGS,
     LoadedMember,
@@ -28,7 +33,7 @@ from ensemblab.projects.sartorius_cells.members.base import (
     member_kind,
 )
 
-ONNX_KINDS = ("upernet_full", "upernet_crop")
+ONNX_KINDS = ("upernet_full", "upernet_crop", "maskrcnn")
 """The member kinds with an ONNX export."""
 
 
@@ -39,11 +44,18 @@ def _check_kind(run: str | Path, kind: str) -> None:
 
 
 def onnx_spec(run: str | Path) -> OnnxSpec:
-    """The best weights of a UPerNet member run and its pre/post-processing settings."""
+    """The best weights of a UPerNet or Mask R-CNN member run and its pre/post-processing
+    settings."""
     check_run(run, PROJECT, (MEMBER,), "export")
     _, cfg = open_run(run)
-    _check_kind(run, str(cfg["model"]["kind"]))
+    kind = str(cfg["model"]["kind"])
+    _check_kind(run, kind)
+    if kind == "maskrcnn":
+        maskrcnn_onnx.check_exportable(run, cfg["model"])  # before its weights load
     member = load_member(run, "cpu", verb="export")
+    if kind == "maskrcnn":
+        return maskrcnn_onnx.onnx_spec(member.net, {"project": PROJECT, "member": kind,
+                                                    "cell_types": member.classes})
     mcfg = member.cfg["model"]
     common = {"color": "gray", "normalisation": "per image: (x - mean) / max(std, 1)"}
     if member.kind.name == "upernet_full":
@@ -72,12 +84,15 @@ def onnx_spec(run: str | Path) -> OnnxSpec:
 
 
 def onnx_member(run: str | Path, verb: str = "predict") -> LoadedMember:
-    """A UPerNet member run whose network is its exported ``model.onnx`` (onnxruntime, CPU)."""
+    """A member run whose network is its exported ``model.onnx`` (onnxruntime, CPU); a Mask
+    R-CNN's torchvision model with its exported graphs in place of its networks."""
     check_run(run, PROJECT, (MEMBER,), verb)
     run_dir, cfg = open_run(run)
     kind = str(cfg["model"]["kind"])
     _check_kind(run, kind)
     member = member_kind(kind)
     _, cfg = open_run(run_dir, base=MEMBER_CONFIGS / member.root_config)
+    if kind == "maskrcnn":
+        return maskrcnn_onnx.onnx_member(member, run_dir, cfg)
     net, _ = load_onnx(run_dir)
     return member.loaded(net, cfg, torch.device("cpu"))

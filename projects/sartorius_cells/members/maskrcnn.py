@@ -223,12 +223,9 @@ class MaskRCNNMember(MemberKind):
         model = model_from_config(cfg["model"], pretrained=untrained)
         if not untrained:
             load_run_weights(model, run_dir, prefix="model.")
-        params = ParamsByType(PostprocessParams.from_config(cfg["postprocess"]))
-        path = Path(run_dir) / PARAMS_FILE
-        if path.is_file() and not untrained:
-            params = ParamsByType.from_dict(json.loads(path.read_text()))
         dev = select_device(device)
-        return LoadedMaskRCNN(self, model.to(dev).eval(), cfg, dev, params)
+        return LoadedMaskRCNN(self, model.to(dev).eval(), cfg, dev,
+                              run_params(run_dir, cfg, untrained))
 
     def evaluate(self, member, records):
         metrics = score_instances(records, lambda rec: member.instances(rec.load_image()))
@@ -239,6 +236,15 @@ class MaskRCNNMember(MemberKind):
         per_type = ", ".join(f"{k} {v:.3f}" for k, v in metrics["per_cell_type"].items())
         return (f"kaggle_score {metrics['kaggle_score']:.4f} ({per_type}); "
                 f"COCO mask AP {metrics['coco_mask_ap']:.4f}")
+
+
+def run_params(run_dir: str | Path, cfg: dict, untrained: bool = False) -> ParamsByType:
+    """The run's tuned thresholds (``RUN/postprocess.json``), else (or ``untrained``) those
+    of ``cfg["postprocess"]``."""
+    path = Path(run_dir) / PARAMS_FILE
+    if path.is_file() and not untrained:
+        return ParamsByType.from_dict(json.loads(path.read_text()))
+    return ParamsByType(PostprocessParams.from_config(cfg["postprocess"]))
 
 
 def tune_and_save(member: LoadedMaskRCNN, records: list[CellRecord], pcfg: dict,
