@@ -50,7 +50,8 @@ def _validate(args) -> int:
 def _ensemble(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
-    commands.ensemble(args.manifest, args.data, args.out, args.device, jobs=args.jobs)
+    commands.ensemble(args.manifest, args.data, args.out, args.device, jobs=args.jobs,
+                      seed=args.seed)
     return 0
 
 
@@ -169,6 +170,9 @@ class SartoriusCells(Project):
         p.add_argument("--jobs", type=int, default=1, metavar="N",
                        help="members trained at a time, each a process with its share of the "
                             "cores (--jobs 2 on 2 cores: two single-thread members; default 1)")
+        p.add_argument("--seed", type=int, metavar="N",
+                       help="train every member at seed N into RUN_seedN (default: the "
+                            "members' own configs and runs)")
         p.set_defaults(func=_ensemble)
 
 

@@ -335,15 +335,36 @@ def train_missing_members(manifest: Manifest, data: str | Path, device: str = "a
     return [spec.name for spec, _ in todo]
 
 
+def seeded_manifest(path: str | Path, seed: int, out: str | Path) -> Path:
+    """The manifest at ``path`` with every member trained at ``seed``: ``seed=N`` appended to
+    each member's ``config``, its run folder ``<run>_seed<N>``. Written to
+    ``OUT/manifest_seed<N>.yaml``; returns that path."""
+    from ensemblab.ensemble.manifest import save_manifest
+
+    base = read_manifest(path)
+    members = [dataclasses.replace(m, run=f"{m.run}_seed{seed}",
+                                   config=f"{m.config} seed={seed}" if m.config else m.config)
+               for m in base.members]
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return save_manifest(dataclasses.replace(base, members=members),
+                         Path(out) / f"manifest_seed{seed}.yaml")
+
+
 def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
-             device: str = "auto", progress_bar: bool = True, jobs: int = 1) -> dict:
+             device: str = "auto", progress_bar: bool = True, jobs: int = 1,
+             seed: int | None = None) -> dict:
     """Train the manifest's unfinished members (``jobs`` at a time, see
     :func:`train_missing_members`), then fit and score the three set-ups.
+
+    With ``seed`` every member trains at that seed into its own run folder
+    (:func:`seeded_manifest`), so seeds of one ensemble sit side by side.
 
     Writes ``OUT/scores.csv``, ``OUT/scores.json``, ``OUT/manifest_fitted.yaml`` and overlays.
     """
     _need(data, "ensemble")
     path = resolve_manifest(manifest)
+    if seed is not None:
+        path = seeded_manifest(path, seed, out)
     train_missing_members(read_manifest(path), data, device, progress_bar, jobs)
     results = run_ensemble(path, data, out, device)
     write_run_record(out, PROJECT, ENSEMBLE)

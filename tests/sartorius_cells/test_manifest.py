@@ -136,3 +136,17 @@ def test_read_manifest_checks_kinds_against_the_registry(tmp_path):
     with pytest.raises(ConfigError, match=r"ens.yaml: member 'yolox': unknown member kind "
                                           r"'detr'; known: maskrcnn"):
         read_manifest(path)
+
+
+def test_a_seeded_manifest_trains_every_member_at_the_seed_into_its_own_run(tmp_path):
+    from ensemblab.projects.sartorius_cells.commands import resolve_manifest, seeded_manifest
+    from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
+
+    base = read_manifest(resolve_manifest("usiigaci_ensemble"))
+    seeded = read_manifest(seeded_manifest(resolve_manifest("usiigaci_ensemble"), 2, tmp_path))
+    assert (tmp_path / "manifest_seed2.yaml").is_file()
+    for before, after in zip(base.members, seeded.members, strict=True):
+        assert after.run == f"{before.run}_seed2"
+        assert after.config == f"{before.config} seed=2"
+        assert (after.name, after.kind, after.flips) == (before.name, before.kind, before.flips)
+    assert seeded.fusion == base.fusion and seeded.thresholds == base.thresholds
