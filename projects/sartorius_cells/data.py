@@ -280,10 +280,30 @@ def make_folds(records: list[CellRecord], k: int = 5, seed: int = 0) -> np.ndarr
     return folds
 
 
+def held_out_records(records: list[CellRecord], split: dict) -> list[CellRecord]:
+    """The images of ``data.split.test_ids``: no member trains or validates on them and no
+    ensemble fit chooses with them; ``ensemble`` scores its set-ups on them (held out).
+
+    Raises:
+        ConfigError: an id not in the dataset, or one that is also in ``val_ids``.
+    """
+    test_ids = {str(i) for i in split.get("test_ids") or []}
+    unknown = test_ids - {r.image_id for r in records}
+    if unknown:
+        raise ConfigError(f"split.test_ids not in the dataset: {sorted(unknown)[:5]}")
+    both = test_ids & {str(i) for i in split.get("val_ids") or []}
+    if both:
+        raise ConfigError(f"split.test_ids also in split.val_ids: {sorted(both)[:5]}")
+    return [r for r in records if r.image_id in test_ids]
+
+
 def split_records(records: list[CellRecord], split: dict
                   ) -> tuple[list[CellRecord], list[CellRecord]]:
     """(train, val) from a split config (``data.split``): ``val_ids`` when non-empty, else
-    fold ``fold`` of ``k`` grouped folds shuffled with ``seed``."""
+    fold ``fold`` of ``k`` grouped folds shuffled with ``seed``; the held-out ``test_ids``
+    (:func:`held_out_records`) are in neither."""
+    held = {r.image_id for r in held_out_records(records, split)}
+    records = [r for r in records if r.image_id not in held]
     if split["val_ids"]:
         val_ids = {str(i) for i in split["val_ids"]}
         unknown = val_ids - {r.image_id for r in records}

@@ -8,9 +8,14 @@ import pytest
 
 from ensemblab.data.rle import instance_map_to_masks
 from ensemblab.ensemble.crops import integer_boxes
-from ensemblab.errors import DataError
+from ensemblab.errors import ConfigError, DataError
 from ensemblab.metrics.instance import kaggle_score
-from ensemblab.projects.sartorius_cells.data import load_records, make_folds, split_records
+from ensemblab.projects.sartorius_cells.data import (
+    held_out_records,
+    load_records,
+    make_folds,
+    split_records,
+)
 from ensemblab.projects.sartorius_cells.members.maskrcnn_data import CellTrainDataset
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, postprocess
 from ensemblab.projects.sartorius_cells.structures import Instances, instances_to_idmap
@@ -56,6 +61,22 @@ def test_folds_grouped_and_stratified(dataset):
             {"shsy5y", "astro", "cort"}
     train, val = split_records(records, {"val_ids": [records[0].image_id]})
     assert len(val) == 1 and len(train) == len(records) - 1
+
+
+def test_held_out_images_are_in_no_split(dataset):
+    records = load_records(dataset)
+    ids = [r.image_id for r in records]
+    held = [ids[1], ids[2]]
+    for split in ({"val_ids": [ids[0]], "test_ids": held},
+                  {"val_ids": [], "k": 2, "fold": 0, "seed": 0, "test_ids": held}):
+        train, val = split_records(records, split)
+        assert [r.image_id for r in held_out_records(records, split)] == held
+        assert not {r.image_id for r in train + val} & set(held)
+        assert len(train) + len(val) == len(records) - 2
+    with pytest.raises(ConfigError, match="also in split.val_ids"):
+        split_records(records, {"val_ids": [ids[1]], "test_ids": held})
+    with pytest.raises(ConfigError, match="test_ids not in the dataset"):
+        held_out_records(records, {"val_ids": [], "test_ids": ["nope"]})
 
 
 def test_missing_image_is_a_data_error(dataset, tmp_path):

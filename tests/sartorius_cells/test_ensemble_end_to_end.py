@@ -10,6 +10,7 @@ from ensemblab.cli import main
 from ensemblab.ensemble.manifest import load_manifest, save_manifest
 from ensemblab.ensemble.submission import validate_submission
 from ensemblab.projects.sartorius_cells.commands import train_missing_members
+from ensemblab.projects.sartorius_cells.data import load_records
 from ensemblab.projects.sartorius_cells.demo import DEMO_DATA, demo_manifest
 from ensemblab.synthetic.cells import write_cells_dataset
 
@@ -21,11 +22,23 @@ pytestmark = pytest.mark.slow
 MARGIN = 0.10
 
 
+# Two more images per cell type than the demo, held out (data.split.test_ids) from every
+# member's training and validation and from every fit.
+HELD_PER_TYPE = 2
+
+
 @pytest.fixture(scope="module")
 def ensembled(tmp_path_factory):
     root = tmp_path_factory.mktemp("ens")
-    data = write_cells_dataset(root / "data", **DEMO_DATA)
-    manifest = save_manifest(demo_manifest(root / "runs"), root / "manifest.yaml")
+    data = write_cells_dataset(root / "data", **{
+        **DEMO_DATA, "images_per_type": DEMO_DATA["images_per_type"] + HELD_PER_TYPE})
+    records = sorted(load_records(data), key=lambda r: r.image_id)
+    held = [r.image_id for t in ("astro", "cort", "shsy5y")
+            for r in [r for r in records if r.cell_type == t][-HELD_PER_TYPE:]]
+    manifest = demo_manifest(root / "runs")
+    for member in manifest.members:
+        member.config += f" data.split.test_ids=[{','.join(held)}]"
+    manifest = save_manifest(manifest, root / "manifest.yaml")
     out = root / "out"
     assert main(["sartorius_cells", "ensemble", "--manifest", str(manifest), "--data", str(data),
                  "--out", str(out), "--device", "cpu"]) == 0
@@ -46,6 +59,16 @@ def test_consensus_beats_one_mask_rcnn(ensembled):
                   "maskrcnn_alone", "upernet_crop_masks_on_fused_boxes"):
         assert entry in scores
     assert scores["yolox_boxes"]["box_AP50"] > 0.3  # the detector found the cells
+
+
+def test_held_out_images_score_the_fitted_set_ups(ensembled):
+    """Images that chose nothing (no checkpoint, weight or threshold) keep set-up 3 ahead."""
+    _, out, scores = ensembled
+    held = {k: scores[k]["kaggle_heldout"] for k in
+            ("setup1_nms", "setup2_mask_vote", "setup3_consensus", "maskrcnn_alone")}
+    print(held)
+    assert held["setup3_consensus"] >= held["setup1_nms"] + MARGIN / 2, held
+    assert "kaggle_heldout" in (out / "scores.csv").read_text().splitlines()[0]
 
 
 def test_fitted_manifest_round_trips(ensembled, tmp_path):

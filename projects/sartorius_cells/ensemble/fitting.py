@@ -113,7 +113,7 @@ def fit_mask_weights(images: list[ValImage], sources: list[str],
     Returns:
         ``(weights, stand-alone scores)``.
     """
-    params = _type_params(start, images)
+    params = type_params(start, images)
     alone = {s: float(np.mean(score_images(images, {s: 1.0}, params))) for s in sources}
     if len(sources) < 2:
         return {s: 1.0 for s in sources}, alone
@@ -147,7 +147,7 @@ def crossfit_halves(n: int) -> list[tuple[list[int], list[int]]]:
     return [(a, b) for a, b in (halves, halves[::-1]) if a and b]
 
 
-def _type_params(thresholds: dict, images: list[ValImage]) -> dict:
+def type_params(thresholds: dict, images: list[ValImage]) -> dict:
     return {t: params_for(thresholds, t) for t in {im.cell_type for im in images}}
 
 
@@ -164,17 +164,17 @@ def fit_and_score(images: list[ValImage], sources: list[str], start: dict,
     alone_fit = {}
     for s in sources:
         thr = fit_thresholds(images, {s: 1.0}, start, grid)
-        alone_fit[s] = float(np.mean(score_images(images, {s: 1.0}, _type_params(thr, images))))
+        alone_fit[s] = float(np.mean(score_images(images, {s: 1.0}, type_params(thr, images))))
     thresholds = fit_thresholds(images, weights, start, grid)
-    per_image = score_images(images, weights, _type_params(thresholds, images))
+    per_image = score_images(images, weights, type_params(thresholds, images))
     equal = {s: 1.0 for s in sources}
-    eq_params = _type_params(fit_thresholds(images, equal, start, grid), images)
+    eq_params = type_params(fit_thresholds(images, equal, start, grid), images)
     cross = []
     for fit_idx, test_idx in crossfit_halves(len(images)):
         fit_half, test_half = [images[i] for i in fit_idx], [images[i] for i in test_idx]
         w_h, _ = fit_mask_weights(fit_half, sources, start)
         thr_h = fit_thresholds(fit_half, w_h, start, grid)
-        cross += score_images(test_half, w_h, _type_params(thr_h, test_half))
+        cross += score_images(test_half, w_h, type_params(thr_h, test_half))
     per_type = {t: float(np.mean([s for s, im in zip(per_image, images) if im.cell_type == t]))
                 for t in sorted({im.cell_type for im in images})}
     return {"weights": weights, "alone": alone, "alone_fit": alone_fit, "thresholds": thresholds,

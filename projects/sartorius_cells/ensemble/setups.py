@@ -28,6 +28,7 @@ from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
+    held_out_records,
     image_sizes_from_folder,
     list_images,
     load_records,
@@ -50,6 +51,8 @@ from ensemblab.projects.sartorius_cells.ensemble.fitting import (
     fit_and_score,
     image_type,
     params_for,
+    score_images,
+    type_params,
 )
 from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, tune_params
@@ -78,19 +81,22 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     cross-fitted Kaggle score, per cell type; each member's training time when its run
     recorded one), ``OUT/manifest_fitted.yaml`` (fitted weights and thresholds) and
     ``OUT/overlays/<id>_<entry>.png`` for the first validation image.
+
+    When the members' split holds out images (``data.split.test_ids``), every set-up and member
+    is also scored on them with what was fitted on the validation images (``kaggle_heldout``):
+    images that chose nothing, neither a checkpoint nor a weight nor a threshold.
     """
     out_dir = Path(out_dir)
     manifest = read_manifest(manifest_path)
     ens = EnsembleMembers(manifest, device)
     instance = _instance_models(ens, manifest_path)
-    _, val = split_records(load_records(data_dir), ens.split())
+    records = load_records(data_dir)
+    _, val = split_records(records, ens.split())
     if not val:
         raise ConfigError(f"{manifest_path}: the members' split has no validation images")
     start = time.perf_counter()
-    cache = []
-    for rec in val:
-        image, gt = rec.load_image(), rec.load_idmap()
-        cache.append((rec, image, gt, detect(ens.members, image)))
+    cache = _detections(ens, val)
+    held = _detections(ens, held_out_records(records, ens.split()))
     box_w, box_ap = detector_weights({r.image_id: s for r, _, _, s in cache},
                                      {r.image_id: masks_to_boxes(r.load_masks())
                                       for r, _, _, _ in cache})
@@ -99,21 +105,24 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     grid = manifest.fusion["search"]
     setups = {}
     for setup, members in (("mask_vote", instance), ("consensus", ens.members)):
-        names = {m.spec.name for m in members}
-        images = [ValImage(r.image_id, r.cell_type, gt,
-                           mask_sources(members, im, [s for s in sets if s[0] in names],
-                                        manifest))
-                  for r, im, gt, sets in cache]
+        images = _val_images(members, cache, manifest)
         sources = [m.spec.name for m in members if m.votes]
-        setups[setup] = (images, fit_and_score(images, sources, manifest.thresholds, grid))
-    results = {"setup1_nms": score_setup1(instance[0], cache),
+        fit = fit_and_score(images, sources, manifest.thresholds, grid)
+        if held:
+            test = _val_images(members, held, manifest)
+            fit["kaggle_heldout"] = float(np.mean(score_images(
+                test, fit["weights"], type_params(fit["thresholds"], test))))
+        setups[setup] = (images, fit)
+    results = {"setup1_nms": score_setup1(instance[0], cache, held),
                "setup2_mask_vote": setups["mask_vote"][1],
                "setup3_consensus": setups["consensus"][1]}
     for m in ens.members:
         if m.member.kind.standalone:
-            results[f"{m.spec.name}_alone"] = {"kaggle_fit": float(np.mean(
-                [kaggle_score(instances_to_idmap(m.member.instances(im)), gt)
-                 for _, im, gt, _ in cache]))}
+            results[f"{m.spec.name}_alone"] = {
+                f"kaggle_{key}": float(np.mean(
+                    [kaggle_score(instances_to_idmap(m.member.instances(im)), gt)
+                     for _, im, gt, _ in images]))
+                for key, images in (("fit", cache), ("heldout", held)) if images}
     for name, ap in box_ap.items():
         results[f"{name}_boxes"] = {"box_AP50": ap, "box_weight": box_w.get(name, 1.0)}
     for name, score in setups["consensus"][1]["alone_fit"].items():
@@ -129,9 +138,28 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     return results
 
 
-def score_setup1(first: EnsembleMember, cache) -> dict:
+def _detections(ens: EnsembleMembers, records) -> list[tuple]:
+    """``(record, image, ground-truth id map, every member's boxes)`` per record."""
+    cache = []
+    for rec in records:
+        image = rec.load_image()
+        cache.append((rec, image, rec.load_idmap(), detect(ens.members, image)))
+    return cache
+
+
+def _val_images(members: list[EnsembleMember], cache, manifest: Manifest) -> list[ValImage]:
+    """The cached images with the mask sources of ``members`` on their fused boxes."""
+    names = {m.spec.name for m in members}
+    return [ValImage(r.image_id, r.cell_type, gt,
+                     mask_sources(members, im, [s for s in sets if s[0] in names], manifest))
+            for r, im, gt, sets in cache]
+
+
+def score_setup1(first: EnsembleMember, cache, held=()) -> dict:
     """Set-up 1 (one Mask R-CNN + NMS): its own post-processing with the run's saved
-    thresholds, re-tuned on the whole validation split (as set-ups 2-3 are) and cross-fitted."""
+    thresholds, re-tuned on the whole validation split (as set-ups 2-3 are) and cross-fitted;
+    with ``held`` (cached held-out images) also scored there with the validation-tuned
+    thresholds."""
     member = first.member
     raws = [member.raw(im) for _, im, _, _ in cache]
     gts = [gt for _, _, gt, _ in cache]
@@ -153,10 +181,15 @@ def score_setup1(first: EnsembleMember, cache) -> dict:
     per_image = score(every, tuned)
     per_type = {t: float(np.mean([s for s, u in zip(per_image, types) if u == t]))
                 for t in sorted(set(types))}
-    return {"kaggle_fit": float(np.mean(per_image)),
-            "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
-            "kaggle_run_params": float(np.mean(score(every, member.params))),
-            "per_type": per_type, "member": first.spec.name}
+    result = {"kaggle_fit": float(np.mean(per_image)),
+              "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
+              "kaggle_run_params": float(np.mean(score(every, member.params))),
+              "per_type": per_type, "member": first.spec.name}
+    if held:
+        result["kaggle_heldout"] = float(np.mean(
+            [kaggle_score(instances_to_idmap(member.finalize(member.raw(im), tuned)), gt)
+             for _, im, gt, _ in held]))
+    return result
 
 
 def _train_seconds(manifest: Manifest, m: EnsembleMember) -> float | None:
@@ -170,11 +203,13 @@ def _fmt(v) -> str:
 
 def _write_tables(out_dir: Path, results: dict) -> None:
     rows = [(entry, _fmt(r.get("kaggle_fit")), _fmt(r.get("kaggle_crossfit")),
-             _fmt(r.get("equal_weights_fit")), _fmt(r.get("box_AP50")),
+             _fmt(r.get("kaggle_heldout")), _fmt(r.get("equal_weights_fit")),
+             _fmt(r.get("box_AP50")),
              ";".join(f"{k}={v:.4f}" for k, v in r.get("per_type", {}).items()))
             for entry, r in results.items() if isinstance(r, dict) and entry != "train_seconds"]
     write_csv(out_dir / "scores.csv", ("entry", "kaggle_fit", "kaggle_crossfit",
-                                       "kaggle_equal_weights", "box_AP50", "per_type"), rows)
+                                       "kaggle_heldout", "kaggle_equal_weights", "box_AP50",
+                                       "per_type"), rows)
     write_json(out_dir / "scores.json", results)
 
 
