@@ -127,3 +127,15 @@ def test_yolox_learns_on_the_demo_cells(tmp_path):
     untrained = json.loads((run / "metrics_untrained.json").read_text())
     assert untrained["box_AP50"] < 0.05
     assert trained["box_AP50"] > 0.5, trained
+
+
+def test_ema_ramp_sets_how_fast_the_average_starts_to_smooth():
+    from ensemblab.config import load_config
+    from ensemblab.projects.sartorius_cells.commands import resolve_config
+    from ensemblab.projects.sartorius_cells.members.yolox import YoloxLitModule, _model_cfg
+
+    cfg = load_config(resolve_config("cpu_yolox_nano"),
+                      ["model.classes=[cort]", "train.ema_decay=0.99", "train.ema_ramp=50"])
+    module = YoloxLitModule(_model_cfg(cfg), cfg["train"], cfg["predict"])
+    assert module.ema.decay(50) == pytest.approx(0.99 * (1 - np.exp(-1)))
+    assert module.ema.decay(500) == pytest.approx(0.99, abs=1e-4)  # YOLOX's 2000: 0.22

@@ -9,6 +9,7 @@ members. In an ensemble the member gives boxes only.
 
 from __future__ import annotations
 
+import math
 import random
 
 import lightning as L
@@ -61,7 +62,7 @@ class YoloxLitModule(L.LightningModule):
     Args:
         model_cfg: ``variant, num_classes, weights, encoder, pretrained, input_norm``.
         train_cfg: ``epochs, batch_size, optimizer (OPTIMIZERS), lr, weight_decay, momentum,
-            warmup_epochs, no_aug_epochs, min_lr_ratio, ema_decay, sizes [min, max],
+            warmup_epochs, no_aug_epochs, min_lr_ratio, ema_decay, ema_ramp, sizes [min, max],
             progressive_epochs``.
         predict_cfg: ``size, conf, nms_iou, max_det`` used in validation.
         iters_per_epoch: batches per epoch (for the schedule).
@@ -75,6 +76,11 @@ class YoloxLitModule(L.LightningModule):
                                  model_cfg["weights"], model_cfg["encoder"],
                                  bool(model_cfg["pretrained"]))
         self.ema = ModelEMA(self.model, decay=train_cfg["ema_decay"])
+        # YOLOX ramps the decay up as d * (1 - exp(-updates / 2000)): over a schedule of a
+        # few thousand steps the "average" is then the last few weights. ``ema_ramp`` sets the
+        # ramp's constant, so a short schedule can average over its last few hundred steps.
+        decay, ramp = float(train_cfg["ema_decay"]), float(train_cfg["ema_ramp"])
+        self.ema.decay = lambda updates: decay * (1 - math.exp(-updates / ramp))
         self.ema_model = self.ema.ema  # registered as a child: saved and moved with the module
         self.train_cfg, self.predict_cfg = train_cfg, predict_cfg
         self.iters_per_epoch = max(1, iters_per_epoch)
