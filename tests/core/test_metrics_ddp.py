@@ -27,6 +27,7 @@ def test_helpers_without_process_group():
     assert all_gather_objects({"x": 1}) == [{"x": 1}]
 
 
+@pytest.mark.slow  # two processes, each importing torch and Lightning: ~15 s (CI's slow step)
 def test_ddp_smoke_reduces_confusion_matrix(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(

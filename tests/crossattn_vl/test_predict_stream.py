@@ -147,7 +147,7 @@ def _flat_memory(run, tmp_path, small, large):
 
 
 def test_peak_memory_does_not_grow_with_the_number_of_images(vl_run, tmp_path):
-    _flat_memory(vl_run, tmp_path, 20, 200)
+    _flat_memory(vl_run, tmp_path, 20, 100)
 
 
 @pytest.mark.slow

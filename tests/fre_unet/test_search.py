@@ -7,6 +7,7 @@ import sys
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from ensemblab.projects.fre_unet.search import run_search
@@ -17,6 +18,7 @@ def _states(url):
     return [t.state for t in study.get_trials(deepcopy=False)], study
 
 
+@pytest.mark.slow  # a killed subprocess search, then a resumed one: ~12-15 s (CI's slow step)
 def test_search_killed_then_resumed(em_stack, tiny_cfg, tmp_path):
     out = tmp_path / "search"
     url = f"sqlite:///{out / 'study.db'}"

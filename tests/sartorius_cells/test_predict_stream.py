@@ -101,8 +101,9 @@ def _kill_then_resume(monkeypatch, final, run_it):
     assert len(seen) == 6 and not parts.dir.exists()
 
 
-@pytest.mark.parametrize("fmt, name", [("kaggle", "predictions.csv"),
-                                       ("coco", "coco_instances_results.json")])
+@pytest.mark.parametrize("fmt, name", [
+    ("kaggle", "predictions.csv"),
+    pytest.param("coco", "coco_instances_results.json", marks=pytest.mark.slow)])  # same parts
 def test_a_killed_predict_resumes_and_writes_the_file_of_an_uninterrupted_run(
         member_run, tmp_path, monkeypatch, capsys, fmt, name):
     images = _images(tmp_path / "in", 6)
@@ -190,7 +191,7 @@ def _flat_memory(tmp_path, small, large):
 
 
 def test_peak_memory_does_not_grow_with_the_number_of_images(tmp_path):
-    _flat_memory(tmp_path, 20, 200)
+    _flat_memory(tmp_path, 20, 100)
 
 
 @pytest.mark.slow
