@@ -33,15 +33,6 @@ def learner_run(tmp_path_factory):
     return write_weights_run(run, cfg, module_from_config(cfg).state_dict(), PROJECT, LEARNER)
 
 
-@pytest.fixture
-def one_thread(monkeypatch):
-    """This process predicts with one thread, as each of the two ranks does."""
-    for name in ("ENSEMBLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
-    threads = torch.get_num_threads()
-    yield ["--threads", "1"]
-    torch.set_num_threads(threads)
-
 
 def _images(folder, n, size=32):
     rng = np.random.default_rng(0)

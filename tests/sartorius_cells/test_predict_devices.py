@@ -45,15 +45,6 @@ def images(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def one_thread(monkeypatch):
-    """This process predicts with one thread, as each of the two ranks does."""
-    for name in ("ENSEMBLAB_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        monkeypatch.setenv(name, "1")
-    threads = torch.get_num_threads()
-    yield ["--threads", "1"]
-    torch.set_num_threads(threads)
-
 
 def _predict(run, images, out, *extra, devices=1):
     args = [PROJECT, "predict", "--run", str(run), "--input", str(images), "--out", str(out),
