@@ -142,3 +142,27 @@ def write_weights_run(run: str | Path, cfg: dict, state_dict: dict, project: str
                run / "checkpoints" / "best.ckpt")
     write_run_record(run, project, kind)
     return run
+
+
+def assert_flat_peak_memory(predict, warm: Path, few: Path, many: Path, out: Path,
+                            slack: float = 1.1) -> None:
+    """``predict(input folder, output folder)`` on ``many`` images peaks within ``slack`` times
+    its peak on ``few`` (resident set of this process, :mod:`ensemblab.memory`).
+
+    A first call on ``warm`` fills the allocator's pools and the lazy imports; the outputs go
+    to ``out/warm``, ``out/out_few`` and ``out/out_many``.
+    """
+    from ensemblab.memory import peak_rss_bytes, reset_peak
+
+    def peak_mb(images: Path, dest: Path) -> float:
+        reset_peak()
+        predict(images, dest)
+        return peak_rss_bytes() / 2**20
+
+    peak_mb(warm, out / "warm")
+    peak_few, peak_many = peak_mb(few, out / "out_few"), peak_mb(many, out / "out_many")
+    n_few = sum(1 for _ in few.iterdir())
+    n_many = sum(1 for _ in many.iterdir())
+    print(f"peak resident memory: {n_few} images {peak_few:.1f} MB, "
+          f"{n_many} images {peak_many:.1f} MB")
+    assert peak_many <= slack * peak_few, (peak_few, peak_many)

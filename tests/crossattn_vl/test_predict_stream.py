@@ -9,14 +9,13 @@ import torch
 from ensemblab.cli import main
 from ensemblab.config import load_config
 from ensemblab.io import write_json
-from ensemblab.memory import peak_rss_bytes, reset_peak
 from ensemblab.multimodal.tokenizer import TextTokenizer
 from ensemblab.projects.crossattn_vl import MODEL, PROJECT, inference
 from ensemblab.projects.crossattn_vl.commands import CHOICES, _module, resolve_config
 from ensemblab.projects.crossattn_vl.predict import BATCH, predict
 from ensemblab.streaming import Parts
 from ensemblab.synthetic.shapes import write_shapes_dataset
-from ensemblab.testing import write_weights_run
+from ensemblab.testing import assert_flat_peak_memory, write_weights_run
 
 # 32-px scenes, greedy captions of at most 8 tokens: ~100 images a second on one thread.
 SMALL = ["data.image_size=32", "eval.beam=1", "eval.max_length=8"]
@@ -128,21 +127,12 @@ def test_progress_lines_give_the_rate_and_the_time_left(vl_run, tmp_path, monkey
     assert " img/s, ETA " in lines[0] and " img/s, took " in lines[2]
 
 
-def _peak_mb(run, images, out):
-    reset_peak()
-    predict(str(run), str(images), str(out), device="cpu")
-    return peak_rss_bytes() / 2**20
-
-
 def _flat_memory(run, tmp_path, small, large):
     few, many = _images(tmp_path / "few", small), _images(tmp_path / "many", large, seed=1)
-    # A first call fills the allocator's pools and the lazy imports.
-    _peak_mb(run, _images(tmp_path / "warm", 2), tmp_path / "warm_out")
-    peak_few = _peak_mb(run, few, tmp_path / "out_few")
-    peak_many = _peak_mb(run, many, tmp_path / "out_many")
-    print(f"peak resident memory: {small} images {peak_few:.1f} MB, "
-          f"{large} images {peak_many:.1f} MB")
-    assert peak_many <= 1.1 * peak_few, (peak_few, peak_many)
+    def predict_into(images, out):
+        predict(str(run), str(images), str(out), device="cpu")
+
+    assert_flat_peak_memory(predict_into, _images(tmp_path / "warm_in", 2), few, many, tmp_path)
     assert len((tmp_path / "out_many" / "captions.csv").read_text().splitlines()) == large + 1
 
 

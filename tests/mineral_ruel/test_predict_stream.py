@@ -11,12 +11,11 @@ import torch
 from ensemblab.cli import main
 from ensemblab.config import load_config
 from ensemblab.data.images import read_label_png, write_png
-from ensemblab.memory import peak_rss_bytes, reset_peak
 from ensemblab.projects.mineral_ruel import LEARNER, PROJECT
 from ensemblab.projects.mineral_ruel.commands import CHOICES, predict, resolve_config
 from ensemblab.projects.mineral_ruel.data import load_image
 from ensemblab.projects.mineral_ruel.inference import Learner, module_from_config
-from ensemblab.testing import write_weights_run
+from ensemblab.testing import assert_flat_peak_memory, write_weights_run
 
 # The synthetic learner on 16-px tiles: 16x16 inputs are one tile each.
 OVERRIDES = ["data.tile=16", "data.overlap=4", "model.decoder_channels=[8,8,8,8]"]
@@ -100,21 +99,12 @@ def test_a_killed_predict_resumes_without_redoing_finished_images(learner_run, t
         assert len(list(csv.DictReader(fh))) == 6
 
 
-def _peak_mb(run, images, out):
-    reset_peak()
-    predict(str(run), str(images), str(out), device="cpu")
-    return peak_rss_bytes() / 2**20
-
-
 def _flat_memory(run, tmp_path, small, large):
     few, many = _images(tmp_path / "few", small), _images(tmp_path / "many", large, seed=1)
-    # A first call fills the allocator's pools and the lazy imports.
-    _peak_mb(run, _images(tmp_path / "warm_in", 2), tmp_path / "warm")
-    peak_few = _peak_mb(run, few, tmp_path / "out_few")
-    peak_many = _peak_mb(run, many, tmp_path / "out_many")
-    print(f"peak resident memory: {small} images {peak_few:.1f} MB, "
-          f"{large} images {peak_many:.1f} MB")
-    assert peak_many <= 1.1 * peak_few, (peak_few, peak_many)
+    def predict_into(images, out):
+        predict(str(run), str(images), str(out), device="cpu")
+
+    assert_flat_peak_memory(predict_into, _images(tmp_path / "warm_in", 2), few, many, tmp_path)
     assert len(list((tmp_path / "out_many").glob("*_overlay.png"))) == large
 
 

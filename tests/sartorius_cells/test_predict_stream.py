@@ -11,12 +11,11 @@ from ensemblab.cli import main
 from ensemblab.config import load_config
 from ensemblab.data.images import write_png
 from ensemblab.ensemble.manifest import Manifest, Member, save_manifest
-from ensemblab.memory import peak_rss_bytes, reset_peak
 from ensemblab.projects.sartorius_cells import MEMBER, PROJECT
 from ensemblab.projects.sartorius_cells.commands import predict, resolve_config
 from ensemblab.projects.sartorius_cells.members.maskrcnn import LoadedMaskRCNN, model_from_config
 from ensemblab.streaming import Parts
-from ensemblab.testing import write_weights_run
+from ensemblab.testing import assert_flat_peak_memory, write_weights_run
 
 TINY = ["model.classes=[shsy5y, astro, cort]", "model.image_size=64",
         "model.rpn_pre_nms_top_n_test=100", "model.rpn_post_nms_top_n_test=50",
@@ -169,23 +168,15 @@ def test_progress_lines_give_the_rate_and_the_time_left(member_run, tmp_path, mo
     assert " img/s, took " in lines[3]
 
 
-def _peak_mb(run, images, out):
-    reset_peak()
-    predict(str(run), str(images), str(out), device="cpu")
-    return peak_rss_bytes() / 2**20
-
-
 def _flat_memory(tmp_path, small, large):
     run = _run(tmp_path / "smallest", SMALLEST)
     few = _images(tmp_path / "few", small, size=(16, 16))
     many = _images(tmp_path / "many", large, size=(16, 16), seed=1)
-    # A first call fills the allocator's pools and the lazy imports.
-    _peak_mb(run, _images(tmp_path / "warm_in", 2, size=(16, 16)), tmp_path / "warm")
-    peak_few = _peak_mb(run, few, tmp_path / "out_few")
-    peak_many = _peak_mb(run, many, tmp_path / "out_many")
-    print(f"peak resident memory: {small} images {peak_few:.1f} MB, "
-          f"{large} images {peak_many:.1f} MB")
-    assert peak_many <= 1.1 * peak_few, (peak_few, peak_many)
+    def predict_into(images, out):
+        predict(str(run), str(images), str(out), device="cpu")
+
+    warm = _images(tmp_path / "warm_in", 2, size=(16, 16))
+    assert_flat_peak_memory(predict_into, warm, few, many, tmp_path)
     rows = (tmp_path / "out_many" / "predictions.csv").read_text().splitlines()
     assert len({row.split(",")[0] for row in rows[1:]}) == large
 

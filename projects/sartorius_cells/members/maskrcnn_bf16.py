@@ -104,7 +104,8 @@ class ThreadedPooler(nn.Module):
         slices = min(torch.get_num_threads(), total // self.min_boxes)
         if slices < 2:
             return self.part(features, boxes, image_shapes)
-        parts = [[b.tensor_split(slices)[k] for b in boxes] for k in range(slices)]
+        split = [b.tensor_split(slices) for b in boxes]
+        parts = [[image[k] for image in split] for k in range(slices)]
         with ThreadPoolExecutor(slices) as pool:
             pooled = list(pool.map(lambda part: self.part(features, part, image_shapes), parts))
         # slice k of image i sits at rows [offset of image i in slice k, + its length)
