@@ -1,5 +1,5 @@
 """``ensemblab sartorius_cells train|evaluate|predict|export|submit|validate-submission|ensemble|
-import-detectron2|export-detectron2``.
+seeds|import-detectron2|export-detectron2``.
 
 Argument parsing only; every verb's body is a plain function in ``commands.py``.
 """
@@ -51,7 +51,14 @@ def _ensemble(args) -> int:
     from ensemblab.projects.sartorius_cells import commands
 
     commands.ensemble(args.manifest, args.data, args.out, args.device, jobs=args.jobs,
-                      seed=args.seed)
+                      seed=args.seed, overrides=args.overrides)
+    return 0
+
+
+def _seeds(args) -> int:
+    from ensemblab.projects.sartorius_cells import commands
+
+    commands.seeds(args.ensembles, args.out)
     return 0
 
 
@@ -171,9 +178,19 @@ class SartoriusCells(Project):
                        help="members trained at a time, each a process with its share of the "
                             "cores (--jobs 2 on 2 cores: two single-thread members; default 1)")
         p.add_argument("--seed", type=int, metavar="N",
-                       help="train every member at seed N into RUN_seedN (default: the "
-                            "members' own configs and runs)")
+                       help="train every member at seed N into OUT/members/NAME (default: "
+                            "the members' own configs and runs)")
+        p.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="config overrides for every member, e.g. a held-out fold "
+                            "data.split.test_ids=[set1,set6]; members then train into "
+                            "OUT/members/NAME")
         p.set_defaults(func=_ensemble)
+
+        p = verbs.add_parser("seeds", help="mean ± std over seeds of several ensemble folders")
+        p.add_argument("--ensembles", nargs="+", required=True,
+                       help="one `ensemble` output folder per seed (same member names)")
+        p.add_argument("--out", required=True, help="output folder (seeds.json, seeds.md)")
+        p.set_defaults(func=_seeds)
 
 
 def register(subparsers) -> None:

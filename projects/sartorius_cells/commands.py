@@ -335,36 +335,44 @@ def train_missing_members(manifest: Manifest, data: str | Path, device: str = "a
     return [spec.name for spec, _ in todo]
 
 
-def seeded_manifest(path: str | Path, seed: int, out: str | Path) -> Path:
-    """The manifest at ``path`` with every member trained at ``seed``: ``seed=N`` appended to
-    each member's ``config``, its run folder ``<run>_seed<N>``. Written to
-    ``OUT/manifest_seed<N>.yaml``; returns that path."""
+def member_manifest(path: str | Path, out: str | Path, seed: int | None = None,
+                    overrides: list[str] | tuple[str, ...] = ()) -> Path:
+    """The manifest at ``path`` with every member trained at ``seed`` (``seed=N`` appended to
+    its ``config``) and with ``overrides`` (``key=value``, e.g. a held-out fold
+    ``data.split.test_ids=[set1,set6]``) applied to every member's config. Each member's run
+    moves to ``OUT/members/<name>``, so the ensembles of several seeds or folds sit in their own
+    output folders. Written to ``OUT/manifest_members.yaml``; returns that path."""
     from ensemblab.ensemble.manifest import save_manifest
 
     base = read_manifest(path)
-    members = [dataclasses.replace(m, run=f"{m.run}_seed{seed}",
-                                   config=f"{m.config} seed={seed}" if m.config else m.config)
-               for m in base.members]
+    extra = ([f"seed={seed}"] if seed is not None else []) + [shlex.quote(o) for o in overrides]
+    members = []
+    for m in base.members:
+        if not m.config:
+            raise ConfigError(f"{path}: member {m.name!r} gives no config to train it at a seed "
+                              "or with overrides")
+        members.append(dataclasses.replace(m, run=str(Path(out) / "members" / m.name),
+                                           config=" ".join([m.config, *extra])))
     Path(out).mkdir(parents=True, exist_ok=True)
     return save_manifest(dataclasses.replace(base, members=members),
-                         Path(out) / f"manifest_seed{seed}.yaml")
+                         Path(out) / "manifest_members.yaml")
 
 
 def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
              device: str = "auto", progress_bar: bool = True, jobs: int = 1,
-             seed: int | None = None) -> dict:
+             seed: int | None = None, overrides: list[str] | None = None) -> dict:
     """Train the manifest's unfinished members (``jobs`` at a time, see
     :func:`train_missing_members`), then fit and score the three set-ups.
 
-    With ``seed`` every member trains at that seed into its own run folder
-    (:func:`seeded_manifest`), so seeds of one ensemble sit side by side.
+    With ``seed`` or ``overrides`` every member trains at that seed and with those config
+    overrides into ``OUT/members/<name>`` (:func:`member_manifest`).
 
     Writes ``OUT/scores.csv``, ``OUT/scores.json``, ``OUT/manifest_fitted.yaml`` and overlays.
     """
     _need(data, "ensemble")
     path = resolve_manifest(manifest)
-    if seed is not None:
-        path = seeded_manifest(path, seed, out)
+    if seed is not None or overrides:
+        path = member_manifest(path, out, seed, overrides or [])
     train_missing_members(read_manifest(path), data, device, progress_bar, jobs)
     results = run_ensemble(path, data, out, device)
     write_run_record(out, PROJECT, ENSEMBLE)
@@ -374,3 +382,14 @@ def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,
             print(f"{entry:40s} {shown}")
     print(f"-> {Path(out) / 'scores.csv'}, {Path(out) / 'manifest_fitted.yaml'}")
     return results
+
+
+def seeds(ensembles: list[str | Path], out: str | Path) -> dict:
+    """Mean ± std over seeds of ``ensemble`` output folders (one per seed): ``OUT/seeds.md``,
+    ``OUT/seeds.json`` (:func:`...ensemble.seeds.seed_summary`)."""
+    from ensemblab.projects.sartorius_cells.ensemble.seeds import seed_summary
+
+    summary = seed_summary(ensembles, out)
+    print(Path(out, "seeds.md").read_text(), end="")
+    print(f"-> {Path(out) / 'seeds.md'}")
+    return summary

@@ -138,15 +138,27 @@ def test_read_manifest_checks_kinds_against_the_registry(tmp_path):
         read_manifest(path)
 
 
-def test_a_seeded_manifest_trains_every_member_at_the_seed_into_its_own_run(tmp_path):
-    from ensemblab.projects.sartorius_cells.commands import resolve_manifest, seeded_manifest
+def test_a_seed_and_overrides_train_every_member_into_the_output_folder(tmp_path):
+    import shlex
+
+    from ensemblab.projects.sartorius_cells.commands import (
+        load_config,
+        member_manifest,
+        resolve_config,
+        resolve_manifest,
+    )
     from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
 
     base = read_manifest(resolve_manifest("usiigaci_ensemble"))
-    seeded = read_manifest(seeded_manifest(resolve_manifest("usiigaci_ensemble"), 2, tmp_path))
-    assert (tmp_path / "manifest_seed2.yaml").is_file()
-    for before, after in zip(base.members, seeded.members, strict=True):
-        assert after.run == f"{before.run}_seed2"
-        assert after.config == f"{before.config} seed=2"
+    fold = "data.split.test_ids=[set1, set6]"
+    moved = read_manifest(member_manifest(resolve_manifest("usiigaci_ensemble"), tmp_path, 2,
+                                          [fold]))
+    assert (tmp_path / "manifest_members.yaml").is_file()
+    for before, after in zip(base.members, moved.members, strict=True):
+        assert after.run == str(tmp_path / "members" / before.name)
+        config, *overrides = shlex.split(after.config)
+        assert (config, overrides) == (before.config, ["seed=2", fold])
+        cfg = load_config(resolve_config(config), overrides)
+        assert cfg["seed"] == 2 and cfg["data"]["split"]["test_ids"] == ["set1", "set6"]
         assert (after.name, after.kind, after.flips) == (before.name, before.kind, before.flips)
-    assert seeded.fusion == base.fusion and seeded.thresholds == base.thresholds
+    assert moved.fusion == base.fusion and moved.thresholds == base.thresholds
