@@ -18,6 +18,7 @@ import yaml
 from ensemblab.errors import ConfigError
 from ensemblab.io import atomic_write_text, write_json
 from ensemblab.projects.sartorius_cells import ENSEMBLE, PROJECT
+from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
 from ensemblab.run_record import check_run
 
 SETUPS = {"setup1_nms": "(1) Mask R-CNN + NMS",
@@ -37,8 +38,6 @@ def mean_std(values: Sequence[float]) -> str:
 
 def _held_out_ids(folder: Path) -> list[str]:
     """The images the seed's members held out (``data.split.test_ids`` of its first member)."""
-    from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
-
     path = folder / "manifest_members.yaml"
     if not path.is_file():
         return []
