@@ -39,6 +39,7 @@ def test_mean_std_is_the_sample_std():
     assert mean_std([0.30, 0.32, 0.34]) == "0.320 ± 0.020"
     assert mean_std([0.25]) == "0.250 ± 0.000"
     assert mean_std([]) == "-"
+    assert mean_std([16.96, 17.54], 1) == "17.2 ± 0.4"
 
 
 def test_seeds_tabulate_set_ups_members_and_the_paired_gain(tmp_path, capsys):
@@ -60,7 +61,7 @@ def test_seeds_tabulate_set_ups_members_and_the_paired_gain(tmp_path, capsys):
     assert "| (3) consensus: YOLOX + Mask R-CNNs find, all masks vote | 0.287 ± 0.042 | " \
            "0.277 ± 0.042 | 0.247 ± 0.042 |" in text
     assert "| mrcnn | 0.250 ± 0.010 | 0.200 ± 0.010 | 0.250 ± 0.000 | 0.600 ± 0.000 | " \
-           "10 ± 0 |" in text
+           "10.0 ± 0.0 |" in text
     assert "seed 0: set1; seed 1: set2; seed 2: set3" in text
     assert text in capsys.readouterr().out
 

@@ -28,12 +28,12 @@ COLUMNS = (("kaggle_fit", "fitted"), ("kaggle_crossfit", "cross-fitted"),
            ("kaggle_heldout", "held out"))
 
 
-def mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
     """``"0.312 ± 0.004"`` (sample std, ddof 1; 0 for one value); ``-`` for no values."""
     if not values:
         return "-"
     arr = np.asarray(values, np.float64)
-    return f"{arr.mean():.3f} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.3f}"
+    return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.{digits}f}"
 
 
 def _held_out_ids(folder: Path) -> list[str]:
@@ -91,7 +91,7 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
     for n, m in members.items():
         lines.append(f"| {n} | " + " | ".join(mean_std(m[k]) for k in (
             "alone_fit", "alone_heldout", "masks_on_fused_boxes", "box_AP50")) +
-            f" | {mean_std(m['train_minutes']).replace('.000', '')} |")
+            f" | {mean_std(m['train_minutes'], 1)} |")
     gain = {k: [a - b for a, b in zip(setups["setup3_consensus"][k], setups["setup1_nms"][k])]
             for k, _ in COLUMNS}
     wins = sum(g > 0 for g in gain["kaggle_fit"])
