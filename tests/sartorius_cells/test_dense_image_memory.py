@@ -1,5 +1,5 @@
 """An 800-cell 520x704 image through predict -> submit: peak working memory at most 10 % above
-the figure the project README states (0.61 GB), and a valid submission."""
+the figure stated in results/NOTES.md (0.61 GB), and a valid submission."""
 
 import subprocess
 import sys
