@@ -339,20 +339,23 @@ def member_manifest(path: str | Path, out: str | Path, seed: int | None = None,
                     overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """The manifest at ``path`` with every member trained at ``seed`` (``seed=N`` appended to
     its ``config``) and with ``overrides`` (``key=value``, e.g. a held-out fold
-    ``data.split.test_ids=[set1,set6]``) applied to every member's config. Each member's run
+    ``data.split.test_ids=[set1,set6]``) applied to every member's config (checked against
+    each member's config before anything trains). Each member's run
     moves to ``OUT/members/<name>``, so the ensembles of several seeds or folds sit in their own
     output folders. Written to ``OUT/manifest_members.yaml``; returns that path."""
     from ensemblab.ensemble.manifest import save_manifest
 
     base = read_manifest(path)
-    extra = ([f"seed={seed}"] if seed is not None else []) + [shlex.quote(o) for o in overrides]
+    extra = ([f"seed={seed}"] if seed is not None else []) + list(overrides)
     members = []
     for m in base.members:
         if not m.config:
             raise ConfigError(f"{path}: member {m.name!r} gives no config to train it at a seed "
                               "or with overrides")
+        config, *own = shlex.split(m.config)
+        load_config(resolve_config(config), [*own, *extra])  # a wrong key fails before training
         members.append(dataclasses.replace(m, run=str(Path(out) / "members" / m.name),
-                                           config=" ".join([m.config, *extra])))
+                                           config=shlex.join([config, *own, *extra])))
     Path(out).mkdir(parents=True, exist_ok=True)
     return save_manifest(dataclasses.replace(base, members=members),
                          Path(out) / "manifest_members.yaml")

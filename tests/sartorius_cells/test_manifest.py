@@ -162,3 +162,14 @@ def test_a_seed_and_overrides_train_every_member_into_the_output_folder(tmp_path
         assert cfg["seed"] == 2 and cfg["data"]["split"]["test_ids"] == ["set1", "set6"]
         assert (after.name, after.kind, after.flips) == (before.name, before.kind, before.flips)
     assert moved.fusion == base.fusion and moved.thresholds == base.thresholds
+
+
+def test_an_override_of_a_key_no_member_has_fails_before_training(tmp_path, capsys):
+    from ensemblab.cli import main
+
+    code = main(["sartorius_cells", "ensemble", "--manifest", "usiigaci_ensemble", "--data",
+                 str(tmp_path), "--out", str(tmp_path / "out"), "--seed", "0",
+                 "data.split.test_idz=[set1]"])
+    err = capsys.readouterr().err
+    assert code == 2 and "test_idz" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "members").exists()
