@@ -356,9 +356,16 @@ def member_manifest(path: str | Path, out: str | Path, seed: int | None = None,
         load_config(resolve_config(config), [*own, *extra])  # a wrong key fails before training
         members.append(dataclasses.replace(m, run=str(Path(out) / "members" / m.name),
                                            config=shlex.join([config, *own, *extra])))
+    target = Path(out) / "manifest_members.yaml"
+    if target.is_file():
+        before = {m.name: shlex.split(m.config) for m in read_manifest(target).members}
+        for m in members:
+            if before.get(m.name, shlex.split(m.config)) != shlex.split(m.config):
+                raise ConfigError(f"{target}: member {m.name!r} was trained there with "
+                                  f"{shlex.join(before[m.name])!r}, not {m.config!r}; give "
+                                  "another --out")
     Path(out).mkdir(parents=True, exist_ok=True)
-    return save_manifest(dataclasses.replace(base, members=members),
-                         Path(out) / "manifest_members.yaml")
+    return save_manifest(dataclasses.replace(base, members=members), target)
 
 
 def ensemble(manifest: str | Path, data: str | Path | None, out: str | Path,

@@ -173,3 +173,14 @@ def test_an_override_of_a_key_no_member_has_fails_before_training(tmp_path, caps
     err = capsys.readouterr().err
     assert code == 2 and "test_idz" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "members").exists()
+
+
+def test_an_output_folder_keeps_the_overrides_its_members_trained_with(tmp_path):
+    from ensemblab.projects.sartorius_cells.commands import member_manifest, resolve_manifest
+
+    manifest = resolve_manifest("usiigaci_ensemble")
+    member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set1]"])
+    member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set1]"])  # the same: resumes
+    with pytest.raises(ConfigError, match=r"manifest_members.yaml: member 'upernet_full' was "
+                                          r"trained there with .*test_ids=\[set1\]"):
+        member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set2]"])
