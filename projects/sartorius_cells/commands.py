@@ -400,6 +400,6 @@ def seeds(ensembles: list[str | Path], out: str | Path) -> dict:
     from ensemblab.projects.sartorius_cells.ensemble.seeds import seed_summary
 
     summary = seed_summary(ensembles, out)
-    print(Path(out, "seeds.md").read_text(), end="")
+    print(summary["text"], end="")
     print(f"-> {Path(out) / 'seeds.md'}")
     return summary

@@ -55,7 +55,8 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
     Writes ``OUT/seeds.json`` and ``OUT/seeds.md``.
 
     Returns:
-        ``{"setups": {entry: {column: [per-seed]}}, "members": {...}, "sentence": str}``.
+        ``{"setups": {entry: {column: [per-seed]}}, "members": {...}, "sentence": str,
+        "text": the markdown of seeds.md}``.
 
     Raises:
         ConfigError: a folder that is not a finished ``sartorius_cells ensemble`` output.
@@ -109,4 +110,4 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
     out_dir = Path(out_dir)
     write_json(out_dir / "seeds.json", summary)
     atomic_write_text(out_dir / "seeds.md", text)
-    return summary
+    return {**summary, "text": text}
