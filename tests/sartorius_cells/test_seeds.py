@@ -12,7 +12,7 @@ from ensemblab.run_record import write_run_record
 
 def _ensemble_folder(path, setup1, setup3, heldout3, fold):
     """An ``ensemble`` output folder of one seed: scores.json, its members' manifest and the
-    first member's config with the held-out fold."""
+    first member's config with its validation and held-out folds."""
     write_run_record(path, PROJECT, ENSEMBLE)
     scores = {
         "setup1_nms": {"kaggle_fit": setup1, "kaggle_crossfit": setup1 - 0.01,
@@ -28,7 +28,8 @@ def _ensemble_folder(path, setup1, setup3, heldout3, fold):
     (path / "scores.json").write_text(json.dumps(scores))
     run = path / "members" / "mrcnn"
     write_run_record(run, PROJECT, MEMBER)
-    (run / "config.yaml").write_text(f"data:\n  split:\n    test_ids: {fold}\n")
+    (run / "config.yaml").write_text(
+        f"data:\n  split:\n    val_ids: [set{int(fold[0][3:]) + 4}]\n    test_ids: {fold}\n")
     (path / "manifest_members.yaml").write_text(
         "name: e\nsetup: consensus\nmembers:\n"
         f"  - {{name: mrcnn, kind: maskrcnn, run: {run}, config: usiigaci_maskrcnn_lite0}}\n")
@@ -52,6 +53,7 @@ def test_seeds_tabulate_set_ups_members_and_the_paired_gain(tmp_path, capsys):
     assert summary["setups"]["setup3_consensus"]["kaggle_heldout"] == [0.26, 0.28, 0.20]
     assert summary["setups"]["setup2_mask_vote"]["kaggle_heldout"] == []
     assert summary["held_out"] == [["set1"], ["set2"], ["set3"]]
+    assert summary["validation"] == [["set5"], ["set6"], ["set7"]]
     assert summary["members"]["mrcnn"]["train_minutes"] == [10.0, 10.0, 10.0]
     assert summary["members"]["yolox"]["train_minutes"] == []
     # set-up 3 - set-up 1, fitted: +0.06, +0.06, -0.01 -> 2 of 3 seeds, mean 0.037
@@ -62,7 +64,8 @@ def test_seeds_tabulate_set_ups_members_and_the_paired_gain(tmp_path, capsys):
            "0.277 ± 0.042 | 0.247 ± 0.042 |" in text
     assert "| mrcnn | 0.250 ± 0.010 | 0.200 ± 0.010 | 0.250 ± 0.000 | 0.600 ± 0.000 | " \
            "10.0 ± 0.0 |" in text
-    assert "seed 0: set1; seed 1: set2; seed 2: set3" in text
+    assert "Held-out images per seed: seed 0: set1; seed 1: set2; seed 2: set3." in text
+    assert "Validation images per seed: seed 0: set5; seed 1: set6; seed 2: set7." in text
     assert text in capsys.readouterr().out
 
 

@@ -36,17 +36,19 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
     return f"{arr.mean():.{digits}f} ± {arr.std(ddof=1) if arr.size > 1 else 0.0:.{digits}f}"
 
 
-def _held_out_ids(folder: Path) -> list[str]:
-    """The images the seed's members held out (``data.split.test_ids`` of its first member)."""
+def _split_ids(folder: Path) -> tuple[list[str], list[str]]:
+    """The seed's validation and held-out images (``data.split.val_ids`` and ``test_ids`` of
+    its first member); empty lists when its members' configs are not there."""
     path = folder / "manifest_members.yaml"
     if not path.is_file():
-        return []
+        return [], []
     manifest = read_manifest(path)
     config = manifest.run_path(manifest.members[0]) / "config.yaml"
     if not config.is_file():
-        return []
+        return [], []
     split = yaml.safe_load(config.read_text())["data"]["split"]
-    return [str(i) for i in split.get("test_ids") or []]
+    return ([str(i) for i in split.get("val_ids") or []],
+            [str(i) for i in split.get("test_ids") or []])
 
 
 def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> dict[str, Any]:
@@ -62,13 +64,15 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
         ConfigError: a folder that is not a finished ``sartorius_cells ensemble`` output.
     """
     per_seed = []
-    held = []
+    val, held = [], []
     for folder in map(Path, ensemble_dirs):
         check_run(folder, PROJECT, (ENSEMBLE,), "seeds", {"scores.json": ENSEMBLE})
         if not (folder / "scores.json").is_file():
             raise ConfigError(f"{folder}: no scores.json (the ensemble has not finished)")
         per_seed.append(json.loads((folder / "scores.json").read_text()))
-        held.append(_held_out_ids(folder))
+        ids = _split_ids(folder)
+        val.append(ids[0])
+        held.append(ids[1])
 
     def values(entry: str, key: str) -> list[float]:
         return [s[entry][key] for s in per_seed if key in s.get(entry, {})]
@@ -99,12 +103,16 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
     sentence = (f"Set-up 3 beats set-up 1 in {wins} of {len(per_seed)} seeds (fitted); gain "
                 + ", ".join(f"{label} {mean_std(gain[k])}" for k, label in COLUMNS
                             if gain[k]) + ".")
-    folds = "; ".join(f"seed {i}: {', '.join(ids) if ids else 'none'}"
-                      for i, ids in enumerate(held))
+    def folds(groups: list[list[str]]) -> str:
+        return "; ".join(f"seed {i}: {', '.join(ids) if ids else 'none'}"
+                         for i, ids in enumerate(groups))
+
     text = "\n\n".join([
         f"## The ensemble over {len(per_seed)} seeds (Kaggle score, mean ± std)",
-        f"Held-out images per seed: {folds}.", "\n".join(lines), sentence]) + "\n"
-    summary = {"ensembles": [str(f) for f in ensemble_dirs], "held_out": held,
+        f"Validation images per seed: {folds(val)}.", f"Held-out images per seed: {folds(held)}.",
+        "\n".join(lines), sentence]) + "\n"
+    summary = {"ensembles": [str(f) for f in ensemble_dirs], "validation": val,
+               "held_out": held,
                "setups": setups, "members": members, "gain_setup3_over_setup1": gain,
                "sentence": sentence}
     out_dir = Path(out_dir)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from ensemblab.errors import ConfigError
 from ensemblab.io import write_csv, write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import (
+    CellRecord,
     held_out_records,
     image_sizes_from_folder,
     list_images,
@@ -58,6 +60,7 @@ from ensemblab.projects.sartorius_cells.overlays import save_overlay
 from ensemblab.projects.sartorius_cells.postprocess import PostprocessParams, tune_params
 from ensemblab.projects.sartorius_cells.streaming import merge_submission, predict_images
 from ensemblab.projects.sartorius_cells.structures import (
+    Instances,
     instances_to_idmap,
     instances_to_rles,
     masks_to_boxes,
@@ -97,32 +100,34 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     start = time.perf_counter()
     cache = _detections(ens, val)
     held = _detections(ens, held_out_records(records, ens.split()))
-    box_w, box_ap = detector_weights({r.image_id: s for r, _, _, s in cache},
-                                     {r.image_id: masks_to_boxes(r.load_masks())
-                                      for r, _, _, _ in cache})
+    box_w, box_ap = detector_weights({d.record.image_id: d.sets for d in cache},
+                                     {d.record.image_id: masks_to_boxes(d.record.load_masks())
+                                      for d in cache})
     for m in ens.members:
         m.spec.box_weight = box_w.get(m.spec.name, m.spec.box_weight)
     grid = manifest.fusion["search"]
+    groups = {"mask_vote": instance, "consensus": ens.members}
+    alone = [m for m in ens.members if m.member.kind.standalone]
+    fit_images, fit_alone = _mask_sources(groups, alone, cache, manifest)
+    held_images, held_alone = _mask_sources(groups, alone, held, manifest)
     setups = {}
-    for setup, members in (("mask_vote", instance), ("consensus", ens.members)):
-        images = _val_images(members, cache, manifest)
+    for setup, members in groups.items():
+        images = fit_images[setup]
         sources = [m.spec.name for m in members if m.votes]
         fit = fit_and_score(images, sources, manifest.thresholds, grid)
         if held:
-            test = _val_images(members, held, manifest)
+            test = held_images[setup]
             fit["kaggle_heldout"] = float(np.mean(score_images(
                 test, fit["weights"], type_params(fit["thresholds"], test))))
         setups[setup] = (images, fit)
     results = {"setup1_nms": score_setup1(instance[0], cache, held),
                "setup2_mask_vote": setups["mask_vote"][1],
                "setup3_consensus": setups["consensus"][1]}
-    for m in ens.members:
-        if m.member.kind.standalone:
-            results[f"{m.spec.name}_alone"] = {
-                f"kaggle_{key}": float(np.mean(
-                    [kaggle_score(instances_to_idmap(m.member.instances(im)), gt)
-                     for _, im, gt, _ in images]))
-                for key, images in (("fit", cache), ("heldout", held)) if images}
+    for m in alone:
+        results[f"{m.spec.name}_alone"] = {
+            f"kaggle_{key}": float(np.mean(scores[m.spec.name]))
+            for key, scores in (("fit", fit_alone), ("heldout", held_alone))
+            if scores[m.spec.name]}
     for name, ap in box_ap.items():
         results[f"{name}_boxes"] = {"box_AP50": ap, "box_weight": box_w.get(name, 1.0)}
     for name, score in setups["consensus"][1]["alone_fit"].items():
@@ -138,32 +143,60 @@ def run_ensemble(manifest_path: str | Path, data_dir: str | Path, out_dir: str |
     return results
 
 
-def _detections(ens: EnsembleMembers, records) -> list[tuple]:
-    """``(record, image, ground-truth id map, every member's boxes)`` per record."""
+@dataclass
+class Detected:
+    """One labelled image with every detector's boxes (``detect``) and each instance model's
+    raw detections (kept: set-up 1 and the members alone are scored from them)."""
+
+    record: CellRecord
+    image: np.ndarray
+    gt: np.ndarray
+    sets: list[tuple]
+    raws: dict[str, Instances]
+
+
+def _detections(ens: EnsembleMembers, records) -> list[Detected]:
     cache = []
     for rec in records:
         image = rec.load_image()
-        cache.append((rec, image, rec.load_idmap(), detect(ens.members, image)))
+        sets = detect(ens.members, image)
+        raws = {m.spec.name: m.member.raw(image) for m in ens.instance_models()}
+        cache.append(Detected(rec, image, rec.load_idmap(), sets, raws))
     return cache
 
 
-def _val_images(members: list[EnsembleMember], cache, manifest: Manifest) -> list[ValImage]:
-    """The cached images with the mask sources of ``members`` on their fused boxes."""
-    names = {m.spec.name for m in members}
-    return [ValImage(r.image_id, r.cell_type, gt,
-                     mask_sources(members, im, [s for s in sets if s[0] in names], manifest))
-            for r, im, gt, sets in cache]
+def _alone(m: EnsembleMember, d: Detected) -> Instances:
+    raw = d.raws.get(m.spec.name)
+    return m.member.instances(d.image) if raw is None else m.member.finalize(raw)
 
 
-def score_setup1(first: EnsembleMember, cache, held=()) -> dict:
+def _mask_sources(groups: dict[str, list[EnsembleMember]], alone: list[EnsembleMember],
+                  cache: list[Detected], manifest: Manifest
+                  ) -> tuple[dict[str, list[ValImage]], dict[str, list[float]]]:
+    """Per set-up, the cached images with its members' mask sources on its fused boxes; per
+    standalone member, its Kaggle score alone on each image. One image at a time, so a
+    member's network pass on an image serves every set-up (the members memoise it)."""
+    images = {setup: [] for setup in groups}
+    scores = {m.spec.name: [] for m in alone}
+    for d in cache:
+        for setup, members in groups.items():
+            names = {m.spec.name for m in members}
+            raw = mask_sources(members, d.image, [s for s in d.sets if s[0] in names], manifest)
+            images[setup].append(ValImage(d.record.image_id, d.record.cell_type, d.gt, raw))
+        for m in alone:
+            scores[m.spec.name].append(kaggle_score(instances_to_idmap(_alone(m, d)), d.gt))
+    return images, scores
+
+
+def score_setup1(first: EnsembleMember, cache: list[Detected], held=()) -> dict:
     """Set-up 1 (one Mask R-CNN + NMS): its own post-processing with the run's saved
     thresholds, re-tuned on the whole validation split (as set-ups 2-3 are) and cross-fitted;
     with ``held`` (cached held-out images) also scored there with the validation-tuned
     thresholds."""
-    member = first.member
-    raws = [member.raw(im) for _, im, _, _ in cache]
-    gts = [gt for _, _, gt, _ in cache]
-    types = [r.cell_type for r, _, _, _ in cache]
+    member, name = first.member, first.spec.name
+    raws = [d.raws[name] for d in cache]
+    gts = [d.gt for d in cache]
+    types = [d.record.cell_type for d in cache]
     pcfg = member.cfg["postprocess"]
     start = PostprocessParams.from_config(pcfg)
 
@@ -184,11 +217,11 @@ def score_setup1(first: EnsembleMember, cache, held=()) -> dict:
     result = {"kaggle_fit": float(np.mean(per_image)),
               "kaggle_crossfit": float(np.mean(cross)) if cross else float("nan"),
               "kaggle_run_params": float(np.mean(score(every, member.params))),
-              "per_type": per_type, "member": first.spec.name}
+              "per_type": per_type, "member": name}
     if held:
         result["kaggle_heldout"] = float(np.mean(
-            [kaggle_score(instances_to_idmap(member.finalize(member.raw(im), tuned)), gt)
-             for _, im, gt, _ in held]))
+            [kaggle_score(instances_to_idmap(member.finalize(d.raws[name], tuned)), d.gt)
+             for d in held]))
     return result
 
 
@@ -219,10 +252,10 @@ def _absolute_runs(manifest: Manifest) -> Manifest:
     return manifest
 
 
-def _overlays(out_dir: Path, first, setups, instance: EnsembleMember, ens) -> None:
-    rec, image, gt, _ = first
+def _overlays(out_dir: Path, first: Detected, setups, instance: EnsembleMember, ens) -> None:
+    rec, image, gt = first.record, first.image, first.gt
     save_overlay(out_dir / "overlays" / f"{rec.image_id}_setup1_nms.png", image,
-                 instance.member.instances(image), gt)
+                 _alone(instance, first), gt)
     for setup, (images, fit) in setups.items():
         params = params_for(fit["thresholds"], images[0].cell_type)
         inst = finalize(images[0].raw, fit["weights"], params)

@@ -13,8 +13,11 @@ manifest check and the ensemble look kinds up in :data:`MEMBERS` (the core's mem
 
 from __future__ import annotations
 
+import hashlib
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import lightning as L
@@ -30,6 +33,40 @@ from ensemblab.projects.sartorius_cells.data import CellRecord
 from ensemblab.projects.sartorius_cells.structures import Instances
 
 MEMBER_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "members"
+
+
+class ImageMemo:
+    """The last ``size`` results of a per-image computation, keyed by the image's pixels.
+
+    An ensemble asks one member about the same image several times: its boxes for the fusion,
+    then its masks on the fused windows, once per set-up and flip. A member that memoises its
+    network pass runs it once per image and flip; only ``size`` results are held, so memory
+    does not grow with the number of images predicted.
+    """
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+
+    @staticmethod
+    def key(image: np.ndarray) -> tuple:
+        image = np.ascontiguousarray(image)
+        return image.shape, image.dtype.str, hashlib.blake2b(image.data, digest_size=16).digest()
+
+    def get(self, image: np.ndarray, compute: Callable[[], object]):
+        """The memoised result for ``image``, computed (and the oldest one dropped) if new."""
+        key = self.key(image)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = compute()
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return value
+
+    def clear(self) -> None:
+        self._items.clear()
 
 
 class LoadedMember:

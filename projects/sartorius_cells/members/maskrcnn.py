@@ -32,8 +32,10 @@ from ensemblab.io import write_json
 from ensemblab.metrics.instance import kaggle_score
 from ensemblab.projects.sartorius_cells.data import CellRecord, split_records
 from ensemblab.projects.sartorius_cells.detectron2.commands import detectron2_member
+from ensemblab.projects.sartorius_cells.detectron2.model import is_detectron2_model
 from ensemblab.projects.sartorius_cells.evaluation import score_instances
 from ensemblab.projects.sartorius_cells.members.base import (
+    ImageMemo,
     LoadedMember,
     MemberKind,
     member_trainer,
@@ -45,6 +47,7 @@ from ensemblab.projects.sartorius_cells.members.maskrcnn_model import (
     INPUT_NORMS,
     MASK_LOGIT_INITS,
     build_maskrcnn,
+    predict_features,
     predict_images,
     window_probs,
 )
@@ -154,10 +157,21 @@ class LoadedMaskRCNN(LoadedMember):
         super().__init__(kind, net, cfg, device)
         self.params = params
         self.image_size = int(cfg["model"]["image_size"])
+        # one backbone pass per image and flip serves raw() and window_probs() (see ImageMemo)
+        self._features = ImageMemo(2)
+        self._raw = ImageMemo(2)
+
+    def features(self, image: np.ndarray):
+        """The backbone's ``(ImageList, FPN features)`` of uint8 ``[H, W]`` (memoised)."""
+        return self._features.get(image, lambda: predict_features(
+            self.net, [image], self.image_size, self.device))
 
     def raw(self, image: np.ndarray) -> Instances:
         """Detections before post-processing (probability crops on integer boxes)."""
-        return predict_images(self.net, [image], self.image_size, self.device)[0]
+        if is_detectron2_model(self.net):  # detectron2's own resize and transform
+            return predict_images(self.net, [image], self.image_size, self.device)[0]
+        return self._raw.get(image, lambda: predict_images(
+            self.net, [image], self.image_size, self.device, features=self.features(image))[0])
 
     def finalize(self, raw: Instances, params: ParamsByType | None = None) -> Instances:
         """Post-process with the thresholds of the image's (predicted) cell type."""
@@ -172,7 +186,11 @@ class LoadedMaskRCNN(LoadedMember):
         return raw.boxes, raw.scores, raw.labels
 
     def window_probs(self, image, boxes, labels, windows):
-        return window_probs(self.net, image, windows, labels, self.image_size, self.device)
+        if len(windows) == 0:
+            return []
+        features = None if is_detectron2_model(self.net) else self.features(image)
+        return window_probs(self.net, image, windows, labels, self.image_size, self.device,
+                            features=features)
 
     def use_precision(self, precision: str) -> None:
         """``bf16``: convert the network to the fast path in place
@@ -180,6 +198,8 @@ class LoadedMaskRCNN(LoadedMember):
         RoIAlign, NMS and mask pasting in float32)."""
         if check_precision(precision) == "bf16":
             self.net = to_bf16(self.net)
+            self._features.clear()
+            self._raw.clear()
 
 
 @register_member("maskrcnn")

@@ -270,6 +270,18 @@ def image_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
 
 
 @torch.no_grad()
+def predict_features(model: MaskRCNN, images: list[np.ndarray], image_size: int,
+                     device: torch.device | str = "cpu"):
+    """:func:`image_features` as :func:`predict_images` computes them (no gradients; fp16
+    autocast on CUDA): what both it and :func:`window_probs` accept as ``features``, so one
+    backbone pass serves an image's detections and its masks on other windows."""
+    device = torch.device(device)
+    model.eval().to(device)
+    with torch.autocast(device.type, enabled=device.type == "cuda"):
+        return image_features(model, images, image_size, device)
+
+
+@torch.no_grad()
 def mask_probabilities(model: MaskRCNN, features: dict[str, torch.Tensor], boxes: torch.Tensor,
                        labels: torch.Tensor, image_size: tuple[int, int], chunk: int = 200
                        ) -> torch.Tensor:
@@ -292,7 +304,8 @@ def mask_probabilities(model: MaskRCNN, features: dict[str, torch.Tensor], boxes
 
 @torch.no_grad()
 def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
-                   device: torch.device | str = "cpu", chunk: int = 200) -> list[Instances]:
+                   device: torch.device | str = "cpu", chunk: int = 200,
+                   features=None) -> list[Instances]:
     """Raw detections (before post-processing) of grayscale images, in their own pixels.
 
     Args:
@@ -302,6 +315,8 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
         image_size: the longer side the model was trained at.
         device: where to run; AMP (fp16 autocast) is used on CUDA.
         chunk: detections per mask-head call (bounds the activations on dense images).
+        features: :func:`predict_features` of ``images`` when the caller has them (not for
+            a detectron2-imported model).
 
     Returns:
         One :class:`Instances` per image with float16 probability crops on integer boxes.
@@ -311,7 +326,7 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
     device = torch.device(device)
     model.eval().to(device)
     with torch.autocast(device.type, enabled=device.type == "cuda"):
-        batch, features = image_features(model, images, image_size, device)
+        batch, features = features or image_features(model, images, image_size, device)
         proposals, _ = model.rpn(batch, features)
         heads = model.roi_heads
         pool, heads.mask_roi_pool = heads.mask_roi_pool, None  # boxes only; masks below
@@ -337,8 +352,8 @@ def predict_images(model: MaskRCNN, images: list[np.ndarray], image_size: int,
 
 @torch.no_grad()
 def window_probs(model: MaskRCNN, image: np.ndarray, windows: np.ndarray, labels: np.ndarray,
-                 image_size: int, device: torch.device | str = "cpu", chunk: int = 256
-                 ) -> list[np.ndarray]:
+                 image_size: int, device: torch.device | str = "cpu", chunk: int = 256,
+                 features=None) -> list[np.ndarray]:
     """The mask head run on given windows (not on the model's own detections).
 
     The image goes through the model's own resize and transform; the windows are scaled into
@@ -353,6 +368,7 @@ def window_probs(model: MaskRCNN, image: np.ndarray, windows: np.ndarray, labels
         image_size: the longer side the model was trained at.
         device: where the model lives.
         chunk: windows per mask-head call.
+        features: :func:`predict_features` of ``[image]`` when the caller has them.
 
     Returns:
         float32 crops ``[y1 - y0, x1 - x0]``, one per window.
@@ -360,7 +376,7 @@ def window_probs(model: MaskRCNN, image: np.ndarray, windows: np.ndarray, labels
     if len(windows) == 0:
         return []
     h, w = image.shape
-    batch, features = image_features(model, [image], image_size, device)
+    batch, features = features or image_features(model, [image], image_size, device)
     th, tw = batch.image_sizes[0]
     rois = torch.as_tensor(windows, dtype=torch.float32, device=device) * torch.tensor(
         [tw / w, th / h, tw / w, th / h], device=device)

@@ -30,6 +30,7 @@ from ensemblab.ensemble.crops import window_of
 from ensemblab.projects.sartorius_cells.data import split_records
 from ensemblab.projects.sartorius_cells.evaluation import score_instances
 from ensemblab.projects.sartorius_cells.members.base import (
+    ImageMemo,
     LoadedMember,
     MemberKind,
     member_trainer,
@@ -183,9 +184,14 @@ class UperNetMember(MemberKind):
 class LoadedUperNetFull(LoadedMember):
     """Full-image mode: class probabilities of the whole image."""
 
+    def __init__(self, kind, net, cfg, device):
+        super().__init__(kind, net, cfg, device)
+        self._probabilities = ImageMemo(2)  # one pass per image and flip (see ImageMemo)
+
     def probabilities(self, image: np.ndarray) -> np.ndarray:
-        """float32 ``[C, H, W]`` (0 background, 1 cell, 2 border)."""
-        return predict_full(self.net, image, self.device, int(self.cfg["model"]["size"]))
+        """float32 ``[C, H, W]`` (0 background, 1 cell, 2 border), memoised."""
+        return self._probabilities.get(image, lambda: predict_full(
+            self.net, image, self.device, int(self.cfg["model"]["size"])))
 
     def window_probs(self, image, boxes, labels, windows):
         cell = 1.0 - self.probabilities(image)[0]
