@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ensemblab.cli_common import ALL_ITEMS, HELD_OUT_SPLIT, resolve_split, scored_items_line
-from ensemblab.config import check_choices, find_config, load_config
+from ensemblab.config import check_choices, find_config, load_config, load_run_config
 from ensemblab.engine import prepare_run_dir, write_run_record
 from ensemblab.engine.predict_ddp import processes, rank_device
 from ensemblab.ensemble.manifest import Manifest
@@ -289,6 +289,37 @@ def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | Non
     return 1 if problems else 0
 
 
+def _flat(cfg: dict, prefix: str = "") -> dict[str, object]:
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_finished(spec, run: Path) -> None:
+    """A finished run is reused only if it trained with the settings the manifest gives now
+    (its ``config`` with its overrides); keys left empty there (``null``: the data folder, the
+    class list) are filled in at training and not compared.
+
+    Raises:
+        ConfigError: naming the member, the run and the first keys that differ.
+    """
+    if not spec.config or not (run / "config.yaml").is_file():
+        return
+    config, *overrides = shlex.split(spec.config)
+    wanted = _flat(load_config(resolve_config(config), overrides))
+    saved = _flat(load_run_config(run))
+    changed = [k for k, v in wanted.items() if v is not None and saved.get(k) != v]
+    if changed:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in changed[:3])
+        raise ConfigError(f"member {spec.name!r}: {run} finished with other settings than "
+                          f"{spec.config!r} gives now ({shown}); give another --out or remove "
+                          "that run to retrain it")
+
+
 def train_missing_members(manifest: Manifest, data: str | Path, device: str = "auto",
                           progress_bar: bool = True, jobs: int = 1) -> list[str]:
     """Train every member whose run has not finished (no ``train_time.json``) with the
@@ -310,6 +341,7 @@ def train_missing_members(manifest: Manifest, data: str | Path, device: str = "a
     for spec in manifest.members:
         run = manifest.run_path(spec)
         if (run / TRAIN_TIME_FILE).is_file():
+            _check_finished(spec, run)
             continue
         if not spec.config:
             raise ConfigError(f"member {spec.name!r}: {run} holds no finished run and the "

@@ -181,6 +181,37 @@ def test_an_output_folder_keeps_the_overrides_its_members_trained_with(tmp_path)
     manifest = resolve_manifest("usiigaci_ensemble")
     member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set1]"])
     member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set1]"])  # the same: resumes
-    with pytest.raises(ConfigError, match=r"manifest_members.yaml: member 'upernet_full' was "
+    with pytest.raises(ConfigError, match=r"manifest_members.yaml: member 'maskrcnn_lite0' was "
                                           r"trained there with .*test_ids=\[set1\]"):
         member_manifest(manifest, tmp_path, 0, ["data.split.test_ids=[set2]"])
+
+
+def test_a_finished_member_trained_with_other_settings_is_not_reused(tmp_path, capsys):
+    """A member's YAML edited after its run finished (here: fewer epochs) would otherwise be
+    scored with the old run under the new settings' name."""
+    import yaml
+
+    from ensemblab.cli import main
+    from ensemblab.projects.sartorius_cells.commands import (
+        load_config,
+        member_manifest,
+        resolve_config,
+        resolve_manifest,
+    )
+    from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
+
+    manifest = read_manifest(member_manifest(resolve_manifest("usiigaci_ensemble"), tmp_path, 0))
+    for m in manifest.members:  # finished runs with the settings the manifest gives
+        name, *overrides = m.config.split()
+        cfg = load_config(resolve_config(name), overrides)
+        cfg["data"]["root"] = str(tmp_path)  # filled in at training: not compared
+        if m.name == "upernet_full":
+            cfg["train"]["epochs"] += 40
+        (tmp_path / m.run).mkdir(parents=True, exist_ok=True)
+        (tmp_path / m.run / "config.yaml").write_text(yaml.safe_dump(cfg))
+        (tmp_path / m.run / "train_time.json").write_text("{}")
+    code = main(["sartorius_cells", "ensemble", "--manifest", "usiigaci_ensemble", "--data",
+                 str(tmp_path), "--out", str(tmp_path), "--seed", "0"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1
+    assert "member 'upernet_full'" in err and "train.epochs" in err
