@@ -69,3 +69,5 @@ def test_memoised_raw_and_window_probs_equal_the_direct_pass(member):
                              window_probs(member.net, image, windows, labels, 96)):
             np.testing.assert_array_equal(got, want)
     assert len(member._features._items) == 2 and len(member._raw._items) == 2
+    member.forget()
+    assert not member._features._items and not member._raw._items

@@ -117,6 +117,12 @@ class LoadedMember:
         raise ConfigError(f"a {self.kind.name} member cannot segment an image alone; use it "
                           "in an ensemble (ensemble / submit --manifest)")
 
+    def forget(self) -> None:
+        """Drop every memoised network pass (:class:`ImageMemo` attributes)."""
+        for value in vars(self).values():
+            if isinstance(value, ImageMemo):
+                value.clear()
+
     def use_precision(self, precision: str) -> None:
         """Predict in ``precision`` from now on: ``fp32`` (the exact path) or ``bf16`` (kinds
         with a bf16 fast path, the Mask R-CNN members)."""

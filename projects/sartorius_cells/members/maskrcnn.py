@@ -198,8 +198,7 @@ class LoadedMaskRCNN(LoadedMember):
         RoIAlign, NMS and mask pasting in float32)."""
         if check_precision(precision) == "bf16":
             self.net = to_bf16(self.net)
-            self._features.clear()
-            self._raw.clear()
+            self.forget()
 
 
 @register_member("maskrcnn")
