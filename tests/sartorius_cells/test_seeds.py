@@ -64,8 +64,8 @@ def test_seeds_tabulate_set_ups_members_and_the_paired_gain(tmp_path, capsys):
            "0.277 ± 0.042 | 0.247 ± 0.042 |" in text
     assert "| mrcnn | 0.250 ± 0.010 | 0.200 ± 0.010 | 0.250 ± 0.000 | 0.600 ± 0.000 | " \
            "10.0 ± 0.0 |" in text
-    assert "Held-out images per seed: seed 0: set1; seed 1: set2; seed 2: set3." in text
-    assert "Validation images per seed: seed 0: set5; seed 1: set6; seed 2: set7." in text
+    assert "Held-out images per seed: s0: set1; s1: set2; s2: set3." in text
+    assert "Validation images per seed: s0: set5; s1: set6; s2: set7." in text
     assert text in capsys.readouterr().out
 
 

@@ -104,8 +104,8 @@ def seed_summary(ensemble_dirs: Sequence[str | Path], out_dir: str | Path) -> di
                 + ", ".join(f"{label} {mean_std(gain[k])}" for k, label in COLUMNS
                             if gain[k]) + ".")
     def folds(groups: list[list[str]]) -> str:
-        return "; ".join(f"seed {i}: {', '.join(ids) if ids else 'none'}"
-                         for i, ids in enumerate(groups))
+        return "; ".join(f"{Path(folder).name}: {', '.join(ids) if ids else 'none'}"
+                         for folder, ids in zip(ensemble_dirs, groups))
 
     text = "\n\n".join([
         f"## The ensemble over {len(per_seed)} seeds (Kaggle score, mean ± std)",
