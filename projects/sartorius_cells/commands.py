@@ -41,6 +41,7 @@ from ensemblab.projects.sartorius_cells.detectron2.coco_results import (
     coco_image_id,
     instances_to_coco,
 )
+from ensemblab.projects.sartorius_cells.detectron2.config import flatten
 from ensemblab.projects.sartorius_cells.ensemble.consensus import read_manifest
 from ensemblab.projects.sartorius_cells.ensemble.setups import run_ensemble, submit_ensemble
 from ensemblab.projects.sartorius_cells.members import load_member, member_kind, resolve_classes
@@ -289,16 +290,6 @@ def validate(csv: str | Path, images: str | Path | None, sizes: str | Path | Non
     return 1 if problems else 0
 
 
-def _flat(cfg: dict, prefix: str = "") -> dict[str, object]:
-    out = {}
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def _check_finished(spec, run: Path) -> None:
     """A finished run is reused only if it trained with the settings the manifest gives now
     (its ``config`` with its overrides); keys left empty there (``null``: the data folder, the
@@ -310,8 +301,8 @@ def _check_finished(spec, run: Path) -> None:
     if not spec.config or not (run / "config.yaml").is_file():
         return
     config, *overrides = shlex.split(spec.config)
-    wanted = _flat(load_config(resolve_config(config), overrides))
-    saved = _flat(load_run_config(run))
+    wanted = flatten(load_config(resolve_config(config), overrides))
+    saved = flatten(load_run_config(run))
     changed = [k for k, v in wanted.items() if v is not None and saved.get(k) != v]
     if changed:
         shown = ", ".join(f"{k}: {saved.get(k)!r} there, {wanted[k]!r} now" for k in changed[:3])
