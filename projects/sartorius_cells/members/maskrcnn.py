@@ -162,14 +162,15 @@ class LoadedMaskRCNN(LoadedMember):
         self._raw = ImageMemo(2)
 
     def features(self, image: np.ndarray):
-        """The backbone's ``(ImageList, FPN features)`` of uint8 ``[H, W]`` (memoised)."""
+        """The backbone's ``(ImageList, FPN features)`` of uint8 ``[H, W]`` (memoised);
+        ``None`` for a detectron2-imported model, which predicts through its own resize."""
+        if is_detectron2_model(self.net):
+            return None
         return self._features.get(image, lambda: predict_features(
             self.net, [image], self.image_size, self.device))
 
     def raw(self, image: np.ndarray) -> Instances:
         """Detections before post-processing (probability crops on integer boxes)."""
-        if is_detectron2_model(self.net):  # detectron2's own resize and transform
-            return predict_images(self.net, [image], self.image_size, self.device)[0]
         return self._raw.get(image, lambda: predict_images(
             self.net, [image], self.image_size, self.device, features=self.features(image))[0])
 
@@ -188,9 +189,8 @@ class LoadedMaskRCNN(LoadedMember):
     def window_probs(self, image, boxes, labels, windows):
         if len(windows) == 0:
             return []
-        features = None if is_detectron2_model(self.net) else self.features(image)
         return window_probs(self.net, image, windows, labels, self.image_size, self.device,
-                            features=features)
+                            features=self.features(image))
 
     def use_precision(self, precision: str) -> None:
         """``bf16``: convert the network to the fast path in place
